@@ -1,0 +1,318 @@
+/*
+ * mproc: Python's multiprocessing.Pool, in C.
+ *
+ * Map a function over an array in parallel, on a pool of worker processes
+ * (isolated: a crash or a hang costs one item) or worker threads (shared
+ * memory, lowest overhead), with results in order, a code per item, and
+ * reductions, shared memory and asynchronous maps.
+ *
+ *     static int square(const void *in, void *out, void *arg)
+ *     {
+ *         *(long *)out = *(const long *)in * *(const long *)in;
+ *         return 0;
+ *     }
+ *
+ *     mproc_pool *pool;
+ *     mproc_pool_open(&pool, NULL);              // processes, one per CPU
+ *     int failed = MPROC_MAP(pool, square, in, out, n);
+ *     mproc_pool_close(pool);
+ *
+ * Conventions, as in every function below:
+ * - A call that can fail returns 0 (or a count) on success and a negative
+ *   code on failure: -errno for system conditions (MPROC_EINVAL == -EINVAL),
+ *   or one of the library's own codes below. mproc_strerror() names each.
+ * - A call that fails with a negative code has changed nothing: no item ran,
+ *   no memory or process is left behind.
+ * - Destroying functions accept NULL.
+ */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include <errno.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(MPROC_STATIC)
+#define MPROC_API __attribute__((visibility("default")))
+#else
+#define MPROC_API
+#endif
+
+/*
+ * Codes. System conditions keep their errno value, negated. The library's own
+ * codes sit in a reserved range below -5000, outside every errno.
+ *
+ * Item codes (written to mproc_job.status) are the function's own return
+ * value, or one of MPROC_ECRASHED, MPROC_ETIMEDOUT, MPROC_ECANCELED. A
+ * function's own codes should be positive so that they never collide.
+ */
+enum {
+    MPROC_EPERM = -EPERM,         /* pool used from a process that did not open it */
+    MPROC_EAGAIN = -EAGAIN,       /* the system refused a process or thread */
+    MPROC_ENOMEM = -ENOMEM,       /* out of memory, or the staging area is full */
+    MPROC_EINVAL = -EINVAL,       /* a bad argument */
+    MPROC_EDEADLK = -EDEADLK,     /* called from a worker of the same pool */
+
+    MPROC_ECRASHED = -5001,       /* item: its worker died (signal, _exit, OOM) */
+    MPROC_ETIMEDOUT = -5002,      /* item: ran past options.timeout and was killed;
+                                     call: a wait ran out of time */
+    MPROC_ECANCELED = -5003,      /* item: cancelled before it started */
+    MPROC_EOF = -5004,            /* mproc_task_next: every item was handed out */
+    MPROC_ENOTSUP = -5005,        /* option or kind this pool cannot do */
+    MPROC_EINIT = -5006,          /* options.init returned nonzero in a worker */
+    MPROC_EBROKEN = -5007         /* the pool's supervisor died; close the pool */
+};
+
+/*
+ * The function applied to each item. It reads one item at `in` and writes one
+ * result at `out` (NULL when the job has out_size 0), and returns 0 or its own
+ * code, stored as the item's status. `arg` is the job's arg.
+ *
+ * In a process pool, `in`, `out` and `arg` point into memory the worker sees
+ * (the caller's data is copied there, unless it already lives in the shared
+ * arena). In a thread pool they point at the caller's own memory.
+ */
+typedef int (*mproc_fn)(const void *in, void *out, void *arg);
+
+typedef struct mproc_pool mproc_pool;
+typedef struct mproc_task mproc_task;
+
+typedef enum mproc_kind {
+    /* Worker processes, forked when the pool opens. Each sees the program's
+       globals as they were at that moment, never changes made afterwards by
+       the caller or by other workers. A crash, an abort or a hang (with
+       options.timeout) costs the item that caused it; the worker is replaced.
+       Item data is copied to and from memory the workers share. */
+    MPROC_PROCESSES = 0,
+    /* Worker threads of the caller's process: shared address space, lowest
+       overhead, no isolation (a crash ends the program). CPU-bound items run
+       truly in parallel. */
+    MPROC_THREADS = 1,
+    /* Workers are the other ranks of MPI_COMM_WORLD. This build has no MPI
+       backend: mproc_pool_open returns MPROC_ENOTSUP for it. */
+    MPROC_MPI = 2
+} mproc_kind;
+
+/*
+ * Pool options. All-zero means defaults; a NULL pointer means all-zero.
+ */
+typedef struct mproc_options {
+    /* Kind of worker; MPROC_PROCESSES when zero. */
+    mproc_kind kind;
+    /* Number of workers, 1 to 1024; 0: the CPUs this process may use (its
+       affinity mask, lowered to its cgroup's CPU quota where one is set).
+       More workers than CPUs is allowed and useful for items that wait. */
+    int workers;
+    /* Seconds one item may run; 0: no limit. A process worker running an
+       item past its limit is killed, the item marked MPROC_ETIMEDOUT and the
+       worker replaced. Threads cannot be killed safely: a thread pool refuses
+       a nonzero timeout with MPROC_ENOTSUP. Negative, NaN, infinite or above
+       one year: MPROC_EINVAL. */
+    double timeout;
+    /* Items a process worker runs before it is replaced by a fresh one (for
+       code that leaks); 0: never. Thread pools refuse it with
+       MPROC_ENOTSUP. */
+    unsigned long max_items;
+    /* Bytes reserved for mproc_shared_alloc. Address space is reserved at
+       open; memory is committed only as it is touched. 0: no arena. */
+    size_t shared_size;
+    /* Called once in each worker as it starts, before any item, also in a
+       worker that replaces another. A nonzero return during
+       mproc_pool_open fails the open with MPROC_EINIT. */
+    int (*init)(void *arg);
+    /* Passed to init. */
+    void *init_arg;
+} mproc_options;
+
+/*
+ * A job: fn applied to n items. Item i is read at in + i*in_size and its
+ * result written at out + i*out_size. The caller's buffers must stay valid
+ * and untouched until the job is finished (mproc_map returns, or
+ * mproc_task_wait / mproc_task_next hands the results back).
+ */
+typedef struct mproc_job {
+    mproc_fn fn;           /* required */
+    const void *in;        /* n items; may be NULL only if n is 0 or in_size is 0 */
+    size_t in_size;        /* bytes per item; fn gets NULL `in` when 0 */
+    void *out;             /* n results; NULL: results are not kept (with reduce,
+                              fn writes into a per-worker scratch) */
+    size_t out_size;       /* bytes per result; fn gets NULL `out` when 0 */
+    size_t n;              /* number of items, at most 2^39 */
+    /* Passed to every call of fn. With arg_size > 0, the arg_size bytes at
+       arg are copied once per job where workers cannot see them (process
+       pools), so the caller may reuse them at once. With arg_size 0 the
+       pointer is passed as is: valid in threads, for memory in the shared
+       arena, and for memory that existed, unchanged, when the pool opened. */
+    void *arg;
+    size_t arg_size;
+    size_t chunk;          /* items per claim; 0: automatic (guided, sized from
+                              measured item cost) */
+    int *status;           /* optional: n item codes (0, fn's code, or
+                              MPROC_ECRASHED / MPROC_ETIMEDOUT / MPROC_ECANCELED) */
+    /* Optional fold: results are folded into acc, which holds out_size bytes:
+       the identity on entry, the total when the job finishes. Each worker
+       folds its own results into a private partial; the caller then folds
+       the partials into acc, so reduce must be associative and commutative.
+       reduce(acc, result, arg) must not fail. */
+    void (*reduce)(void *acc, const void *result, void *arg);
+    void *acc;
+    /* Optional: n wait statuses. For an item marked MPROC_ECRASHED or
+       MPROC_ETIMEDOUT, how its worker ended, as waitpid(2) reports it: test
+       with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS. 0 for every other
+       item. */
+    int *wstatus;
+} mproc_job;
+
+/*
+ * Open a pool of workers. `opt` may be NULL (defaults). On success *pool is
+ * the new pool and the call returns 0 once every worker has run init and is
+ * ready. A process pool flushes stdio (fflush(NULL)) before it forks, so that
+ * buffered output is not written twice.
+ *
+ * Thread-safe: several pools, of any kinds, may be open at once, opened from
+ * any thread.
+ *
+ * Returns 0, or:
+ *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
+ *                  negative/NaN/too large
+ *   MPROC_ENOTSUP  kind MPROC_MPI, or timeout / max_items with threads
+ *   MPROC_EINIT    init returned nonzero in a worker
+ *   MPROC_ECRASHED a worker died during init
+ *   MPROC_ENOMEM, MPROC_EAGAIN, other -errno: the system refused memory,
+ *                  a process or a thread
+ */
+MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
+
+/*
+ * Close a pool: cancel what is still queued (unstarted items are marked
+ * MPROC_ECANCELED), wait for running items to finish (set options.timeout to
+ * bound that), stop the workers and release everything. Tasks not yet freed
+ * stay valid for mproc_task_wait/next/progress/free, which then see the final
+ * state. Must not run concurrently with other calls on the same pool.
+ *
+ * Returns 0, MPROC_EINVAL from a worker of this pool, or MPROC_EPERM in a
+ * process that did not open the pool. NULL is a no-op returning 0.
+ */
+MPROC_API int mproc_pool_close(mproc_pool *pool);
+
+/* Number of workers, or MPROC_EINVAL for NULL. Thread-safe. */
+MPROC_API int mproc_pool_size(const mproc_pool *pool);
+
+/*
+ * Apply job->fn to job->n items, in parallel, and return when all are done,
+ * results in place and in order. Same as mproc_submit + mproc_task_wait.
+ *
+ * Thread-safe: several threads may map on one pool at once; their jobs queue
+ * in the order submitted and run with no worker idle while any has items.
+ *
+ * Returns 0 if every item returned 0; > 0, the number of items whose code is
+ * nonzero (see job->status); or, with nothing run:
+ *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
+ *                  n > 2^39; n * in_size or n * out_size overflows; reduce
+ *                  without acc or out_size; acc without reduce
+ *   MPROC_EDEADLK  called from inside a worker of this pool
+ *   MPROC_EPERM    called in a process that did not open the pool
+ *   MPROC_ENOMEM   the copies of the data do not fit in memory
+ *   MPROC_EBROKEN  the pool's supervisor died
+ */
+MPROC_API int mproc_map(mproc_pool *pool, const mproc_job *job);
+
+/*
+ * Queue a job and return at once with *task, which the caller must free with
+ * mproc_task_free. The job struct itself may be reused at once; the buffers it
+ * points to must stay valid until the task is waited for (or freed).
+ * Errors as mproc_map, plus MPROC_EINVAL for NULL task.
+ */
+MPROC_API int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task);
+
+/*
+ * Wait until every item of the task is done, then return as mproc_map would
+ * (0, or the number of failed items), with results, statuses and the reduced
+ * acc in the caller's buffers. `timeout` is in seconds; a negative timeout
+ * waits for ever. May be called again after it returned.
+ *
+ * Returns that count, or MPROC_ETIMEDOUT (nothing lost: wait again),
+ * MPROC_EINVAL (NULL task, NaN timeout), MPROC_EBROKEN.
+ * A task may be waited on by one thread at a time.
+ */
+MPROC_API int mproc_task_wait(mproc_task *task, double timeout);
+
+/*
+ * Hand back one finished item: *index is set to an item whose result and
+ * status are in the caller's buffers, each item once, in the order items
+ * finish (items of one claimed chunk come back together, in index order).
+ * `timeout` as in mproc_task_wait.
+ *
+ * Returns 0 with *index set, MPROC_EOF when all items were handed out,
+ * MPROC_ETIMEDOUT, MPROC_EINVAL (NULL argument), MPROC_EBROKEN.
+ */
+MPROC_API int mproc_task_next(mproc_task *task, size_t *index, double timeout);
+
+/*
+ * Read how many items are finished (*done, any outcome) and the total (*n).
+ * Monotonic; callable from any thread while another waits. Either pointer
+ * may be NULL. Returns 0 or MPROC_EINVAL (NULL task).
+ */
+MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done, size_t *n);
+
+/*
+ * Cancel a task: items not yet started are marked MPROC_ECANCELED and never
+ * run; items running now finish. The task still has to be waited for (which
+ * returns soon) or freed. Returns 0 or MPROC_EINVAL (NULL task).
+ */
+MPROC_API int mproc_task_cancel(mproc_task *task);
+
+/*
+ * Free a task. An unfinished task is cancelled and waited for first, so that
+ * no worker touches the caller's buffers afterwards. NULL is a no-op.
+ */
+MPROC_API void mproc_task_free(mproc_task *task);
+
+/*
+ * Allocate size bytes, 64-byte aligned, in the pool's shared arena
+ * (options.shared_size). In a process pool the memory is mapped at the same
+ * address in the caller and in every worker, replacements included, so
+ * pointers into it are valid everywhere, C11 atomics on it work across
+ * processes, and a job whose in, out, status or arg lie in it is run with no
+ * copy. In a thread pool it is ordinary memory with the same contract.
+ * Memory is zero when first handed out.
+ *
+ * Call from the process that opened the pool (any thread); not from inside
+ * a process worker. Returns NULL with errno set: EINVAL (NULL pool, size 0),
+ * ENOMEM (the arena is exhausted; no block is that large), EPERM (called in
+ * another process).
+ */
+MPROC_API void *mproc_shared_alloc(mproc_pool *pool, size_t size);
+
+/* Return a block to the arena; neighbouring free blocks coalesce. NULL is a
+   no-op; a pointer not from mproc_shared_alloc of this pool is ignored. */
+MPROC_API void mproc_shared_free(mproc_pool *pool, void *p);
+
+/* 0..size-1 inside a worker (in fn and init), -1 elsewhere. A replacement
+   worker takes the number of the worker it replaces. */
+MPROC_API int mproc_worker_id(void);
+
+/* A static, human-readable name for any code this library returns, for any
+   -errno, and for 0. Never NULL. */
+MPROC_API const char *mproc_strerror(int code);
+
+/*
+ * Map with sizes taken from the pointed-to types:
+ *     int failed = MPROC_MAP(pool, fn, in, out, n);
+ */
+#define MPROC_MAP(pool_, fn_, in_, out_, n_)                                  \
+    mproc_map((pool_), &(const mproc_job){.fn = (fn_),                        \
+                                          .in = (in_),                        \
+                                          .in_size = sizeof *(in_),           \
+                                          .out = (out_),                      \
+                                          .out_size = sizeof *(out_),         \
+                                          .n = (n_)})
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPROC_H */

@@ -1,0 +1,778 @@
+/*
+ * The job board: one scheduler for thread and process workers.
+ *
+ * Who runs here: workers (threads of the caller, or processes forked by the
+ * supervisor), the caller when it posts, waits or cancels, and for process
+ * pools the supervisor when a worker dies. All of them share the board
+ * (ordinary memory for threads, the shared region for processes) and nothing
+ * else; no lock is ever taken on it.
+ *
+ * Posting. The caller fills a job slot, publishes it by storing its id and
+ * then advancing `tail`, and bumps `epoch`, waking sleepers. A job is claimed
+ * in chunks: a worker adds the chunk length to the job's `claim` counter with
+ * one fetch-add and owns the items it skipped over. Chunk lengths are guided
+ * (about remaining / 2 workers) and capped by time: each worker measures what
+ * an item costs it and claims about 100 us of work, so tiny items come in
+ * large chunks, slow ones one by one, and the tail stays balanced. Results are
+ * written in place. Finishing a chunk is a second fetch-add, on the job's
+ * `fin` word, which counts the items done and reserves the chunk's record in
+ * the job's log; the record is then sealed with the job's tag. The finisher
+ * that brings the count to n (or any, when a waiter wants every record) bumps
+ * the job's `bell` and wakes the caller. Per item there is no atomic, no
+ * system call and no lock; per chunk, two fetch-adds.
+ *
+ * Recycling. A job slot is reused for the job RING positions later once its
+ * job is done and harvested. A worker may still be about to claim from it:
+ * the counter carries a generation (position / RING) next to the index, and
+ * after its fetch-add the claimer validates, seqlock-style against `id`, that
+ * the slot still holds the job of that generation and that its index is
+ * below that job's n. A claimer that holds items of a job keeps that job from
+ * completing, so its slot cannot be recycled under it; a claimer that got
+ * nothing learns so and tries again.
+ *
+ * Crashes (process workers only). A worker publishes every step in its slot
+ * before taking it, so that the supervisor, which sees a death at once, knows
+ * what the dead worker held:
+ *
+ *   IDLE       holds nothing.
+ *   CLAIMING   about to fetch-add the claim counter of job slot `js`.
+ *   RUNNING    holds [start, end) of job `job`; items below commit >> 1 are
+ *              done (results, statuses and the partial fold written), the
+ *              item at commit >> 1 is running.
+ *   FINISHING  about to fetch-add `fin` for [start, end), `failed` of them
+ *              failed, then to seal the record.
+ *
+ * A death in RUNNING is exact: the done prefix gets its record, the running
+ * item is marked crashed (or timed out, if the supervisor condemned it), and
+ * the rest of the chunk is left in the slot for the worker that replaces the
+ * dead one ("inherit"). A death in CLAIMING or FINISHING falls between a
+ * fetch-add and the store that would have recorded its result, a window of a
+ * few instructions that only a kill from outside can hit. The supervisor then
+ * reconciles the job: once no live worker is inside such a window for it, a
+ * reserved but unsealed record can only be a dead finisher's (it is sealed on
+ * its behalf; a finisher with no hole never counted, and is finished anew),
+ * and an index below the claim counter that no record, no live chunk and no
+ * inherited range covers can only have been claimed by a dead claimer (the
+ * gap is given to that claimer's replacement). Every item is thus finished
+ * exactly once, whatever dies where.
+ *
+ * The state stores that open a window are seq_cst, as are the fetch-adds
+ * they guard: the supervisor reads the states with seq_cst loads, so if it
+ * sees a counter moved it also sees the state that announced the move.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TARGET_NS 100000 /* work per claim */
+#define SPIN_NS 50000    /* idle spin before sleeping */
+
+size_t mproc__board_size(int workers)
+{
+    return sizeof(struct mproc__board) +
+           (size_t)(workers + 1) * sizeof(struct mproc__slot);
+}
+
+void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
+                       uint64_t timeout_ns, unsigned long max_items)
+{
+    memset(b, 0, mproc__board_size(workers));
+    b->workers = workers;
+    b->isolated = isolated;
+    b->timeout_ns = timeout_ns;
+    b->max_items = max_items;
+    /* Spinning only pays when every worker can have a CPU of its own. */
+    b->spin = workers < mproc__cpu_count() + 1 ? SPIN_NS : 0;
+    for (int i = 0; i < MPROC__RING; i++)
+        atomic_init(&b->jobs[i].claim, MPROC__IDX_MASK);
+}
+
+/* ---- finishing ------------------------------------------------------- */
+
+void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
+                 uint64_t failed)
+{
+    if (r >= j->log_cap)
+        return;
+    uint64_t tag = mproc__tag(atomic_load_explicit(&j->id, memory_order_relaxed));
+    struct mproc__rec *rec = &j->log[r];
+    atomic_store_explicit(&rec->range, start | len << MPROC__IDX_BITS,
+                          memory_order_relaxed);
+    /* Release: pairs with the acquire load of the seal by whoever reads the
+       log (the caller, the supervisor); they then see the range, and the
+       results of its items, which were written before. */
+    atomic_store_explicit(&rec->seal,
+                          (failed & MPROC__MAX_LEN) | tag << 24 |
+                              (failed & MPROC__NORUN),
+                          memory_order_release);
+}
+
+static void ring(struct mproc__job *j, bool shared)
+{
+    /* Pairs with the fence in mproc__await between storing `want` and
+       reading the log: either the waiter sees this record sealed, or this
+       finisher sees the waiter's `want`. */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t want = atomic_load_explicit(&j->want, memory_order_relaxed);
+    if (!want)
+        return;
+    if (want < MPROC__WANT_EACH) {
+        uint64_t done = atomic_load_explicit(&j->fin, memory_order_relaxed) &
+                        MPROC__IDX_MASK;
+        if (done != atomic_load_explicit(&j->n, memory_order_relaxed))
+            return;
+    }
+    atomic_fetch_add_explicit(&j->bell, 1, memory_order_release);
+    mproc__futex_wake(&j->bell, INT_MAX, shared);
+}
+
+void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
+                   uint64_t failed, bool shared)
+{
+    uint64_t norun = failed & MPROC__NORUN;
+    failed &= ~MPROC__NORUN;
+    while (len) {
+        uint64_t piece = len < MPROC__MAX_LEN ? len : MPROC__MAX_LEN;
+        uint64_t f = failed < piece ? failed : piece;
+        /* seq_cst: see "Crashes" above. Also a release of the items'
+           results to whoever acquires the count. */
+        uint64_t old = atomic_fetch_add_explicit(&j->fin, MPROC__REC_ONE | piece,
+                                                 memory_order_seq_cst);
+        mproc__seal(j, old >> MPROC__IDX_BITS, start, piece, f | norun);
+        start += piece;
+        len -= piece;
+        failed -= f;
+    }
+    ring(j, shared);
+}
+
+void mproc__fail_range(struct mproc__job *j, uint64_t start, uint64_t len,
+                       int code, int wstatus, bool shared)
+{
+    for (uint64_t i = start; i < start + len; i++) {
+        if (j->status)
+            j->status[i] = code;
+        if (j->wstatus)
+            j->wstatus[i] = wstatus;
+    }
+    mproc__finish(j, start, len, len | MPROC__NORUN, shared);
+}
+
+/* ---- claiming -------------------------------------------------------- */
+
+struct claim {
+    struct mproc__job *j;
+    uint64_t id, start, end;
+};
+
+static uint64_t chunk_len(struct mproc__worker *wk, struct mproc__job *j,
+                          uint64_t id, uint64_t idx, uint64_t n)
+{
+    uint64_t k = atomic_load_explicit(&j->chunk, memory_order_relaxed);
+    if (!k) {
+        uint64_t w2 = 2 * (uint64_t)wk->b->workers;
+        uint64_t rem = n > idx ? n - idx : 1;
+        k = (rem + w2 - 1) / w2;
+        if (wk->est_id == id && wk->ns_per_item) {
+            uint64_t t = TARGET_NS * 16 / wk->ns_per_item;
+            uint64_t grow = wk->last_len * 8 + 1;
+            if (t > grow)
+                t = grow;
+            if (t < k)
+                k = t;
+        } else {
+            k = 1; /* first claim of this job here: measure one item */
+        }
+        /* Keep the number of records within the log. */
+        uint64_t least = (n + MPROC__LOG_MAX / 2 - 1) / (MPROC__LOG_MAX / 2);
+        if (k < least)
+            k = least;
+    }
+    if (k > MPROC__MAX_LEN)
+        k = MPROC__MAX_LEN;
+    if (k < 1)
+        k = 1;
+    if (wk->budget && k > wk->budget)
+        k = wk->budget;
+    return k;
+}
+
+static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
+                 struct claim *c)
+{
+    struct mproc__board *b = wk->b;
+    struct mproc__slot *s = &b->slots[wk->w];
+    struct mproc__job *j = &b->jobs[js];
+    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+    uint64_t k = chunk_len(wk, j, id, cl & MPROC__IDX_MASK,
+                           atomic_load_explicit(&j->n, memory_order_relaxed));
+
+    atomic_store_explicit(&s->js, js, memory_order_relaxed);
+    atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
+    uint64_t old = atomic_fetch_add_explicit(&j->claim, k, memory_order_seq_cst);
+
+    /* Whose items are these? Read the slot as a seqlock (see "Recycling"). */
+    uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
+    uint64_t i0 = old & MPROC__IDX_MASK;
+    if (!id1 || id1 != id2 || mproc__gen(id1 - 1) != old >> MPROC__IDX_BITS ||
+        i0 >= n) {
+        atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
+        return false;
+    }
+    uint64_t e = i0 + k < n ? i0 + k : n;
+    unsigned buf = 0;
+    if (j->reduce && b->isolated)
+        buf = atomic_load_explicit(&mproc__partial(j, wk->w)->buf,
+                                   memory_order_relaxed);
+    atomic_store_explicit(&s->job, id1, memory_order_relaxed);
+    atomic_store_explicit(&s->start, i0, memory_order_relaxed);
+    atomic_store_explicit(&s->end, e, memory_order_relaxed);
+    atomic_store_explicit(&s->failed, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->commit, i0 << 1 | buf, memory_order_relaxed);
+    atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
+    *c = (struct claim){.j = j, .id = id1, .start = i0, .end = e};
+    return true;
+}
+
+static bool exhausted(struct mproc__job *j, uint64_t p)
+{
+    /* A slot already holding a later job means this one is long done. */
+    if (atomic_load_explicit(&j->id, memory_order_acquire) != p + 1 ||
+        atomic_load_explicit(&j->cancel, memory_order_relaxed))
+        return true;
+    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+    return cl >> MPROC__IDX_BITS == mproc__gen(p) &&
+           (cl & MPROC__IDX_MASK) >= atomic_load_explicit(&j->n,
+                                                          memory_order_relaxed);
+}
+
+/* Find the oldest job with unclaimed items and claim a chunk of it. */
+static bool claim(struct mproc__worker *wk, struct claim *c)
+{
+    struct mproc__board *b = wk->b;
+    uint64_t h = atomic_load_explicit(&b->claim_head, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
+    for (uint64_t p = h; p < t; p++) {
+        uint32_t js = (uint32_t)(p % MPROC__RING);
+        struct mproc__job *j = &b->jobs[js];
+        if (!exhausted(j, p) && take(wk, js, p + 1, c))
+            return true;
+        /* Nothing left at the head: move the head on for everyone. On a lost
+           race h becomes the current head and the scan goes on. */
+        if (p == h && exhausted(j, p) &&
+            atomic_compare_exchange_strong_explicit(&b->claim_head, &h, h + 1,
+                                                    memory_order_release,
+                                                    memory_order_acquire))
+            h++;
+    }
+    return false;
+}
+
+/* ---- running --------------------------------------------------------- */
+
+static char *scratch(struct mproc__worker *wk, size_t size)
+{
+    if (wk->scratch_cap < size) {
+        char *p = realloc(wk->scratch, size);
+        if (!p)
+            abort(); /* a few bytes per result: cannot fail in practice */
+        wk->scratch = p;
+        wk->scratch_cap = size;
+    }
+    return wk->scratch;
+}
+
+static void condemned(void)
+{
+    /* The supervisor has judged this item late and is killing us; nothing
+       more of ours may reach the board. */
+    for (;;)
+        pause();
+}
+
+/*
+ * Run items [c->start, c->end) and return how many ran; the rest were
+ * cancelled before they started. Thread workers fold straight into their
+ * partial. Process workers make each item's effects durable before moving
+ * on (status, failed count, fold into the other partial buffer, then
+ * `commit`), so that a death anywhere loses only the item that was running.
+ */
+static uint64_t run(struct mproc__worker *wk, const struct claim *c,
+                    uint64_t *failedp)
+{
+    struct mproc__board *b = wk->b;
+    struct mproc__slot *s = &b->slots[wk->w];
+    struct mproc__job *j = c->j;
+    mproc_fn fn = j->fn;
+    void *arg = j->arg;
+    int *status = j->status;
+    void (*reduce)(void *, const void *, void *) = j->reduce;
+    size_t isz = j->in_size, osz = j->out_size;
+    const char *ip = j->in ? j->in + c->start * isz : NULL;
+    char *op = NULL;
+    size_t ostep = 0;
+    if (j->out) {
+        op = j->out + c->start * osz;
+        ostep = osz;
+    } else if (osz) {
+        op = scratch(wk, osz);
+    }
+    uint64_t failed = 0, i = c->start;
+
+    if (!b->isolated) {
+        char *acc = reduce ? mproc__partial_buf(j, wk->w, 0) : NULL;
+        for (; i < c->end; i++) {
+            if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
+                break;
+            int rc = fn(ip, op, arg);
+            if (status)
+                status[i] = rc;
+            failed += rc != 0;
+            if (reduce)
+                reduce(acc, op, arg);
+            ip += isz;
+            op += ostep;
+        }
+        *failedp = failed;
+        return i - c->start;
+    }
+
+    uint64_t limit = b->timeout_ns;
+    unsigned buf = (unsigned)(atomic_load_explicit(&s->commit,
+                                                   memory_order_relaxed) & 1);
+    for (; i < c->end; i++) {
+        if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
+            break;
+        uint64_t d = 0;
+        if (limit) {
+            d = mproc__now() + limit;
+            atomic_store_explicit(&s->deadline, d, memory_order_release);
+        }
+        int rc = fn(ip, op, arg);
+        if (limit && !atomic_compare_exchange_strong_explicit(
+                          &s->deadline, &d, 0, memory_order_acq_rel,
+                          memory_order_acquire))
+            condemned();
+        if (status)
+            status[i] = rc;
+        if (rc)
+            atomic_store_explicit(&s->failed, ++failed, memory_order_relaxed);
+        if (reduce) {
+            char *from = mproc__partial_buf(j, wk->w, buf);
+            char *to = mproc__partial_buf(j, wk->w, buf ^ 1);
+            memcpy(to, from, osz);
+            reduce(to, op, arg);
+            buf ^= 1;
+        }
+        /* Release: a reader of commit (the supervisor, after our death)
+           also sees the item's effects. */
+        atomic_store_explicit(&s->commit, (i + 1) << 1 | buf,
+                              memory_order_release);
+        ip += isz;
+        op += ostep;
+    }
+    if (reduce)
+        atomic_store_explicit(&mproc__partial(j, wk->w)->buf, buf,
+                              memory_order_relaxed);
+    *failedp = failed;
+    return i - c->start;
+}
+
+static void measure(struct mproc__worker *wk, const struct claim *c,
+                    uint64_t ran, uint64_t ns)
+{
+    if (!ran)
+        return;
+    uint64_t per = ns * 16 / ran + 1;
+    if (wk->est_id == c->id && wk->ns_per_item)
+        per = (wk->ns_per_item + per) / 2;
+    wk->est_id = c->id;
+    wk->ns_per_item = per;
+    wk->last_len = ran;
+}
+
+static void settle(struct mproc__worker *wk, const struct claim *c)
+{
+    struct mproc__board *b = wk->b;
+    struct mproc__slot *s = &b->slots[wk->w];
+    uint64_t failed = 0;
+    uint64_t t0 = mproc__now();
+    uint64_t ran = run(wk, c, &failed);
+    measure(wk, c, ran, mproc__now() - t0);
+    if (wk->budget)
+        wk->budget -= ran < wk->budget ? ran : wk->budget;
+    if (ran) {
+        atomic_store_explicit(&s->end, c->start + ran, memory_order_relaxed);
+        atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
+        atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        mproc__finish(c->j, c->start, ran, failed, b->isolated);
+    }
+    if (c->start + ran < c->end) {
+        /* Cancelled: the items not started get their code, in a record of
+           their own that says they produced nothing. */
+        uint64_t from = c->start + ran, len = c->end - from;
+        if (c->j->status)
+            for (uint64_t i = from; i < c->end; i++)
+                c->j->status[i] = MPROC_ECANCELED;
+        atomic_store_explicit(&s->start, from, memory_order_relaxed);
+        atomic_store_explicit(&s->end, c->end, memory_order_relaxed);
+        atomic_store_explicit(&s->failed, len | MPROC__NORUN,
+                              memory_order_relaxed);
+        atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        mproc__finish(c->j, from, len, len | MPROC__NORUN, b->isolated);
+    }
+    atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
+}
+
+/* ---- idling ---------------------------------------------------------- */
+
+static void idle(struct mproc__worker *wk, uint32_t e)
+{
+    struct mproc__board *b = wk->b;
+    if (b->spin) {
+        uint64_t until = mproc__now() + (uint64_t)b->spin;
+        for (unsigned k = 1;; k++) {
+            if (atomic_load_explicit(&b->epoch, memory_order_acquire) != e)
+                return;
+            mproc__relax();
+            if (k % 64 == 0 && mproc__now() > until)
+                break;
+        }
+    }
+    /* Pairs with the poster's seq_cst bump of epoch then load of sleepers:
+       either it sees us counted and wakes us, or we see its new epoch. */
+    atomic_fetch_add_explicit(&b->sleepers, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&b->epoch, memory_order_seq_cst) == e &&
+        !atomic_load_explicit(&b->closing, memory_order_acquire))
+        mproc__futex_wait(&b->epoch, e, 0, b->isolated);
+    atomic_fetch_sub_explicit(&b->sleepers, 1, memory_order_relaxed);
+}
+
+int mproc__work(struct mproc__worker *wk)
+{
+    struct mproc__board *b = wk->b;
+    struct mproc__slot *s = &b->slots[wk->w];
+
+    if (atomic_load_explicit(&s->inherit, memory_order_acquire)) {
+        uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
+        struct claim c = {
+            .j = &b->jobs[(id - 1) % MPROC__RING],
+            .id = id,
+            .start = atomic_load_explicit(&s->start, memory_order_relaxed),
+            .end = atomic_load_explicit(&s->end, memory_order_relaxed),
+        };
+        atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
+        atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
+        settle(wk, &c);
+    }
+    for (;;) {
+        uint32_t e = atomic_load_explicit(&b->epoch, memory_order_acquire);
+        if (atomic_load_explicit(&b->closing, memory_order_acquire))
+            return MPROC__WORK_CLOSED;
+        if (b->max_items && !wk->budget)
+            return MPROC__WORK_RETIRE;
+        struct claim c;
+        if (claim(wk, &c))
+            settle(wk, &c);
+        else
+            idle(wk, e);
+    }
+}
+
+/* ---- the caller's side ------------------------------------------------ */
+
+/*
+ * Cancel job j: workers stop starting its items (they check `cancel` per
+ * item), and the caller takes every unclaimed item itself and marks it. The
+ * caller uses the last slot, with the same states as a worker, so that a
+ * reconciling supervisor waits for it.
+ */
+void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j)
+{
+    struct mproc__slot *s = &b->slots[b->workers];
+    uint64_t id = atomic_load_explicit(&j->id, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+    atomic_store_explicit(&j->cancel, 1, memory_order_release);
+
+    atomic_store_explicit(&s->js, (uint32_t)(j - b->jobs), memory_order_relaxed);
+    atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
+    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+    while ((cl & MPROC__IDX_MASK) < n &&
+           !atomic_compare_exchange_weak_explicit(
+               &j->claim, &cl, (cl & ~MPROC__IDX_MASK) | n,
+               memory_order_seq_cst, memory_order_relaxed))
+        ;
+    uint64_t from = cl & MPROC__IDX_MASK;
+    if (from < n) {
+        atomic_store_explicit(&s->job, id, memory_order_relaxed);
+        atomic_store_explicit(&s->start, from, memory_order_relaxed);
+        atomic_store_explicit(&s->end, n, memory_order_relaxed);
+        atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        mproc__fail_range(j, from, n - from, MPROC_ECANCELED, 0, b->isolated);
+    }
+    atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
+}
+
+/* ---- repair after a death (the supervisor) ------------------------------ */
+
+/*
+ * Worker w died in RUNNING (see "Crashes"): record the done prefix, mark the
+ * item it was running, and leave the rest in the slot for its replacement.
+ * Returns true when the slot now holds inherited work.
+ */
+bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
+{
+    struct mproc__slot *s = &b->slots[w];
+    uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
+    struct mproc__job *j = &b->jobs[(id - 1) % MPROC__RING];
+    uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
+    uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
+    uint64_t commit = atomic_load_explicit(&s->commit, memory_order_acquire);
+    uint64_t failed = atomic_load_explicit(&s->failed, memory_order_relaxed);
+    bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
+                MPROC__KILLED;
+    uint64_t cur = commit >> 1;
+
+    atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    if (j->reduce)
+        atomic_store_explicit(&mproc__partial(j, w)->buf, (uint32_t)(commit & 1),
+                              memory_order_relaxed);
+    if (cur > start)
+        mproc__finish(j, start, cur - start, failed, true);
+    if (cur >= end)
+        return false;
+    mproc__fail_range(j, cur, 1, late ? MPROC_ETIMEDOUT : MPROC_ECRASHED,
+                      wstatus, true);
+    if (cur + 1 >= end)
+        return false;
+    atomic_store_explicit(&s->start, cur + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->commit, (cur + 1) << 1 | (commit & 1),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->failed, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->inherit, 1, memory_order_release);
+    return true;
+}
+
+/* Give up on the work inherited by slot w: mark it with code. */
+void mproc__abandon(struct mproc__board *b, int w, int code)
+{
+    struct mproc__slot *s = &b->slots[w];
+    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
+        return;
+    uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
+    struct mproc__job *j = &b->jobs[(id - 1) % MPROC__RING];
+    uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
+    uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
+    atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
+    mproc__fail_range(j, start, end - start, code, 0, b->isolated);
+}
+
+/* Mark every unclaimed item of every queued job with code (the pool can run
+   nothing more). */
+void mproc__abandon_all(struct mproc__board *b, int code)
+{
+    uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
+    for (uint64_t p = t > MPROC__RING ? t - MPROC__RING : 0; p < t; p++) {
+        struct mproc__job *j = &b->jobs[p % MPROC__RING];
+        if (atomic_load_explicit(&j->id, memory_order_acquire) != p + 1)
+            continue;
+        uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+        uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+        while ((cl & MPROC__IDX_MASK) < n &&
+               !atomic_compare_exchange_weak_explicit(
+                   &j->claim, &cl, (cl & ~MPROC__IDX_MASK) | n,
+                   memory_order_seq_cst, memory_order_relaxed))
+            ;
+        uint64_t from = cl & MPROC__IDX_MASK;
+        if (from < n)
+            mproc__fail_range(j, from, n - from, code, 0, b->isolated);
+    }
+}
+
+static bool in_window(struct mproc__board *b, int w, uint32_t js)
+{
+    struct mproc__slot *s = &b->slots[w];
+    uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
+    if (st == MPROC__CLAIMING)
+        return atomic_load_explicit(&s->js, memory_order_relaxed) == js;
+    if (st == MPROC__FINISHING)
+        return (atomic_load_explicit(&s->job, memory_order_relaxed) - 1) %
+                   MPROC__RING == js;
+    return false;
+}
+
+/* Is there a sealed record of j starting at start? Records are disjoint, so
+   it can only be the one a dead finisher sealed before it died. */
+static bool sealed_at(struct mproc__job *j, uint64_t tag, uint64_t start)
+{
+    uint64_t nrec = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
+                    MPROC__IDX_BITS;
+    if (nrec > j->log_cap)
+        nrec = j->log_cap;
+    for (uint64_t r = 0; r < nrec; r++)
+        if (mproc__sealed(&j->log[r], tag) &&
+            (atomic_load_explicit(&j->log[r].range, memory_order_relaxed) &
+             MPROC__IDX_MASK) == start)
+            return true;
+    return false;
+}
+
+struct range {
+    uint64_t start, end;
+};
+
+static int by_start(const void *a, const void *b)
+{
+    const struct range *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * Reconcile job slot js after workers died inside a window (see "Crashes").
+ * `dead` lists them, with the slot contents they died with; `alive[w]` tells
+ * which slots have a live worker. Returns false when a live worker is still
+ * inside a window for this job: call again shortly. On success the dead
+ * workers' slots hold, as inherited work, whatever they had claimed and not
+ * finished.
+ *
+ * The counters are read before the live workers' states. A live worker that
+ * had moved a counter before that read had stored its window state before
+ * the move (both seq_cst), so if none is in a window now, each has either
+ * finished the step or published its result: a hole below the record count
+ * read can only be a dead finisher's, and claimed items below the claim
+ * count read are either covered by a chunk (read from the slots, which
+ * workers leave only after sealing their record, read after) or a dead
+ * claimer's.
+ */
+bool mproc__reconcile(struct mproc__board *b, uint32_t js,
+                      const struct mproc__dead *dead, int ndead,
+                      const bool *alive)
+{
+    struct mproc__job *j = &b->jobs[js];
+    uint64_t id = atomic_load_explicit(&j->id, memory_order_acquire);
+    if (!id)
+        return false;
+    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+    uint64_t tag = mproc__tag(id);
+    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_seq_cst);
+    uint64_t top = cl >> MPROC__IDX_BITS == mproc__gen(id - 1)
+                       ? cl & MPROC__IDX_MASK
+                       : 0;
+    if (top > n)
+        top = n;
+    uint64_t nrec = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
+                    MPROC__IDX_BITS;
+    if (nrec > j->log_cap)
+        nrec = j->log_cap;
+    for (int w = 0; w <= b->workers; w++)
+        if ((w == b->workers || alive[w]) && in_window(b, w, js))
+            return false;
+
+    /* Dead finishers whose record is not sealed either reserved it (a hole
+       below nrec) or never counted. Seal the holes for them in any order (a
+       hole just needs some unrecorded range of the right count), and finish
+       the others anew. */
+    int *fins = malloc(((size_t)ndead + 1) * sizeof *fins);
+    struct range *rs = malloc((nrec + (size_t)b->workers + 2) * sizeof *rs);
+    if (!fins || !rs) {
+        free(fins);
+        free(rs);
+        return false;
+    }
+    int nf = 0, takers = 0;
+    for (int i = 0; i < ndead; i++) {
+        if (dead[i].state == MPROC__FINISHING && dead[i].job == id &&
+            !sealed_at(j, tag, dead[i].start))
+            fins[nf++] = i;
+        takers += dead[i].js == js;
+    }
+    int k = 0;
+    for (uint64_t r = 0; r < nrec && k < nf; r++) {
+        if (mproc__sealed(&j->log[r], tag))
+            continue;
+        const struct mproc__dead *d = &dead[fins[k++]];
+        mproc__seal(j, r, d->start, d->end - d->start, d->failed);
+    }
+    for (; k < nf; k++) {
+        const struct mproc__dead *d = &dead[fins[k]];
+        mproc__finish(j, d->start, d->end - d->start, d->failed, true);
+    }
+    free(fins);
+
+    /* Claimed items below top that nothing covers were claimed by the dead
+       (a claimer's whole chunk; or the cancelled tail of a finisher's).
+       Coverage: chunks held (running or finishing) or inherited, read from
+       the slots first, then the sealed records. Each gap goes to one of the
+       dead workers' slots, for its replacement. */
+    size_t nr = 0;
+    for (int w = 0; takers && w <= b->workers; w++) {
+        struct mproc__slot *s = &b->slots[w];
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
+        bool live = w == b->workers || alive[w];
+        bool held = (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
+                    atomic_load_explicit(&s->inherit, memory_order_acquire);
+        if (held && atomic_load_explicit(&s->job, memory_order_relaxed) == id)
+            rs[nr++] = (struct range){
+                atomic_load_explicit(&s->start, memory_order_relaxed),
+                atomic_load_explicit(&s->end, memory_order_relaxed)};
+    }
+    uint64_t nnow = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
+                    MPROC__IDX_BITS;
+    if (nnow > j->log_cap)
+        nnow = j->log_cap;
+    for (uint64_t r = 0; takers && r < nnow; r++) {
+        if (!mproc__sealed(&j->log[r], tag))
+            continue; /* a live finisher's: its slot covered it */
+        uint64_t range = atomic_load_explicit(&j->log[r].range,
+                                              memory_order_relaxed);
+        uint64_t start = range & MPROC__IDX_MASK;
+        if (nr == nrec + (size_t)b->workers + 2)
+            break;
+        rs[nr++] = (struct range){start, start + (range >> MPROC__IDX_BITS)};
+    }
+    qsort(rs, nr, sizeof *rs, by_start);
+
+    int next = 0;
+    uint64_t at = 0;
+    for (size_t i = 0; takers && i <= nr && at < top; i++) {
+        uint64_t upto = i < nr && rs[i].start < top ? rs[i].start : top;
+        while (at < upto) {
+            uint64_t len = upto - at;
+            if (len > MPROC__MAX_LEN)
+                len = MPROC__MAX_LEN;
+            while (next < ndead && dead[next].js != js)
+                next++;
+            if (next < ndead) {
+                int w = dead[next++].w;
+                struct mproc__slot *s = &b->slots[w];
+                unsigned buf = j->reduce ? atomic_load_explicit(
+                                               &mproc__partial(j, w)->buf,
+                                               memory_order_relaxed)
+                                         : 0;
+                atomic_store_explicit(&s->job, id, memory_order_relaxed);
+                atomic_store_explicit(&s->start, at, memory_order_relaxed);
+                atomic_store_explicit(&s->end, at + len, memory_order_relaxed);
+                atomic_store_explicit(&s->failed, 0, memory_order_relaxed);
+                atomic_store_explicit(&s->commit, at << 1 | buf,
+                                      memory_order_relaxed);
+                atomic_store_explicit(&s->inherit, 1, memory_order_release);
+            } else {
+                /* More gaps than dead workers: never seen, but never hang. */
+                mproc__fail_range(j, at, len, MPROC_ECRASHED, 0, true);
+            }
+            at += len;
+        }
+        if (i < nr && rs[i].end > at)
+            at = rs[i].end;
+    }
+    free(rs);
+    ring(j, true);
+    return true;
+}

@@ -1,0 +1,573 @@
+/*
+ * Process workers and their supervisor.
+ *
+ * Who runs here: the caller (opening, closing, poking), the supervisor and
+ * the workers, three kinds of process.
+ *
+ * Opening forks one process, the supervisor, which forks the workers. The
+ * supervisor is a snapshot of the caller taken at open, and single-threaded,
+ * so every worker it forks, first or replacement, sees the program's globals
+ * exactly as they were at open, and no fork ever happens later from the
+ * caller's possibly multi-threaded process. Workers are the supervisor's
+ * children, never the caller's: the program's own waitpid(-1) and SIGCHLD
+ * handling never see them. The supervisor blocks every signal it can; the
+ * workers get the caller's mask and SIGCHLD disposition back.
+ *
+ * The supervisor sleeps in ppoll on: the caller's pidfd (the caller died:
+ * kill the workers, reap them, exit), an eventfd the caller writes (close,
+ * or work arrived while the supervisor slept without a deadline), and one
+ * pidfd per worker, so it learns of a death at once. It reaps the worker,
+ * reads its slot and repairs the board (board.c: "Crashes"), then forks a
+ * replacement, which inherits what the dead worker left of its chunk. Items
+ * running past options.timeout are condemned by a compare-and-swap on the
+ * slot's deadline (the worker's own CAS, when the item returns, decides the
+ * race) and killed. The ppoll deadline is the nearest item deadline, and at
+ * most `timeout` away while work is on the board: an item that starts after
+ * a look has its deadline after the next look.
+ *
+ * Deaths: workers ask for SIGKILL when the supervisor dies (and check the
+ * race where it died first); the supervisor watches the caller's pidfd,
+ * which unlike PR_SET_PDEATHSIG fires on the death of the process, not of
+ * the thread that opened the pool. The caller learns of the supervisor's
+ * death from the kernel: the supervisor holds `zlock` as a robust futex,
+ * which the kernel marks and wakes when it exits, and every wait of the
+ * caller's waits on it too (futex_waitv).
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_INIT 0x6d       /* a worker's init returned nonzero */
+#define GIVE_UP 5            /* failed starts in a row, with no worker alive */
+
+struct super {
+    mproc_pool *pool;
+    struct mproc__board *b;
+    int W;
+    pid_t self;
+    int caller_fd, event_fd;
+    sigset_t user_mask;
+    struct sigaction user_chld;
+    bool initial;            /* spawning the first workers */
+    pid_t *pid;
+    int *pidfd;
+    bool *alive;
+    bool *held;              /* waits for reconciliation before respawn */
+    int *fails;              /* failed starts in a row */
+    uint64_t *retry_at;      /* 0: no respawn due */
+    struct mproc__dead *dead;
+    int ndead;
+};
+
+/* ---- the worker process ------------------------------------------------ */
+
+static _Noreturn void worker_main(struct super *z, int w)
+{
+    struct mproc__board *b = z->b;
+    struct mproc__slot *s = &b->slots[w];
+    if (mproc__die_with_parent(z->self) != 0)
+        _exit(0);
+    close(z->caller_fd);
+    close(z->event_fd);
+    for (int i = 0; i < z->W; i++)
+        if (z->pidfd[i] >= 0)
+            close(z->pidfd[i]);
+    sigaction(SIGCHLD, &z->user_chld, NULL);
+    sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
+    char name[32];
+    snprintf(name, sizeof name, "mproc-w%d", w);
+    mproc__set_name(name);
+    mproc__self_id = w;
+    mproc__self_pool = z->pool;
+
+    const mproc_options *o = &z->pool->opt;
+    if (o->init && o->init(o->init_arg)) {
+        if (z->initial) {
+            int32_t none = 0;
+            atomic_compare_exchange_strong(&b->open_error, &none, MPROC_EINIT);
+            atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
+            mproc__futex_wake(&b->ready, INT_MAX, true);
+        }
+        _exit(EXIT_INIT);
+    }
+    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
+        atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
+    if (z->initial) {
+        atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
+        mproc__futex_wake(&b->ready, INT_MAX, true);
+    }
+    struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
+    mproc__work(&wk);
+    atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);
+    _exit(0);
+}
+
+/* ---- the supervisor ------------------------------------------------------ */
+
+static int spawn(struct super *z, int w)
+{
+    struct mproc__slot *s = &z->b->slots[w];
+    atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        worker_main(z, w);
+    int fd = mproc__pidfd_open(pid);
+    if (fd < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return fd;
+    }
+    z->pid[w] = pid;
+    z->pidfd[w] = fd;
+    z->alive[w] = true;
+    z->retry_at[w] = 0;
+    atomic_store_explicit(&s->pid, pid, memory_order_relaxed);
+    return 0;
+}
+
+static void kill_all(struct super *z)
+{
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w])
+            mproc__pidfd_kill(z->pidfd[w], SIGKILL);
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w]) {
+            while (waitpid(z->pid[w], NULL, 0) < 0 && errno == EINTR)
+                ;
+            close(z->pidfd[w]);
+            z->alive[w] = false;
+        }
+}
+
+static bool opened(struct super *z)
+{
+    return atomic_load_explicit(&z->b->ready, memory_order_acquire) >=
+           (uint32_t)z->W;
+}
+
+static void fail_open(struct super *z, int code)
+{
+    int32_t none = 0;
+    atomic_compare_exchange_strong(&z->b->open_error, &none, code);
+    atomic_fetch_add_explicit(&z->b->ready, 1, memory_order_release);
+    mproc__futex_wake(&z->b->ready, INT_MAX, true);
+}
+
+/* Worker w has exited with wait status st: repair the board and decide when
+   it is replaced. */
+static void on_death(struct super *z, int w, int st)
+{
+    struct mproc__board *b = z->b;
+    struct mproc__slot *s = &b->slots[w];
+    uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
+    bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
+
+    close(z->pidfd[w]);
+    z->pidfd[w] = -1;
+    z->alive[w] = false;
+    atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
+
+    switch (state) {
+    case MPROC__INIT:
+        if (!opened(z)) {
+            /* A worker of the opening failed: the open fails. */
+            if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
+                fail_open(z, MPROC_ECRASHED);
+            z->retry_at[w] = 0;
+            return;
+        }
+        z->fails[w]++;
+        break;
+    case MPROC__RUNNING:
+        mproc__repair_running(b, w, st);
+        z->fails[w] = 0;
+        break;
+    case MPROC__CLAIMING:
+    case MPROC__FINISHING:
+        z->dead[z->ndead++] = (struct mproc__dead){
+            .w = w,
+            .state = state,
+            .js = state == MPROC__CLAIMING
+                      ? atomic_load_explicit(&s->js, memory_order_relaxed)
+                      : (uint32_t)((atomic_load_explicit(&s->job,
+                                                         memory_order_relaxed) -
+                                    1) %
+                                   MPROC__RING),
+            .job = atomic_load_explicit(&s->job, memory_order_relaxed),
+            .start = atomic_load_explicit(&s->start, memory_order_relaxed),
+            .end = atomic_load_explicit(&s->end, memory_order_relaxed),
+            .failed = atomic_load_explicit(&s->failed, memory_order_relaxed),
+        };
+        z->held[w] = true;
+        z->fails[w] = 0;
+        break;
+    default:
+        z->fails[w] = 0;
+        break;
+    }
+    atomic_store_explicit(&s->state, MPROC__FREE, memory_order_release);
+    if (closing) {
+        mproc__abandon(b, w, MPROC_ECANCELED);
+        z->retry_at[w] = 0;
+        return;
+    }
+    uint64_t delay = 0;
+    if (z->fails[w]) {
+        int f = z->fails[w] < 10 ? z->fails[w] : 10;
+        delay = (UINT64_C(1) << f) * 1000000 / 2; /* 1 ms, 2 ms, ... 512 ms */
+    }
+    z->retry_at[w] = mproc__now() + delay + 1;
+}
+
+/* Reconcile the jobs that dead workers left in a window; release their
+   slots for respawn once done. Returns true when nothing is left pending. */
+static bool reconcile(struct super *z)
+{
+    for (int i = 0; i < z->ndead;) {
+        uint32_t js = z->dead[i].js;
+        struct mproc__dead same[MPROC__MAX_WORKERS];
+        int ns = 0;
+        for (int k = 0; k < z->ndead; k++)
+            if (z->dead[k].js == js)
+                same[ns++] = z->dead[k];
+        if (!mproc__reconcile(z->b, js, same, ns, z->alive)) {
+            i++;
+            continue;
+        }
+        for (int k = 0; k < z->ndead;) {
+            if (z->dead[k].js == js) {
+                z->held[z->dead[k].w] = false;
+                z->dead[k] = z->dead[--z->ndead];
+            } else {
+                k++;
+            }
+        }
+        i = 0;
+    }
+    return z->ndead == 0;
+}
+
+/* Condemn and kill items past their deadline; returns the nearest deadline
+   still ahead (0: none). */
+static uint64_t timeouts(struct super *z, uint64_t now)
+{
+    uint64_t next = 0;
+    for (int w = 0; w < z->W; w++) {
+        if (!z->alive[w])
+            continue;
+        struct mproc__slot *s = &z->b->slots[w];
+        uint64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
+        if (!d || d == MPROC__KILLED)
+            continue;
+        if (now >= d) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &s->deadline, &d, MPROC__KILLED, memory_order_acq_rel,
+                    memory_order_acquire))
+                mproc__pidfd_kill(z->pidfd[w], SIGKILL);
+        } else if (!next || d < next) {
+            next = d;
+        }
+    }
+    return next;
+}
+
+/* Is anything on the board or in a worker's hands? */
+static bool busy(struct super *z)
+{
+    struct mproc__board *b = z->b;
+    if (atomic_load_explicit(&b->claim_head, memory_order_seq_cst) !=
+        atomic_load_explicit(&b->tail, memory_order_seq_cst))
+        return true;
+    for (int w = 0; w < z->W; w++) {
+        uint32_t st = atomic_load_explicit(&b->slots[w].state,
+                                           memory_order_seq_cst);
+        if (st == MPROC__RUNNING || st == MPROC__CLAIMING)
+            return true;
+    }
+    return false;
+}
+
+static void give_up_if_hopeless(struct super *z)
+{
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w] || z->fails[w] < GIVE_UP)
+            return;
+    /* No worker can be started: fail everything rather than hang. */
+    struct mproc__board *b = z->b;
+    atomic_store_explicit(&b->broken, 1, memory_order_release);
+    for (int w = 0; w < z->W; w++) {
+        mproc__abandon(b, w, MPROC_ECRASHED);
+        z->retry_at[w] = 0;
+    }
+    mproc__abandon_all(b, MPROC_ECRASHED);
+    for (int i = 0; i < MPROC__RING; i++) {
+        atomic_fetch_add_explicit(&b->jobs[i].bell, 1, memory_order_release);
+        mproc__futex_wake(&b->jobs[i].bell, INT_MAX, true);
+    }
+}
+
+static _Noreturn void supervise(struct super *z)
+{
+    struct mproc__board *b = z->b;
+    struct pollfd *fds = calloc((size_t)z->W + 2, sizeof *fds);
+    int *who = calloc((size_t)z->W + 2, sizeof *who);
+    if (!fds || !who)
+        _exit(1);
+
+    for (;;) {
+        uint64_t now = mproc__now();
+        uint64_t wake = timeouts(z, now);
+        bool pending = !reconcile(z);
+        if (pending && (!wake || wake > now + 100000))
+            wake = now + 100000;
+
+        bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
+        bool live = false;
+        for (int w = 0; w < z->W; w++) {
+            live |= z->alive[w];
+            if (!z->alive[w] && !z->held[w] && z->retry_at[w] && !closing &&
+                !atomic_load_explicit(&b->broken, memory_order_relaxed)) {
+                if (z->retry_at[w] <= now) {
+                    if (spawn(z, w) != 0) {
+                        z->fails[w]++;
+                        z->retry_at[w] = now + 100000000;
+                    } else {
+                        live = true;
+                    }
+                }
+                if (z->retry_at[w] && (!wake || z->retry_at[w] < wake))
+                    wake = z->retry_at[w];
+            }
+        }
+        if (closing && !live)
+            _exit(0);
+        give_up_if_hopeless(z);
+
+        if (b->timeout_ns) {
+            /* Look again within one timeout while work is about; with none,
+               sleep until the caller pokes (see mproc__procs_poke). */
+            atomic_store_explicit(&b->z_idle, 1, memory_order_seq_cst);
+            if (busy(z)) {
+                atomic_store_explicit(&b->z_idle, 0, memory_order_relaxed);
+                if (!wake || wake > now + b->timeout_ns)
+                    wake = now + b->timeout_ns;
+            }
+        }
+
+        int nfds = 0;
+        fds[nfds++] = (struct pollfd){.fd = z->caller_fd, .events = POLLIN};
+        fds[nfds++] = (struct pollfd){.fd = z->event_fd, .events = POLLIN};
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w]) {
+                who[nfds] = w;
+                fds[nfds++] = (struct pollfd){.fd = z->pidfd[w], .events = POLLIN};
+            }
+        struct timespec ts, *tp = NULL;
+        if (wake) {
+            uint64_t d = wake > now ? wake - now : 0;
+            ts = (struct timespec){(time_t)(d / MPROC__NS), (long)(d % MPROC__NS)};
+            tp = &ts;
+        }
+        if (ppoll(fds, (nfds_t)nfds, tp, NULL) < 0)
+            continue;
+
+        if (fds[0].revents) {
+            /* The caller is gone: so is the pool. */
+            kill_all(z);
+            _exit(0);
+        }
+        if (fds[1].revents)
+            mproc__event_drain(z->event_fd);
+        for (int i = 2; i < nfds; i++) {
+            if (!fds[i].revents)
+                continue;
+            int w = who[i], st = 0;
+            pid_t r;
+            while ((r = waitpid(z->pid[w], &st, 0)) < 0 && errno == EINTR)
+                ;
+            on_death(z, w, st);
+        }
+    }
+}
+
+/* Drop what this new process inherited of the other open pools. */
+static void forget_others(mproc_pool *self)
+{
+    for (mproc_pool *p = mproc__registry; p; p = p->next_open) {
+        if (p == self)
+            continue;
+        if (p->region)
+            munmap(p->region, p->region_size);
+        if (p->zpidfd >= 0)
+            close(p->zpidfd);
+        if (p->zevent >= 0)
+            close(p->zevent);
+    }
+}
+
+static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
+                                      int event_fd)
+{
+    struct super z = {
+        .pool = pool,
+        .b = pool->board,
+        .W = pool->workers,
+        .self = getpid(),
+        .caller_fd = caller_fd,
+        .event_fd = event_fd,
+    };
+    forget_others(pool);
+    pthread_mutex_unlock(&mproc__registry_lock);
+
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &z.user_mask);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGCHLD, &dfl, &z.user_chld);
+    mproc__set_name("mproc-super");
+    if (mproc__robust_hold(&z.b->zlock) != 0)
+        _exit(1);
+
+    size_t W = (size_t)z.W;
+    z.pid = calloc(W, sizeof *z.pid);
+    z.pidfd = malloc(W * sizeof *z.pidfd);
+    z.alive = calloc(W, sizeof *z.alive);
+    z.held = calloc(W, sizeof *z.held);
+    z.fails = calloc(W, sizeof *z.fails);
+    z.retry_at = calloc(W, sizeof *z.retry_at);
+    z.dead = calloc(W, sizeof *z.dead);
+    if (!z.pid || !z.pidfd || !z.alive || !z.held || !z.fails || !z.retry_at ||
+        !z.dead) {
+        fail_open(&z, MPROC_ENOMEM);
+        _exit(1);
+    }
+    for (size_t w = 0; w < W; w++)
+        z.pidfd[w] = -1;
+
+    z.initial = true;
+    for (int w = 0; w < z.W; w++) {
+        int r = spawn(&z, w);
+        if (r != 0) {
+            fail_open(&z, r);
+            kill_all(&z);
+            _exit(1);
+        }
+    }
+    z.initial = false;
+    supervise(&z);
+}
+
+/* ---- the caller's side --------------------------------------------------- */
+
+static bool exited(int pidfd)
+{
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+int mproc__procs_start(mproc_pool *pool)
+{
+    struct mproc__board *b = pool->board;
+    int me = mproc__pidfd_open(getpid());
+    if (me < 0)
+        return me;
+    int ev = mproc__event_open();
+    if (ev < 0) {
+        close(me);
+        return ev;
+    }
+    fflush(NULL);
+
+    /* The registry lock is held across the fork so that the supervisor
+       inherits a consistent list; it unlocks its own copy. */
+    pthread_mutex_lock(&mproc__registry_lock);
+    pid_t pid = fork();
+    if (pid == 0)
+        supervisor_main(pool, me, ev);
+    int err = pid < 0 ? -errno : 0;
+    pthread_mutex_unlock(&mproc__registry_lock);
+    close(me);
+    if (err) {
+        close(ev);
+        return err;
+    }
+    pool->zpid = pid;
+    pool->zevent = ev;
+    pool->zpidfd = mproc__pidfd_open(pid);
+    if (pool->zpidfd < 0) {
+        err = pool->zpidfd;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(ev);
+        pool->zevent = -1;
+        return err;
+    }
+
+    /* Wait until every worker has run init, or the open failed. The
+       supervisor might die before it holds zlock, so look at its pidfd
+       between short sleeps rather than trusting the robust futex here. */
+    for (;;) {
+        uint32_t r = atomic_load_explicit(&b->ready, memory_order_acquire);
+        if (r >= (uint32_t)pool->workers ||
+            atomic_load_explicit(&b->open_error, memory_order_acquire))
+            break;
+        if (exited(pool->zpidfd)) {
+            int32_t none = 0;
+            atomic_compare_exchange_strong(&b->open_error, &none,
+                                           MPROC_ECRASHED);
+            break;
+        }
+        mproc__futex_wait(&b->ready, r, mproc__now() + 10000000, true);
+    }
+    return atomic_load_explicit(&b->open_error, memory_order_acquire);
+}
+
+void mproc__procs_stop(mproc_pool *pool)
+{
+    struct mproc__board *b = pool->board;
+    if (pool->zpidfd < 0)
+        return;
+    atomic_store_explicit(&b->closing, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
+    mproc__futex_wake(&b->epoch, INT_MAX, true);
+    mproc__event_post(pool->zevent);
+
+    struct pollfd p = {.fd = pool->zpidfd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    /* The program may have reaped it already (its own waitpid(-1), or
+       SIGCHLD ignored): the pidfd told us it exited, which is enough. */
+    while (waitpid(pool->zpid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    close(pool->zpidfd);
+    close(pool->zevent);
+    pool->zpidfd = pool->zevent = -1;
+}
+
+void mproc__procs_poke(mproc_pool *pool)
+{
+    struct mproc__board *b = pool->board;
+    if (atomic_load_explicit(&b->z_idle, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&b->z_idle, 0, memory_order_relaxed))
+        mproc__event_post(pool->zevent);
+}
+
+bool mproc__procs_alive(mproc_pool *pool)
+{
+    uint32_t z = atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
+    return !(z & MPROC__OWNER_DIED) && !exited(pool->zpidfd);
+}
