@@ -102,22 +102,22 @@ void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
     struct mproc__rec *rec = &j->log[r];
     atomic_store_explicit(&rec->range, start | len << MPROC__IDX_BITS,
                           memory_order_relaxed);
-    /* Release: pairs with the acquire load of the seal by whoever reads the
-       log (the caller, the supervisor); they then see the range, and the
-       results of its items, which were written before. */
+    /* Release: pairs with the load of the seal by whoever reads the log
+       (the caller, the supervisor); they then see the range, and the
+       results of its items, which were written before. seq_cst also: it
+       and ring()'s load of `want` against the waiter's update of `want` and
+       load of the seal (pool.c, await) form a store-buffering pair, so
+       either the waiter sees the seal or the finisher sees the waiter. */
     atomic_store_explicit(&rec->seal,
                           (failed & MPROC__MAX_LEN) | tag << 24 |
                               (failed & MPROC__NORUN),
-                          memory_order_release);
+                          memory_order_seq_cst);
 }
 
 static void ring(struct mproc__job *j, bool shared)
 {
-    /* Pairs with the fence in mproc__await between storing `want` and
-       reading the log: either the waiter sees this record sealed, or this
-       finisher sees the waiter's `want`. */
-    atomic_thread_fence(memory_order_seq_cst);
-    uint32_t want = atomic_load_explicit(&j->want, memory_order_relaxed);
+    /* seq_cst: see mproc__seal. */
+    uint32_t want = atomic_load_explicit(&j->want, memory_order_seq_cst);
     if (!want)
         return;
     if (want < MPROC__WANT_EACH) {
@@ -215,10 +215,12 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
     uint64_t old = atomic_fetch_add_explicit(&j->claim, k, memory_order_seq_cst);
 
-    /* Whose items are these? Read the slot as a seqlock (see "Recycling"). */
+    /* Whose items are these? Read the slot as a seqlock (see "Recycling"):
+       the acquire load of n keeps the second load of id after it, and pairs
+       with the poster's release store of n, which follows its clearing of
+       id. */
     uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
-    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&j->n, memory_order_acquire);
     uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
     uint64_t i0 = old & MPROC__IDX_MASK;
     if (!id1 || id1 != id2 || mproc__gen(id1 - 1) != old >> MPROC__IDX_BITS ||

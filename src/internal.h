@@ -194,9 +194,10 @@ static inline uint64_t mproc__tag(uint64_t id)
     return id & MPROC__TAG_MASK;
 }
 
+/* seq_cst: a waiter's look at a seal is half of the pair in mproc__seal. */
 static inline bool mproc__sealed(const struct mproc__rec *r, uint64_t tag)
 {
-    return (atomic_load_explicit(&r->seal, memory_order_acquire) >> 24 &
+    return (atomic_load_explicit(&r->seal, memory_order_seq_cst) >> 24 &
             MPROC__TAG_MASK) == tag;
 }
 
@@ -291,10 +292,10 @@ struct mproc_pool {
     int started;
 
     /* The supervisor of a process pool. */
-    pid_t zpid;
-    int zpidfd;
-    int zevent;
-    pid_t zreaped;
+    pid_t zpid;                  /* 0 once reaped */
+    int zevent;                  /* eventfd: close, or work for a sleeper */
+    int lifeline;                /* pipe write end the supervisor watches,
+                                    where pidfds are missing; else -1 */
 
     struct mproc_pool *next_open;    /* registry of open process pools */
 };
@@ -335,13 +336,17 @@ int mproc__robust_hold(_Atomic uint32_t *word);
 int mproc__cpu_count(void);
 int mproc__cpu_count_at(const char *root);
 uint64_t mproc__ram(void);
+bool mproc__under_valgrind(void);
 
 void *mproc__region_map(size_t size, bool shared);
 void mproc__region_unmap(void *p, size_t size);
+void mproc__no_dump(void *p, size_t size);
 void mproc__discard(void *p, size_t size, bool shared);
 
-int mproc__pidfd_open(pid_t pid);
-int mproc__pidfd_kill(int pidfd, int sig);
+int mproc__lifeline(int *keep);
+int mproc__child_events(void);
+void mproc__child_events_drain(int fd);
+bool mproc__child_exited(pid_t pid);
 int mproc__die_with_parent(pid_t parent);
 void mproc__set_name(const char *name);
 int mproc__event_open(void);

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -327,6 +329,24 @@ int mproc__cpu_count(void)
     return n;
 }
 
+/* Are we running under valgrind? Its memory checker scans every mapped
+   byte when a process exits, so reservations are kept small there. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAVE_VALGRIND 1
+#endif
+#endif
+
+bool mproc__under_valgrind(void)
+{
+#ifdef HAVE_VALGRIND
+    return RUNNING_ON_VALGRIND;
+#else
+    return false;
+#endif
+}
+
 uint64_t mproc__ram(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
@@ -338,34 +358,37 @@ uint64_t mproc__ram(void)
 /* ---- memory ---------------------------------------------------------- */
 
 /*
- * Reserve size bytes of address space, committed only as touched. Shared:
- * backed by a memfd and mapped MAP_SHARED, so that processes forked later
- * see the same pages at the same address; the descriptor is closed at once,
- * the mapping keeps the memory alive. Returns NULL with errno set.
+ * Reserve size bytes of address space, committed only as touched, backed by
+ * a memfd named "mproc" so that the library's memory is easy to tell apart
+ * in /proc/PID/maps. Shared: mapped MAP_SHARED, so that processes forked
+ * later see the same pages at the same address. Private: MAP_PRIVATE, pages
+ * of this process alone. The descriptor is closed at once; the mapping keeps
+ * the memory alive. Returns NULL with errno set.
  */
 void *mproc__region_map(size_t size, bool shared)
 {
-    void *p;
-    if (shared) {
-        int fd = memfd_create("mproc", MFD_CLOEXEC);
-        if (fd < 0)
-            return NULL;
-        if (ftruncate(fd, (off_t)size) != 0) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            return NULL;
-        }
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                 fd, 0);
+    int fd = memfd_create("mproc", MFD_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (ftruncate(fd, (off_t)size) != 0) {
         int e = errno;
         close(fd);
         errno = e;
-    } else {
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        return NULL;
     }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_NORESERVE, fd, 0);
+    int e = errno;
+    close(fd);
+    errno = e;
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Keep [p, p+size) out of core dumps: a crashing worker must not write
+   gigabytes of reserved, mostly untouched, staging memory. */
+void mproc__no_dump(void *p, size_t size)
+{
+    madvise(p, size, MADV_DONTDUMP);
 }
 
 void mproc__region_unmap(void *p, size_t size)
@@ -390,20 +413,53 @@ void mproc__discard(void *p, size_t size, bool shared)
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 
-/* A descriptor for process pid, close-on-exec; readable once it exits. */
-int mproc__pidfd_open(pid_t pid)
+/*
+ * A descriptor that becomes readable (or hangs up) when this process dies,
+ * for a child to watch: a pidfd of this process (exact: fires when the whole
+ * process exits, not the thread that asked), or, where pidfds are missing
+ * (kernels before 5.3, valgrind), the read end of a pipe whose write end
+ * this process keeps in *keep until it closes the pool. Both close-on-exec.
+ */
+int mproc__lifeline(int *keep)
 {
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    *keep = -1;
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd >= 0)
+        return fd;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -errno;
+    *keep = p[1];
+    return p[0];
+}
+
+/* A descriptor readable when a child of this process changes state. The
+   caller must have SIGCHLD blocked. */
+int mproc__child_events(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     return fd < 0 ? -errno : fd;
 }
 
-int mproc__pidfd_kill(int pidfd, int sig)
+void mproc__child_events_drain(int fd)
 {
-    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) ? -errno : 0;
+    struct signalfd_siginfo si[8];
+    while (read(fd, si, sizeof si) > 0)
+        ;
+}
+
+/* Has the child pid exited? Looks without reaping it. A child somebody else
+   reaped (the program's own waitpid(-1), or SIGCHLD ignored) has too. */
+bool mproc__child_exited(pid_t pid)
+{
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD;
+    return si.si_pid == pid;
 }
 
 /* Ask for SIGKILL when the parent dies; fails if it already has, which is

@@ -133,18 +133,31 @@ static size_t page_size(void)
     return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Address space of a process pool: board, arena, logs, staging. Staging is
-   as large as physical memory (a copy larger could not fit anyway); where
-   the address space is short (valgrind), it shrinks. */
+/* Sizes of the reserved areas. Staging is as large as physical memory (a
+   copy larger could not fit anyway). Under valgrind, whose memory checker
+   scans every mapped byte at each process's exit, both stay small. */
+static size_t logs_size(void)
+{
+    return mproc__under_valgrind() ? (size_t)64 << 20 : (size_t)LOGS_SIZE;
+}
+
+static uint64_t staging_size(void)
+{
+    uint64_t s = mproc__ram();
+    if (s > UINT64_C(64) << 30)
+        s = UINT64_C(64) << 30;
+    return mproc__under_valgrind() ? UINT64_C(256) << 20 : s;
+}
+
+/* Address space of a process pool: board, arena, logs, staging. Where the
+   address space is short, staging shrinks. */
 static int map_region(mproc_pool *p)
 {
     size_t page = page_size();
     p->arena_size = MPROC__ALIGN_UP(p->opt.shared_size, page);
-    p->logs_size = LOGS_SIZE;
+    p->logs_size = logs_size();
     size_t fixed = p->board_size + p->arena_size + p->logs_size;
-    uint64_t staging = mproc__ram();
-    if (staging > UINT64_C(64) << 30)
-        staging = UINT64_C(64) << 30;
+    uint64_t staging = staging_size();
     for (;;) {
         p->region_size = fixed + MPROC__ALIGN_UP((size_t)staging, page);
         p->region = mproc__region_map(p->region_size, true);
@@ -157,6 +170,7 @@ static int map_region(mproc_pool *p)
     char *at = p->region + p->board_size;
     mproc__heap_init(&p->arena, at, p->arena_size, true, 0, true);
     at += p->arena_size;
+    mproc__no_dump(at, (size_t)(p->region + p->region_size - at));
     mproc__heap_init(&p->logs, at, p->logs_size, false, 64 << 20, true);
     at += p->logs_size;
     mproc__heap_init(&p->staging, at, (size_t)(p->region + p->region_size - at),
@@ -177,7 +191,7 @@ static int map_private(mproc_pool *p)
             return -errno;
     }
     mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0, false);
-    p->logs_size = LOGS_SIZE;
+    p->logs_size = logs_size();
     p->private_logs = mproc__region_map(p->logs_size, false);
     if (!p->private_logs)
         return -errno;
@@ -219,7 +233,7 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
     p->workers = o.workers ? o.workers : mproc__cpu_count();
     p->isolated = o.kind == MPROC_PROCESSES;
     p->owner = getpid();
-    p->zpidfd = p->zevent = -1;
+    p->zevent = p->lifeline = -1;
     pthread_mutex_init(&p->lock, NULL);
     p->board_size = MPROC__ALIGN_UP(mproc__board_size(p->workers), page_size());
 
@@ -483,15 +497,17 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     struct mproc__job *j = &b->jobs[pos % MPROC__RING];
     const mproc_job *u = &t->user;
 
+    /* Release stores of n and fin, after clearing id: a reader of the slot
+       that sees the new n (a claimer) or the new fin (a waiter of the old
+       job) then sees id changed when it looks again. */
     atomic_store_explicit(&j->id, 0, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
     j->fn = u->fn;
     j->in = u->in_size ? in : NULL;
     j->out = u->out_size ? (t->s_out ? t->s_out : u->out) : NULL;
     j->arg = arg;
     j->in_size = u->in_size;
     j->out_size = u->out_size;
-    atomic_store_explicit(&j->n, u->n, memory_order_relaxed);
+    atomic_store_explicit(&j->n, u->n, memory_order_release);
     atomic_store_explicit(&j->chunk, u->chunk > MPROC__MAX_LEN ? MPROC__MAX_LEN
                                                                : u->chunk,
                           memory_order_relaxed);
@@ -503,7 +519,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->log = t->log;
     j->log_cap = t->log_cap;
     atomic_store_explicit(&j->cancel, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->fin, 0, memory_order_relaxed);
+    atomic_store_explicit(&j->fin, 0, memory_order_release);
     /* Release: a claimer that acquires the id sees the fields. */
     atomic_store_explicit(&j->id, pos + 1, memory_order_release);
     atomic_store_explicit(&j->claim, mproc__gen(pos) << MPROC__IDX_BITS,
@@ -611,9 +627,9 @@ static uint64_t task_fin(const mproc_task *t)
 {
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire)) {
         struct mproc__job *j = &t->pool->board->jobs[t->js];
+        /* A seqlock read (see publish); seq_cst on fin for await's pair. */
         uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
-        uint64_t fin = atomic_load_explicit(&j->fin, memory_order_acquire);
-        atomic_thread_fence(memory_order_acquire);
+        uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
         uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
         if (id1 == t->id && id2 == t->id)
             return fin;
@@ -629,7 +645,7 @@ static uint64_t records_of(uint64_t fin, uint64_t cap)
 
 static bool job_complete(struct mproc__job *j, uint64_t id)
 {
-    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_acquire);
+    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
     if ((fin & MPROC__IDX_MASK) != atomic_load_explicit(&j->n, memory_order_relaxed))
         return false;
     uint64_t nrec = records_of(fin, j->log_cap), tag = mproc__tag(id);
@@ -694,10 +710,10 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
     }
     for (;;) {
         uint32_t bell = atomic_load_explicit(&j->bell, memory_order_acquire);
-        atomic_fetch_add_explicit(&j->want, unit, memory_order_relaxed);
-        /* Pairs with the fence in board.c (ring) between sealing a record
-           and reading want. */
-        atomic_thread_fence(memory_order_seq_cst);
+        /* seq_cst, as the loads in cond: the other half of the pair in
+           board.c (mproc__seal): either cond sees the record, or its
+           finisher sees us in `want` and rings. */
+        atomic_fetch_add_explicit(&j->want, unit, memory_order_seq_cst);
         int r = 0;
         if (!cond(arg)) {
             if (atomic_load_explicit(&b->broken, memory_order_acquire)) {

@@ -13,20 +13,23 @@
  * handling never see them. The supervisor blocks every signal it can; the
  * workers get the caller's mask and SIGCHLD disposition back.
  *
- * The supervisor sleeps in ppoll on: the caller's pidfd (the caller died:
- * kill the workers, reap them, exit), an eventfd the caller writes (close,
- * or work arrived while the supervisor slept without a deadline), and one
- * pidfd per worker, so it learns of a death at once. It reaps the worker,
- * reads its slot and repairs the board (board.c: "Crashes"), then forks a
- * replacement, which inherits what the dead worker left of its chunk. Items
- * running past options.timeout are condemned by a compare-and-swap on the
- * slot's deadline (the worker's own CAS, when the item returns, decides the
- * race) and killed. The ppoll deadline is the nearest item deadline, and at
- * most `timeout` away while work is on the board: an item that starts after
- * a look has its deadline after the next look.
+ * The supervisor sleeps in ppoll on: the caller's lifeline (a pidfd of the
+ * caller, or a pipe it holds where pidfds are missing: either way readable
+ * when the caller dies, and then the supervisor kills the workers, reaps
+ * them and exits), an eventfd the caller writes (close, or work arrived
+ * while the supervisor slept without a deadline), and a signalfd for
+ * SIGCHLD, so it learns of a worker's death at once. It reaps the worker
+ * (being its parent, no pid it holds can be reused before), reads its slot
+ * and repairs the board (board.c: "Crashes"), then forks a replacement,
+ * which inherits what the dead worker left of its chunk. Items running past
+ * options.timeout are condemned by a compare-and-swap on the slot's
+ * deadline (the worker's own CAS, when the item returns, decides the race)
+ * and killed. The ppoll deadline is the nearest item deadline, and at most
+ * `timeout` away while work is on the board: an item that starts after a
+ * look has its deadline after the next look.
  *
  * Deaths: workers ask for SIGKILL when the supervisor dies (and check the
- * race where it died first); the supervisor watches the caller's pidfd,
+ * race where it died first); the supervisor watches the caller's lifeline,
  * which unlike PR_SET_PDEATHSIG fires on the death of the process, not of
  * the thread that opened the pool. The caller learns of the supervisor's
  * death from the kernel: the supervisor holds `zlock` as a robust futex,
@@ -56,12 +59,11 @@ struct super {
     struct mproc__board *b;
     int W;
     pid_t self;
-    int caller_fd, event_fd;
+    int caller_fd, event_fd, child_fd;
     sigset_t user_mask;
     struct sigaction user_chld;
     bool initial;            /* spawning the first workers */
     pid_t *pid;
-    int *pidfd;
     bool *alive;
     bool *held;              /* waits for reconciliation before respawn */
     int *fails;              /* failed starts in a row */
@@ -80,9 +82,7 @@ static _Noreturn void worker_main(struct super *z, int w)
         _exit(0);
     close(z->caller_fd);
     close(z->event_fd);
-    for (int i = 0; i < z->W; i++)
-        if (z->pidfd[i] >= 0)
-            close(z->pidfd[i]);
+    close(z->child_fd);
     sigaction(SIGCHLD, &z->user_chld, NULL);
     sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
     char name[32];
@@ -125,14 +125,7 @@ static int spawn(struct super *z, int w)
         return -errno;
     if (pid == 0)
         worker_main(z, w);
-    int fd = mproc__pidfd_open(pid);
-    if (fd < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return fd;
-    }
     z->pid[w] = pid;
-    z->pidfd[w] = fd;
     z->alive[w] = true;
     z->retry_at[w] = 0;
     atomic_store_explicit(&s->pid, pid, memory_order_relaxed);
@@ -143,12 +136,11 @@ static void kill_all(struct super *z)
 {
     for (int w = 0; w < z->W; w++)
         if (z->alive[w])
-            mproc__pidfd_kill(z->pidfd[w], SIGKILL);
+            kill(z->pid[w], SIGKILL);
     for (int w = 0; w < z->W; w++)
         if (z->alive[w]) {
             while (waitpid(z->pid[w], NULL, 0) < 0 && errno == EINTR)
                 ;
-            close(z->pidfd[w]);
             z->alive[w] = false;
         }
 }
@@ -176,8 +168,6 @@ static void on_death(struct super *z, int w, int st)
     uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
     bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
 
-    close(z->pidfd[w]);
-    z->pidfd[w] = -1;
     z->alive[w] = false;
     atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
 
@@ -277,7 +267,7 @@ static uint64_t timeouts(struct super *z, uint64_t now)
             if (atomic_compare_exchange_strong_explicit(
                     &s->deadline, &d, MPROC__KILLED, memory_order_acq_rel,
                     memory_order_acquire))
-                mproc__pidfd_kill(z->pidfd[w], SIGKILL);
+                kill(z->pid[w], SIGKILL);
         } else if (!next || d < next) {
             next = d;
         }
@@ -320,15 +310,28 @@ static void give_up_if_hopeless(struct super *z)
     }
 }
 
+/* Reap every worker that has exited and repair after it. */
+static void reap(struct super *z)
+{
+    mproc__child_events_drain(z->child_fd);
+    for (;;) {
+        int st = 0;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0)
+            break;
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w] && z->pid[w] == pid) {
+                on_death(z, w, st);
+                break;
+            }
+    }
+}
+
 static _Noreturn void supervise(struct super *z)
 {
     struct mproc__board *b = z->b;
-    struct pollfd *fds = calloc((size_t)z->W + 2, sizeof *fds);
-    int *who = calloc((size_t)z->W + 2, sizeof *who);
-    if (!fds || !who)
-        _exit(1);
-
     for (;;) {
+        reap(z);
         uint64_t now = mproc__now();
         uint64_t wake = timeouts(z, now);
         bool pending = !reconcile(z);
@@ -368,23 +371,19 @@ static _Noreturn void supervise(struct super *z)
             }
         }
 
-        int nfds = 0;
-        fds[nfds++] = (struct pollfd){.fd = z->caller_fd, .events = POLLIN};
-        fds[nfds++] = (struct pollfd){.fd = z->event_fd, .events = POLLIN};
-        for (int w = 0; w < z->W; w++)
-            if (z->alive[w]) {
-                who[nfds] = w;
-                fds[nfds++] = (struct pollfd){.fd = z->pidfd[w], .events = POLLIN};
-            }
+        struct pollfd fds[3] = {
+            {.fd = z->caller_fd, .events = POLLIN},
+            {.fd = z->event_fd, .events = POLLIN},
+            {.fd = z->child_fd, .events = POLLIN},
+        };
         struct timespec ts, *tp = NULL;
         if (wake) {
             uint64_t d = wake > now ? wake - now : 0;
             ts = (struct timespec){(time_t)(d / MPROC__NS), (long)(d % MPROC__NS)};
             tp = &ts;
         }
-        if (ppoll(fds, (nfds_t)nfds, tp, NULL) < 0)
+        if (ppoll(fds, 3, tp, NULL) < 0)
             continue;
-
         if (fds[0].revents) {
             /* The caller is gone: so is the pool. */
             kill_all(z);
@@ -392,15 +391,6 @@ static _Noreturn void supervise(struct super *z)
         }
         if (fds[1].revents)
             mproc__event_drain(z->event_fd);
-        for (int i = 2; i < nfds; i++) {
-            if (!fds[i].revents)
-                continue;
-            int w = who[i], st = 0;
-            pid_t r;
-            while ((r = waitpid(z->pid[w], &st, 0)) < 0 && errno == EINTR)
-                ;
-            on_death(z, w, st);
-        }
     }
 }
 
@@ -412,10 +402,10 @@ static void forget_others(mproc_pool *self)
             continue;
         if (p->region)
             munmap(p->region, p->region_size);
-        if (p->zpidfd >= 0)
-            close(p->zpidfd);
         if (p->zevent >= 0)
             close(p->zevent);
+        if (p->lifeline >= 0)
+            close(p->lifeline);
     }
 }
 
@@ -432,6 +422,8 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
     };
     forget_others(pool);
     pthread_mutex_unlock(&mproc__registry_lock);
+    if (pool->lifeline >= 0)
+        close(pool->lifeline);
 
     sigset_t all;
     sigfillset(&all);
@@ -439,24 +431,23 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGCHLD, &dfl, &z.user_chld);
     mproc__set_name("mproc-super");
-    if (mproc__robust_hold(&z.b->zlock) != 0)
+    z.child_fd = mproc__child_events();
+    if (z.child_fd < 0 || mproc__robust_hold(&z.b->zlock) != 0) {
+        fail_open(&z, z.child_fd < 0 ? z.child_fd : MPROC_ENOTSUP);
         _exit(1);
+    }
 
     size_t W = (size_t)z.W;
     z.pid = calloc(W, sizeof *z.pid);
-    z.pidfd = malloc(W * sizeof *z.pidfd);
     z.alive = calloc(W, sizeof *z.alive);
     z.held = calloc(W, sizeof *z.held);
     z.fails = calloc(W, sizeof *z.fails);
     z.retry_at = calloc(W, sizeof *z.retry_at);
     z.dead = calloc(W, sizeof *z.dead);
-    if (!z.pid || !z.pidfd || !z.alive || !z.held || !z.fails || !z.retry_at ||
-        !z.dead) {
+    if (!z.pid || !z.alive || !z.held || !z.fails || !z.retry_at || !z.dead) {
         fail_open(&z, MPROC_ENOMEM);
         _exit(1);
     }
-    for (size_t w = 0; w < W; w++)
-        z.pidfd[w] = -1;
 
     z.initial = true;
     for (int w = 0; w < z.W; w++) {
@@ -473,21 +464,18 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
 
 /* ---- the caller's side --------------------------------------------------- */
 
-static bool exited(int pidfd)
-{
-    struct pollfd p = {.fd = pidfd, .events = POLLIN};
-    return poll(&p, 1, 0) > 0;
-}
-
 int mproc__procs_start(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
-    int me = mproc__pidfd_open(getpid());
-    if (me < 0)
-        return me;
+    int watch = mproc__lifeline(&pool->lifeline);
+    if (watch < 0)
+        return watch;
     int ev = mproc__event_open();
     if (ev < 0) {
-        close(me);
+        close(watch);
+        if (pool->lifeline >= 0)
+            close(pool->lifeline);
+        pool->lifeline = -1;
         return ev;
     }
     fflush(NULL);
@@ -497,35 +485,24 @@ int mproc__procs_start(mproc_pool *pool)
     pthread_mutex_lock(&mproc__registry_lock);
     pid_t pid = fork();
     if (pid == 0)
-        supervisor_main(pool, me, ev);
+        supervisor_main(pool, watch, ev);
     int err = pid < 0 ? -errno : 0;
     pthread_mutex_unlock(&mproc__registry_lock);
-    close(me);
-    if (err) {
-        close(ev);
-        return err;
-    }
-    pool->zpid = pid;
+    close(watch);
     pool->zevent = ev;
-    pool->zpidfd = mproc__pidfd_open(pid);
-    if (pool->zpidfd < 0) {
-        err = pool->zpidfd;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        close(ev);
-        pool->zevent = -1;
+    if (err)
         return err;
-    }
+    pool->zpid = pid;
 
     /* Wait until every worker has run init, or the open failed. The
-       supervisor might die before it holds zlock, so look at its pidfd
-       between short sleeps rather than trusting the robust futex here. */
+       supervisor might die before it holds zlock, so look at it between
+       short sleeps rather than trusting the robust futex here. */
     for (;;) {
         uint32_t r = atomic_load_explicit(&b->ready, memory_order_acquire);
         if (r >= (uint32_t)pool->workers ||
             atomic_load_explicit(&b->open_error, memory_order_acquire))
             break;
-        if (exited(pool->zpidfd)) {
+        if (mproc__child_exited(pid)) {
             int32_t none = 0;
             atomic_compare_exchange_strong(&b->open_error, &none,
                                            MPROC_ECRASHED);
@@ -539,23 +516,22 @@ int mproc__procs_start(mproc_pool *pool)
 void mproc__procs_stop(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
-    if (pool->zpidfd < 0)
-        return;
-    atomic_store_explicit(&b->closing, 1, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
-    mproc__futex_wake(&b->epoch, INT_MAX, true);
-    mproc__event_post(pool->zevent);
-
-    struct pollfd p = {.fd = pool->zpidfd, .events = POLLIN};
-    while (poll(&p, 1, -1) < 0 && errno == EINTR)
-        ;
-    /* The program may have reaped it already (its own waitpid(-1), or
-       SIGCHLD ignored): the pidfd told us it exited, which is enough. */
-    while (waitpid(pool->zpid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    close(pool->zpidfd);
-    close(pool->zevent);
-    pool->zpidfd = pool->zevent = -1;
+    if (pool->zpid > 0) {
+        atomic_store_explicit(&b->closing, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
+        mproc__futex_wake(&b->epoch, INT_MAX, true);
+        mproc__event_post(pool->zevent);
+        /* ECHILD: the program reaped it already (its own waitpid(-1), or
+           SIGCHLD ignored); it has exited either way. */
+        while (waitpid(pool->zpid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        pool->zpid = 0;
+    }
+    if (pool->zevent >= 0)
+        close(pool->zevent);
+    if (pool->lifeline >= 0)
+        close(pool->lifeline);
+    pool->zevent = pool->lifeline = -1;
 }
 
 void mproc__procs_poke(mproc_pool *pool)
@@ -569,5 +545,5 @@ void mproc__procs_poke(mproc_pool *pool)
 bool mproc__procs_alive(mproc_pool *pool)
 {
     uint32_t z = atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
-    return !(z & MPROC__OWNER_DIED) && !exited(pool->zpidfd);
+    return !(z & MPROC__OWNER_DIED) && !mproc__child_exited(pool->zpid);
 }

@@ -1,0 +1,569 @@
+/* Every documented error of every public call, one case each. */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int noop(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    return 0;
+}
+
+static int open_with(mproc_options o)
+{
+    mproc_pool *p = (mproc_pool *)1;
+    int r = mproc_pool_open(&p, &o);
+    if (r == 0)
+        mproc_pool_close(p);
+    else
+        assert_null(p);
+    return r;
+}
+
+/* ---- mproc_pool_open ---- */
+
+static void open_null_pool(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_pool_open(NULL, NULL), MPROC_EINVAL);
+}
+
+static void open_unknown_kind(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)7}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)-1}), MPROC_EINVAL);
+}
+
+static void open_negative_workers(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.workers = -1}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS, .workers = -5}),
+                     MPROC_EINVAL);
+}
+
+static void open_too_many_workers(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.workers = 1025}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.workers = INT32_MAX}), MPROC_EINVAL);
+}
+
+static void open_bad_timeout(void **state)
+{
+    (void)state;
+    double bad[] = {NAN, -1.0, -0.0001, INFINITY, -INFINITY, 1e12};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(open_with((mproc_options){.timeout = bad[i]}), MPROC_EINVAL);
+}
+
+static void open_absurd_shared_size(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.shared_size = SIZE_MAX}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS,
+                                               .shared_size = SIZE_MAX / 2}),
+                     MPROC_EINVAL);
+}
+
+static void open_mpi_not_supported(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI}), MPROC_ENOTSUP);
+}
+
+static void open_threads_refuse_timeout(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS, .timeout = 1}),
+                     MPROC_ENOTSUP);
+}
+
+static void open_threads_refuse_max_items(void **state)
+{
+    (void)state;
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS, .max_items = 3}),
+                     MPROC_ENOTSUP);
+}
+
+static int init_fails_in_one(void *arg)
+{
+    (void)arg;
+    return mproc_worker_id() == 1 ? 42 : 0;
+}
+
+static void open_init_fails(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(open_with((mproc_options){.kind = tu_kinds[k], .workers = 3,
+                                                   .init = init_fails_in_one}),
+                         MPROC_EINIT);
+    tu_assert_released(before);
+}
+
+static int init_crashes(void *arg)
+{
+    (void)arg;
+    if (mproc_worker_id() == 0)
+        raise(SIGSEGV);
+    return 0;
+}
+
+static void open_init_crashes(void **state)
+{
+    (void)state;
+    tu_default_signals();
+    struct tu_held before = tu_held();
+    assert_int_equal(open_with((mproc_options){.workers = 2, .init = init_crashes}),
+                     MPROC_ECRASHED);
+    tu_assert_released(before);
+}
+
+/* ---- mproc_pool_close, mproc_pool_size ---- */
+
+static void close_null_is_noop(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_pool_close(NULL), 0);
+}
+
+/* A process worker's globals are those of the moment the pool opened, so a
+   worker learns its pool's address from arg. */
+static mproc_pool *shared_pool;
+
+static int close_own_pool(const void *in, void *out, void *arg)
+{
+    (void)in;
+    *(int *)out = mproc_pool_close(arg);
+    return 0;
+}
+
+static void close_from_worker(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(mproc_pool_open(&shared_pool, &(mproc_options){
+                                                           .kind = tu_kinds[k],
+                                                           .workers = 2}),
+                         0);
+        int r = -1;
+        assert_int_equal(mproc_map(shared_pool, &(mproc_job){.fn = close_own_pool,
+                                                             .arg = shared_pool,
+                                                             .out = &r,
+                                                             .out_size = sizeof r,
+                                                             .n = 1}),
+                         0);
+        assert_int_equal(r, MPROC_EDEADLK);
+        assert_int_equal(mproc_pool_close(shared_pool), 0);
+    }
+}
+
+static void close_from_other_process(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                              .workers = 1}),
+                         0);
+        pid_t c = fork();
+        if (c == 0)
+            _exit(mproc_pool_close(p) == MPROC_EPERM ? 0 : 1);
+        int st;
+        assert_int_equal(waitpid(c, &st, 0), c);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+}
+
+static void size_null(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_pool_size(NULL), MPROC_EINVAL);
+}
+
+/* ---- mproc_map and mproc_submit ---- */
+
+static mproc_pool *pools[2];
+
+static int setup(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++)
+        if (mproc_pool_open(&pools[k], &(mproc_options){.kind = tu_kinds[k],
+                                                        .workers = 2}))
+            return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++)
+        mproc_pool_close(pools[k]);
+    return 0;
+}
+
+/* The job must be refused with `code` by map and by submit, on both kinds,
+   and the pool must still work afterwards. */
+static void refused(const mproc_job *job, int code)
+{
+    long in[4] = {1, 2, 3, 4}, out[4];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(mproc_map(pools[k], job), code);
+        mproc_task *t = (mproc_task *)1;
+        assert_int_equal(mproc_submit(pools[k], job, &t), code);
+        assert_null(t);
+        assert_int_equal(mproc_map(pools[k], &(mproc_job){.fn = noop, .in = in,
+                                                          .in_size = sizeof in[0],
+                                                          .out = out,
+                                                          .out_size = sizeof out[0],
+                                                          .n = 4}),
+                         0);
+    }
+}
+
+static void map_null_pool(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_map(NULL, &(mproc_job){.fn = noop}), MPROC_EINVAL);
+    mproc_task *t;
+    assert_int_equal(mproc_submit(NULL, &(mproc_job){.fn = noop}, &t), MPROC_EINVAL);
+}
+
+static void map_null_job(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(mproc_map(pools[k], NULL), MPROC_EINVAL);
+        mproc_task *t;
+        assert_int_equal(mproc_submit(pools[k], NULL, &t), MPROC_EINVAL);
+    }
+}
+
+static void map_null_fn(void **state)
+{
+    (void)state;
+    long in[2];
+    refused(&(mproc_job){.in = in, .in_size = sizeof in[0], .n = 2}, MPROC_EINVAL);
+}
+
+static void map_null_in(void **state)
+{
+    (void)state;
+    refused(&(mproc_job){.fn = noop, .in_size = 8, .n = 5}, MPROC_EINVAL);
+}
+
+static void map_n_too_large(void **state)
+{
+    (void)state;
+    char c;
+    refused(&(mproc_job){.fn = noop, .in = &c, .in_size = 0,
+                         .n = ((size_t)1 << 39) + 1},
+            MPROC_EINVAL);
+}
+
+static void map_in_size_overflows(void **state)
+{
+    (void)state;
+    char c;
+    refused(&(mproc_job){.fn = noop, .in = &c, .in_size = SIZE_MAX / 2, .n = 3},
+            MPROC_EINVAL);
+}
+
+static void map_out_size_overflows(void **state)
+{
+    (void)state;
+    char c;
+    refused(&(mproc_job){.fn = noop, .out = &c, .out_size = SIZE_MAX / 4, .n = 5},
+            MPROC_EINVAL);
+}
+
+static void add_long(void *acc, const void *r, void *arg)
+{
+    (void)arg;
+    *(long *)acc += *(const long *)r;
+}
+
+static void map_reduce_without_acc(void **state)
+{
+    (void)state;
+    refused(&(mproc_job){.fn = noop, .out_size = 8, .n = 3, .reduce = add_long},
+            MPROC_EINVAL);
+}
+
+static void map_reduce_without_out_size(void **state)
+{
+    (void)state;
+    long acc = 0;
+    refused(&(mproc_job){.fn = noop, .n = 3, .reduce = add_long, .acc = &acc},
+            MPROC_EINVAL);
+}
+
+static void map_acc_without_reduce(void **state)
+{
+    (void)state;
+    long acc = 0;
+    refused(&(mproc_job){.fn = noop, .out_size = 8, .n = 3, .acc = &acc},
+            MPROC_EINVAL);
+}
+
+static void map_arg_size_without_arg(void **state)
+{
+    (void)state;
+    refused(&(mproc_job){.fn = noop, .n = 3, .arg_size = 16}, MPROC_EINVAL);
+}
+
+static int map_own_pool(const void *in, void *out, void *arg)
+{
+    (void)in;
+    *(int *)out = mproc_map(arg, &(mproc_job){.fn = noop, .n = 1});
+    return 0;
+}
+
+static void map_from_worker(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(mproc_pool_open(&shared_pool, &(mproc_options){
+                                                           .kind = tu_kinds[k],
+                                                           .workers = 1}),
+                         0);
+        int r = -1;
+        double t0 = tu_now();
+        assert_int_equal(mproc_map(shared_pool, &(mproc_job){.fn = map_own_pool,
+                                                             .arg = shared_pool,
+                                                             .out = &r,
+                                                             .out_size = sizeof r,
+                                                             .n = 1}),
+                         0);
+        assert_int_equal(r, MPROC_EDEADLK);
+        assert_true(tu_now() - t0 < 5.0);
+        mproc_pool_close(shared_pool);
+    }
+}
+
+static void map_from_other_process(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        pid_t c = fork();
+        if (c == 0) {
+            int r = mproc_map(pools[k], &(mproc_job){.fn = noop, .n = 1});
+            _exit(r == MPROC_EPERM ? 0 : 1);
+        }
+        int st;
+        assert_int_equal(waitpid(c, &st, 0), c);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+}
+
+static void submit_null_task(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 1}, NULL),
+                         MPROC_EINVAL);
+}
+
+/* ---- tasks ---- */
+
+static int nap(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    usleep(20000);
+    return 0;
+}
+
+static void task_calls_null(void **state)
+{
+    (void)state;
+    size_t i;
+    assert_int_equal(mproc_task_wait(NULL, 1), MPROC_EINVAL);
+    assert_int_equal(mproc_task_next(NULL, &i, 1), MPROC_EINVAL);
+    assert_int_equal(mproc_task_progress(NULL, &i, &i), MPROC_EINVAL);
+    assert_int_equal(mproc_task_cancel(NULL), MPROC_EINVAL);
+    mproc_task_free(NULL);
+}
+
+static void task_wait_nan_timeout(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        mproc_task *t;
+        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 2}, &t), 0);
+        assert_int_equal(mproc_task_wait(t, NAN), MPROC_EINVAL);
+        size_t i;
+        assert_int_equal(mproc_task_next(t, &i, NAN), MPROC_EINVAL);
+        assert_int_equal(mproc_task_next(t, NULL, 1), MPROC_EINVAL);
+        assert_int_equal(mproc_task_wait(t, -1), 0);
+        mproc_task_free(t);
+    }
+}
+
+static void task_wait_times_out(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        mproc_task *t;
+        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = nap, .n = 20,
+                                                             .chunk = 1},
+                                      &t),
+                         0);
+        double t0 = tu_now();
+        assert_int_equal(mproc_task_wait(t, 0.01), MPROC_ETIMEDOUT);
+        assert_true(tu_now() - t0 < 1.0);
+        assert_int_equal(mproc_task_wait(t, 0), MPROC_ETIMEDOUT);
+        size_t done, n;
+        assert_int_equal(mproc_task_progress(t, &done, &n), 0);
+        assert_int_equal(n, 20);
+        assert_true(done < 20);
+        assert_int_equal(mproc_task_wait(t, -1), 0); /* nothing lost */
+        assert_int_equal(mproc_task_progress(t, &done, NULL), 0);
+        assert_int_equal(done, 20);
+        mproc_task_free(t);
+    }
+}
+
+static void task_next_times_out_then_eof(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        mproc_task *t;
+        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = nap, .n = 2,
+                                                             .chunk = 1},
+                                      &t),
+                         0);
+        size_t i, seen = 0;
+        assert_int_equal(mproc_task_next(t, &i, 0.001), MPROC_ETIMEDOUT);
+        int r;
+        while ((r = mproc_task_next(t, &i, -1)) == 0)
+            seen |= (size_t)1 << i;
+        assert_int_equal(r, MPROC_EOF);
+        assert_int_equal(seen, 3);
+        assert_int_equal(mproc_task_next(t, &i, -1), MPROC_EOF);
+        mproc_task_free(t);
+    }
+}
+
+/* ---- the shared arena ---- */
+
+static void shared_alloc_errors(void **state)
+{
+    (void)state;
+    errno = 0;
+    assert_null(mproc_shared_alloc(NULL, 8));
+    assert_int_equal(errno, EINVAL);
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                              .workers = 1,
+                                                              .shared_size = 1 << 20}),
+                         0);
+        errno = 0;
+        assert_null(mproc_shared_alloc(p, 0));
+        assert_int_equal(errno, EINVAL);
+        errno = 0;
+        assert_null(mproc_shared_alloc(p, (1 << 20) + 1));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(mproc_shared_alloc(pools[k], 64)); /* no arena at all */
+        assert_int_equal(errno, ENOMEM);
+        void *a = mproc_shared_alloc(p, 64);
+        assert_non_null(a);
+        pid_t c = fork();
+        if (c == 0) {
+            errno = 0;
+            _exit(!mproc_shared_alloc(p, 64) && errno == EPERM ? 0 : 1);
+        }
+        int st;
+        assert_int_equal(waitpid(c, &st, 0), c);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        mproc_shared_free(p, a);
+        mproc_shared_free(p, NULL);
+        mproc_shared_free(NULL, a);
+        int x;
+        mproc_shared_free(p, &x); /* not ours: ignored */
+        mproc_pool_close(p);
+    }
+}
+
+/* ---- mproc_strerror ---- */
+
+static void strerror_names_every_code(void **state)
+{
+    (void)state;
+    int codes[] = {0,          MPROC_EPERM,    MPROC_EAGAIN,    MPROC_ENOMEM,
+                   MPROC_EINVAL, MPROC_EDEADLK, MPROC_ECRASHED, MPROC_ETIMEDOUT,
+                   MPROC_ECANCELED, MPROC_EOF,   MPROC_ENOTSUP,  MPROC_EINIT,
+                   MPROC_EBROKEN, -ECHILD,       -EMFILE};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        const char *s = mproc_strerror(codes[i]);
+        assert_non_null(s);
+        assert_true(strlen(s) > 3);
+        assert_string_not_equal(s, "unknown error");
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(s, mproc_strerror(codes[j]));
+    }
+    assert_string_equal(mproc_strerror(-9999), "unknown error");
+    assert_non_null(mproc_strerror(INT32_MIN));
+    assert_non_null(mproc_strerror(42));
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(open_null_pool),
+        cmocka_unit_test(open_unknown_kind),
+        cmocka_unit_test(open_negative_workers),
+        cmocka_unit_test(open_too_many_workers),
+        cmocka_unit_test(open_bad_timeout),
+        cmocka_unit_test(open_absurd_shared_size),
+        cmocka_unit_test(open_mpi_not_supported),
+        cmocka_unit_test(open_threads_refuse_timeout),
+        cmocka_unit_test(open_threads_refuse_max_items),
+        cmocka_unit_test(open_init_fails),
+        cmocka_unit_test(open_init_crashes),
+        cmocka_unit_test(close_null_is_noop),
+        cmocka_unit_test(close_from_worker),
+        cmocka_unit_test(close_from_other_process),
+        cmocka_unit_test(size_null),
+        cmocka_unit_test(map_null_pool),
+        cmocka_unit_test(map_null_job),
+        cmocka_unit_test(map_null_fn),
+        cmocka_unit_test(map_null_in),
+        cmocka_unit_test(map_n_too_large),
+        cmocka_unit_test(map_in_size_overflows),
+        cmocka_unit_test(map_out_size_overflows),
+        cmocka_unit_test(map_reduce_without_acc),
+        cmocka_unit_test(map_reduce_without_out_size),
+        cmocka_unit_test(map_acc_without_reduce),
+        cmocka_unit_test(map_arg_size_without_arg),
+        cmocka_unit_test(map_from_worker),
+        cmocka_unit_test(map_from_other_process),
+        cmocka_unit_test(submit_null_task),
+        cmocka_unit_test(task_calls_null),
+        cmocka_unit_test(task_wait_nan_timeout),
+        cmocka_unit_test(task_wait_times_out),
+        cmocka_unit_test(task_next_times_out_then_eof),
+        cmocka_unit_test(shared_alloc_errors),
+        cmocka_unit_test(strerror_names_every_code),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
