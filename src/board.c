@@ -68,6 +68,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef MPROC_TEST_HOOKS
+void (*mproc__test_hook)(int point);
+#endif
+
 #define TARGET_NS 100000 /* work per claim */
 #define SPIN_NS 50000    /* idle spin before sleeping */
 
@@ -142,6 +146,7 @@ void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
            results to whoever acquires the count. */
         uint64_t old = atomic_fetch_add_explicit(&j->fin, MPROC__REC_ONE | piece,
                                                  memory_order_seq_cst);
+        MPROC__HOOK(MPROC__HOOK_COUNTED);
         mproc__seal(j, old >> MPROC__IDX_BITS, start, piece, f | norun);
         start += piece;
         len -= piece;
@@ -213,7 +218,9 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
 
     atomic_store_explicit(&s->js, js, memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
+    MPROC__HOOK(MPROC__HOOK_CLAIMING);
     uint64_t old = atomic_fetch_add_explicit(&j->claim, k, memory_order_seq_cst);
+    MPROC__HOOK(MPROC__HOOK_CLAIMED);
 
     /* Whose items are these? Read the slot as a seqlock (see "Recycling"):
        the acquire load of n keeps the second load of id after it, and pairs
@@ -414,7 +421,9 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
         atomic_store_explicit(&s->end, c->start + ran, memory_order_relaxed);
         atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
         atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        MPROC__HOOK(MPROC__HOOK_FINISHING);
         mproc__finish(c->j, c->start, ran, failed, b->isolated);
+        MPROC__HOOK(MPROC__HOOK_SEALED);
     }
     if (c->start + ran < c->end) {
         /* Cancelled: the items not started get their code, in a record of
@@ -682,7 +691,7 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
        hole just needs some unrecorded range of the right count), and finish
        the others anew. */
     int *fins = malloc(((size_t)ndead + 1) * sizeof *fins);
-    struct range *rs = malloc((nrec + (size_t)b->workers + 2) * sizeof *rs);
+    struct range *rs = malloc(((size_t)b->workers + 1) * sizeof *rs);
     if (!fins || !rs) {
         free(fins);
         free(rs);
@@ -725,19 +734,28 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                 atomic_load_explicit(&s->start, memory_order_relaxed),
                 atomic_load_explicit(&s->end, memory_order_relaxed)};
     }
+    /* Live workers go on finishing while this runs: every record counted
+       by now is read, this reconciliation's own included. */
     uint64_t nnow = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
                     MPROC__IDX_BITS;
     if (nnow > j->log_cap)
         nnow = j->log_cap;
+    if (takers) {
+        struct range *more = realloc(rs, (nr + nnow + 1) * sizeof *rs);
+        if (!more) {
+            free(rs);
+            return false;
+        }
+        rs = more;
+    }
     for (uint64_t r = 0; takers && r < nnow; r++) {
         if (!mproc__sealed(&j->log[r], tag))
             continue; /* a live finisher's: its slot covered it */
         uint64_t range = atomic_load_explicit(&j->log[r].range,
                                               memory_order_relaxed);
         uint64_t start = range & MPROC__IDX_MASK;
-        if (nr == nrec + (size_t)b->workers + 2)
-            break;
-        rs[nr++] = (struct range){start, start + (range >> MPROC__IDX_BITS)};
+        if (start < top)
+            rs[nr++] = (struct range){start, start + (range >> MPROC__IDX_BITS)};
     }
     qsort(rs, nr, sizeof *rs, by_start);
 

@@ -28,6 +28,29 @@
 
 #define MPROC__ALIGN_UP(x, a) (((x) + (a) - 1) & ~((size_t)(a) - 1))
 
+/*
+ * Test hooks: points inside the board's protocol windows where the fault
+ * tests kill a worker. Compiled in only with MPROC_TEST_HOOKS (a separate
+ * build of the library for those tests); nothing otherwise.
+ */
+enum {
+    MPROC__HOOK_CLAIMING,  /* state CLAIMING stored, counter not yet moved */
+    MPROC__HOOK_CLAIMED,   /* counter moved, chunk not yet recorded */
+    MPROC__HOOK_FINISHING, /* state FINISHING stored, not yet counted */
+    MPROC__HOOK_COUNTED,   /* counted, record not yet sealed */
+    MPROC__HOOK_SEALED     /* sealed, state not yet IDLE */
+};
+#ifdef MPROC_TEST_HOOKS
+extern void (*mproc__test_hook)(int point);
+#define MPROC__HOOK(p)                                                        \
+    do {                                                                      \
+        if (mproc__test_hook)                                                 \
+            mproc__test_hook(p);                                              \
+    } while (0)
+#else
+#define MPROC__HOOK(p) ((void)0)
+#endif
+
 /* ---- the job board (board.c) ---------------------------------------- */
 
 /*

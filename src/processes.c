@@ -180,7 +180,10 @@ static void on_death(struct super *z, int w, int st)
             z->retry_at[w] = 0;
             return;
         }
-        z->fails[w]++;
+        /* A replacement that cannot start: retry, more slowly each time,
+           but do not let the work it inherited wait on it for ever. */
+        if (++z->fails[w] >= GIVE_UP)
+            mproc__abandon(b, w, MPROC_ECRASHED);
         break;
     case MPROC__RUNNING:
         mproc__repair_running(b, w, st);
@@ -275,7 +278,9 @@ static uint64_t timeouts(struct super *z, uint64_t now)
     return next;
 }
 
-/* Is anything on the board or in a worker's hands? */
+/* Is anything on the board or in a worker's hands? Work a replacement
+   inherited counts too: nothing but its start (no submit, no poke) will set
+   it running. */
 static bool busy(struct super *z)
 {
     struct mproc__board *b = z->b;
@@ -283,9 +288,10 @@ static bool busy(struct super *z)
         atomic_load_explicit(&b->tail, memory_order_seq_cst))
         return true;
     for (int w = 0; w < z->W; w++) {
-        uint32_t st = atomic_load_explicit(&b->slots[w].state,
-                                           memory_order_seq_cst);
-        if (st == MPROC__RUNNING || st == MPROC__CLAIMING)
+        struct mproc__slot *s = &b->slots[w];
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
+        if (st == MPROC__RUNNING || st == MPROC__CLAIMING ||
+            atomic_load_explicit(&s->inherit, memory_order_seq_cst))
             return true;
     }
     return false;

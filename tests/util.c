@@ -23,6 +23,13 @@ double tu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double tu_slow(void)
+{
+    const char *e = getenv("MPROC_TEST_SLOW");
+    double f = e ? atof(e) : 1.0;
+    return f >= 1.0 ? f : 1.0;
+}
+
 int tu_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");

@@ -32,6 +32,10 @@ void tu_default_signals(void);
 
 double tu_now(void);
 
+/* How much slower than native the tests run (MPROC_TEST_SLOW; 20 under
+   valgrind): every timeout and time bound of a test is multiplied by it. */
+double tu_slow(void);
+
 /* A snapshot of what the process holds, and a check that nothing leaked. */
 struct tu_held {
     int fds, maps, procs;

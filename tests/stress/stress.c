@@ -1,0 +1,286 @@
+/*
+ * Stress: random crashes (SIGSEGV, abort, _exit), hangs, error codes and
+ * slow items over many maps, plus workers killed at random inside the
+ * board's protocol windows. Every map must end in bounded time, every
+ * healthy item's result must be right, every failed item must carry the
+ * right code.
+ *
+ *   stress [--maps N] [--items N] [--workers N] [--seed S] [--timeout SEC]
+ *
+ * ctest runs a short round; docs/reliability.md gives the long one.
+ * Linked with the hooked library (src/internal.h, "Test hooks").
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <mproc.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+enum op { OK, SEGV, ABRT, EXIT, HANG, ERR, SLOW };
+
+struct item {
+    int op, v;
+};
+
+static volatile int *volatile bad_address = (volatile int *)16;
+
+__attribute__((noinline, no_sanitize("address", "undefined"))) static void
+segfault(void)
+{
+    *bad_address = 1;
+}
+
+static int work(const void *in, void *out, void *arg)
+{
+    const struct item *it = in;
+    (void)arg;
+    switch (it->op) {
+    case SEGV:
+        segfault();
+        break;
+    case ABRT:
+        abort();
+    case EXIT:
+        _exit(7);
+    case HANG:
+        for (;;)
+            pause();
+    case ERR:
+        return 1 + it->v % 100;
+    case SLOW:
+        usleep((useconds_t)(it->v % 2000));
+        break;
+    }
+    *(long *)out = 3L * it->v + 1;
+    return 0;
+}
+
+static int want_code(const struct item *it)
+{
+    switch (it->op) {
+    case SEGV:
+    case ABRT:
+    case EXIT:
+        return MPROC_ECRASHED;
+    case HANG:
+        return MPROC_ETIMEDOUT;
+    case ERR:
+        return 1 + it->v % 100;
+    default:
+        return 0;
+    }
+}
+
+/* Window kills: shared budget, per-worker random stream. */
+static _Atomic int *kills_left;
+
+static void window_kill(int point)
+{
+    (void)point;
+    if (mproc_worker_id() >= 0 && rand() % 400 == 0 &&
+        atomic_fetch_sub(kills_left, 1) > 0)
+        raise(SIGKILL);
+}
+
+static int worker_init(void *arg)
+{
+    (void)arg;
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGABRT, SIG_DFL);
+    return 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct batch {
+    struct item *it;
+    long *out;
+    int *status;
+    size_t n, chunk;
+};
+
+static void fill(struct batch *bt, size_t max_items)
+{
+    bt->n = (size_t)rand() % max_items + 1;
+    bt->chunk = rand() % 3 ? 0 : (size_t)(rand() % 50 + 1);
+    for (size_t i = 0; i < bt->n; i++) {
+        int r = rand() % 1000, op = OK;
+        if (r < 6)
+            op = SEGV;
+        else if (r < 10)
+            op = ABRT;
+        else if (r < 14)
+            op = EXIT;
+        else if (r < 17)
+            op = HANG;
+        else if (r < 60)
+            op = ERR;
+        else if (r < 120)
+            op = SLOW;
+        bt->it[i] = (struct item){op, rand()};
+        bt->out[i] = -1;
+        bt->status[i] = 12345;
+    }
+}
+
+static mproc_job job_of(struct batch *bt)
+{
+    return (mproc_job){.fn = work, .in = bt->it, .in_size = sizeof *bt->it,
+                       .out = bt->out, .out_size = sizeof *bt->out, .n = bt->n,
+                       .chunk = bt->chunk, .status = bt->status};
+}
+
+/* Check a finished batch against what its items asked for. */
+static int check(const struct batch *bt, int r, int map)
+{
+    int failed = 0, bad = 0;
+    for (size_t i = 0; i < bt->n; i++) {
+        int want = want_code(&bt->it[i]);
+        failed += want != 0;
+        if (bt->status[i] != want) {
+            fprintf(stderr, "map %d item %zu op %d: status %d, want %d\n", map, i,
+                    bt->it[i].op, bt->status[i], want);
+            bad++;
+        } else if (!want && bt->out[i] != 3L * bt->it[i].v + 1) {
+            fprintf(stderr, "map %d item %zu: wrong result\n", map, i);
+            bad++;
+        }
+    }
+    if (r != failed) {
+        fprintf(stderr, "map %d: returned %d, want %d\n", map, r, failed);
+        bad++;
+    }
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    int maps = 50, workers = 3;
+    size_t items = 500;
+    unsigned seed = 1;
+    double timeout = 0.2;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--maps"))
+            maps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--items"))
+            items = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--workers"))
+            workers = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed"))
+            seed = (unsigned)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--timeout"))
+            timeout = atof(argv[i + 1]);
+        else {
+            fprintf(stderr, "stress: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (maps < 1 || items < 1 || workers < 1 || timeout <= 0) {
+        fprintf(stderr, "stress: counts must be positive\n");
+        return 2;
+    }
+    srand(seed);
+    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                      -1, 0);
+    atomic_store(kills_left, maps);
+    mproc__test_hook = window_kill;
+
+    mproc_pool *p;
+    int r = mproc_pool_open(&p, &(mproc_options){.workers = workers, .timeout = timeout,
+                                                  .init = worker_init});
+    if (r) {
+        fprintf(stderr, "stress: open: %s\n", mproc_strerror(r));
+        return 1;
+    }
+    struct batch bt[2];
+    for (int k = 0; k < 2; k++) {
+        bt[k].it = malloc(items * sizeof *bt[k].it);
+        bt[k].out = malloc(items * sizeof *bt[k].out);
+        bt[k].status = malloc(items * sizeof *bt[k].status);
+    }
+
+    int bad = 0;
+    long total = 0, crashed = 0;
+    double worst = 0, t_all = now();
+    for (int m = 0; m < maps && !bad; m++) {
+        int mode = rand() % 3, nb = mode == 2 ? 2 : 1;
+        int hangs = 0;
+        for (int k = 0; k < nb; k++) {
+            fill(&bt[k], items);
+            for (size_t i = 0; i < bt[k].n; i++)
+                hangs += bt[k].it[i].op == HANG;
+        }
+        double t0 = now();
+        int res[2] = {0, 0};
+        if (mode == 0) {
+            mproc_job j = job_of(&bt[0]);
+            res[0] = mproc_map(p, &j);
+        } else {
+            /* Tasks: drained through next (each index once), or two at once. */
+            mproc_task *t[2];
+            for (int k = 0; k < nb; k++) {
+                mproc_job j = job_of(&bt[k]);
+                if ((r = mproc_submit(p, &j, &t[k]))) {
+                    fprintf(stderr, "stress: submit: %s\n", mproc_strerror(r));
+                    return 1;
+                }
+            }
+            if (mode == 1) {
+                unsigned char *seen = calloc(bt[0].n, 1);
+                size_t idx, got = 0;
+                while ((r = mproc_task_next(t[0], &idx, -1)) == 0) {
+                    if (idx >= bt[0].n || seen[idx]++) {
+                        fprintf(stderr, "map %d: next gave %zu twice\n", m, idx);
+                        bad++;
+                    }
+                    got++;
+                }
+                if (r != MPROC_EOF || got != bt[0].n) {
+                    fprintf(stderr, "map %d: next ended %d after %zu of %zu\n", m, r,
+                            got, bt[0].n);
+                    bad++;
+                }
+                free(seen);
+            }
+            for (int k = 0; k < nb; k++) {
+                res[k] = mproc_task_wait(t[k], -1);
+                mproc_task_free(t[k]);
+            }
+        }
+        double took = now() - t0;
+        /* Bounded: the hangs, a timeout each, share the workers. */
+        double bound = 10.0 + 2 * timeout * (hangs + 1);
+        if (took > bound) {
+            fprintf(stderr, "map %d took %.2f s, bound %.2f s\n", m, took, bound);
+            bad++;
+        }
+        if (took > worst)
+            worst = took;
+        for (int k = 0; k < nb; k++) {
+            bad += check(&bt[k], res[k], m);
+            total += (long)bt[k].n;
+            crashed += res[k];
+        }
+    }
+    mproc_pool_close(p);
+    int left = atomic_load(kills_left);
+    int window_kills = maps - (left < 0 ? 0 : left);
+    printf("stress: %d maps, %ld items, %ld failed as planned, %d window kills, "
+           "%.2f s, slowest map %.2f s: %s\n",
+           maps, total, crashed, window_kills, now() - t_all,
+           worst, bad ? "FAILED" : "ok");
+    return bad ? 1 : 0;
+}
