@@ -54,7 +54,11 @@
  * and an index below the claim counter that no record, no live chunk and no
  * inherited range covers can only have been claimed by a dead claimer (the
  * gap is given to that claimer's replacement). Every item is thus finished
- * exactly once, whatever dies where.
+ * exactly once, whatever dies where. Two hazards: a live worker's slot is
+ * read until two readings agree, and the caller may free a complete job's
+ * log at any moment, so a reconciliation announces itself in the job's
+ * `readers` and the caller, before freeing, announces `gone` and waits
+ * (mproc__release_job).
  *
  * The state stores that open a window are seq_cst, as are the fetch-adds
  * they guard: the supervisor reads the states with seq_cst loads, so if it
@@ -479,8 +483,11 @@ int mproc__work(struct mproc__worker *wk)
             .start = atomic_load_explicit(&s->start, memory_order_relaxed),
             .end = atomic_load_explicit(&s->end, memory_order_relaxed),
         };
-        atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
-        atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
+        /* RUNNING before inherit is cleared, both seq_cst: a reconciling
+           supervisor reads them in the other order, so it sees the range as
+           inherited or as running, never neither. */
+        atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_seq_cst);
+        atomic_store_explicit(&s->inherit, 0, memory_order_seq_cst);
         settle(wk, &c);
     }
     for (;;) {
@@ -639,11 +646,67 @@ struct range {
     uint64_t start, end;
 };
 
+/*
+ * The range of job `id` that slot w holds (running, finishing or
+ * inherited), or an empty one. A live worker may move on while its slot is
+ * read: the reading is repeated until two agree. Returns false if they never
+ * do (call again later).
+ */
+static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
+                       struct range *r)
+{
+    struct mproc__slot *s = &b->slots[w];
+    for (int tries = 0; tries < 1000; tries++) {
+        /* inherit first: a replacement stores RUNNING, then clears it. */
+        bool inherited = atomic_load_explicit(&s->inherit, memory_order_seq_cst);
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
+        uint64_t job = atomic_load_explicit(&s->job, memory_order_seq_cst);
+        uint64_t start = atomic_load_explicit(&s->start, memory_order_seq_cst);
+        uint64_t end = atomic_load_explicit(&s->end, memory_order_seq_cst);
+        bool held = (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
+                    inherited;
+        if (atomic_load_explicit(&s->state, memory_order_seq_cst) != st ||
+            atomic_load_explicit(&s->job, memory_order_seq_cst) != job ||
+            atomic_load_explicit(&s->start, memory_order_seq_cst) != start ||
+            atomic_load_explicit(&s->end, memory_order_seq_cst) != end) {
+            mproc__relax();
+            continue;
+        }
+        *r = held && job == id ? (struct range){start, end} : (struct range){0, 0};
+        return true;
+    }
+    return false;
+}
+
 static int by_start(const void *a, const void *b)
 {
     const struct range *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
 }
+
+/*
+ * The caller is about to free the memory of job `id` in slot js (its log and
+ * copies): make sure no reconciliation reads it. With the pair below (both
+ * seq_cst), either the supervisor sees `gone` and leaves the job alone, or
+ * the caller sees it reading and waits for it. `alive` says whether the
+ * supervisor still lives (a dead one never finishes its reading).
+ */
+void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
+                        bool (*alive)(void *), void *arg)
+{
+    struct mproc__job *j = &b->jobs[js];
+    atomic_store_explicit(&j->gone, id, memory_order_seq_cst);
+    for (unsigned k = 1; atomic_load_explicit(&j->readers, memory_order_seq_cst);
+         k++) {
+        if (k % 1024 == 0 && !alive(arg))
+            return;
+        mproc__relax();
+    }
+}
+
+static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
+                      const struct mproc__dead *dead, int ndead,
+                      const bool *alive);
 
 /*
  * Reconcile job slot js after workers died inside a window (see "Crashes").
@@ -667,9 +730,24 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                       const bool *alive)
 {
     struct mproc__job *j = &b->jobs[js];
-    uint64_t id = atomic_load_explicit(&j->id, memory_order_acquire);
+    atomic_fetch_add_explicit(&j->readers, 1, memory_order_seq_cst);
+    uint64_t id = atomic_load_explicit(&j->id, memory_order_seq_cst);
+    bool done;
     if (!id)
-        return false;
+        done = false;
+    else if (atomic_load_explicit(&j->gone, memory_order_seq_cst) == id)
+        done = true; /* harvested: it had nothing left to reconcile */
+    else
+        done = reconcile(b, js, id, dead, ndead, alive);
+    atomic_fetch_sub_explicit(&j->readers, 1, memory_order_seq_cst);
+    return done;
+}
+
+static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
+                      const struct mproc__dead *dead, int ndead,
+                      const bool *alive)
+{
+    struct mproc__job *j = &b->jobs[js];
     uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
     uint64_t tag = mproc__tag(id);
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_seq_cst);
@@ -717,6 +795,12 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
     }
     free(fins);
 
+    /* Every item counted: nothing was claimed and lost, and the caller may
+       be done with the job's log at any moment. */
+    if ((atomic_load_explicit(&j->fin, memory_order_seq_cst) & MPROC__IDX_MASK) ==
+        n)
+        takers = 0;
+
     /* Claimed items below top that nothing covers were claimed by the dead
        (a claimer's whole chunk; or the cancelled tail of a finisher's).
        Coverage: chunks held (running or finishing) or inherited, read from
@@ -724,15 +808,11 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
        dead workers' slots, for its replacement. */
     size_t nr = 0;
     for (int w = 0; takers && w <= b->workers; w++) {
-        struct mproc__slot *s = &b->slots[w];
-        uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
-        bool live = w == b->workers || alive[w];
-        bool held = (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
-                    atomic_load_explicit(&s->inherit, memory_order_acquire);
-        if (held && atomic_load_explicit(&s->job, memory_order_relaxed) == id)
-            rs[nr++] = (struct range){
-                atomic_load_explicit(&s->start, memory_order_relaxed),
-                atomic_load_explicit(&s->end, memory_order_relaxed)};
+        if (!held_range(b, w, w == b->workers || alive[w], id, &rs[nr])) {
+            free(rs);
+            return false;
+        }
+        nr += rs[nr].end > rs[nr].start;
     }
     /* Live workers go on finishing while this runs: every record counted
        by now is read, this reconciliation's own included. */
@@ -758,6 +838,16 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
             rs[nr++] = (struct range){start, start + (range >> MPROC__IDX_BITS)};
     }
     qsort(rs, nr, sizeof *rs, by_start);
+
+    /* A seqlock read, as a claimer's: if the slot was recycled meanwhile,
+       the job was complete, so it has no gap, and what was read of the
+       slots and the log may belong to the next job. If it was not, the
+       reads were of this job, and a gap found keeps it from completing
+       until it is filled. */
+    if (atomic_load_explicit(&j->id, memory_order_seq_cst) != id) {
+        free(rs);
+        return true;
+    }
 
     int next = 0;
     uint64_t at = 0;

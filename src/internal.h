@@ -101,6 +101,12 @@ struct mproc__job {
     _Atomic uint32_t want;   /* waiters: for the end (low 16 bits), for each
                                 record (high 16); never reset, since a waiter
                                 may leave after its job's slot is reused */
+
+    /* The caller's release of a finished job's memory (log, copies) against
+       the supervisor's reconciliation, which reads them: see
+       mproc__reconcile. */
+    alignas(MPROC__LINE) _Atomic uint64_t gone; /* id whose memory is freed */
+    _Atomic uint32_t readers;                   /* reconciliations running */
 };
 
 #define MPROC__WANT_DONE 1u
@@ -246,6 +252,8 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j);
 bool mproc__repair_running(struct mproc__board *b, int w, int wstatus);
 void mproc__abandon(struct mproc__board *b, int w, int code);
 void mproc__abandon_all(struct mproc__board *b, int code);
+void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
+                        bool (*alive)(void *), void *arg);
 bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                       const struct mproc__dead *dead, int ndead,
                       const bool *alive);

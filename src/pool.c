@@ -434,8 +434,17 @@ static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
     return 0;
 }
 
+static bool supervisor_alive(void *pool)
+{
+    return mproc__procs_alive(pool);
+}
+
 static void unstage(mproc_pool *pool, mproc_task *t)
 {
+    /* A published job of a process pool: the supervisor may be reading its
+       log (board.c, mproc__release_job). */
+    if (pool->isolated && t->id)
+        mproc__release_job(pool->board, t->js, t->id, supervisor_alive, pool);
     if (t->stage)
         mproc__heap_free(&pool->staging, t->stage);
     if (t->log && !t->log_private)

@@ -6,6 +6,7 @@
  * right code.
  *
  *   stress [--maps N] [--items N] [--workers N] [--seed S] [--timeout SEC]
+ *          [--points MASK]   (window kills only at these hook points)
  *
  * ctest runs a short round; docs/reliability.md gives the long one.
  * Linked with the hooked library (src/internal.h, "Test hooks").
@@ -27,7 +28,12 @@ enum op { OK, SEGV, ABRT, EXIT, HANG, ERR, SLOW };
 
 struct item {
     int op, v;
+    int slot; /* where in `runs` this item counts its runs */
 };
+
+/* Runs of each item, counted by the workers: an item runs at most once
+   (a crash marks it, never retries it). Shared with the worker processes. */
+static _Atomic int *runs;
 
 static volatile int *volatile bad_address = (volatile int *)16;
 
@@ -41,6 +47,7 @@ static int work(const void *in, void *out, void *arg)
 {
     const struct item *it = in;
     (void)arg;
+    atomic_fetch_add_explicit(&runs[it->slot], 1, memory_order_relaxed);
     switch (it->op) {
     case SEGV:
         segfault();
@@ -80,11 +87,11 @@ static int want_code(const struct item *it)
 
 /* Window kills: shared budget, per-worker random stream. */
 static _Atomic int *kills_left;
+static unsigned kill_points = ~0u; /* bit per MPROC__HOOK_ point */
 
 static void window_kill(int point)
 {
-    (void)point;
-    if (mproc_worker_id() >= 0 && rand() % 400 == 0 &&
+    if ((kill_points >> point & 1) && mproc_worker_id() >= 0 && rand() % 400 == 0 &&
         atomic_fetch_sub(kills_left, 1) > 0)
         raise(SIGKILL);
 }
@@ -112,7 +119,7 @@ struct batch {
     size_t n, chunk;
 };
 
-static void fill(struct batch *bt, size_t max_items)
+static void fill(struct batch *bt, size_t max_items, int k)
 {
     bt->n = (size_t)rand() % max_items + 1;
     bt->chunk = rand() % 3 ? 0 : (size_t)(rand() % 50 + 1);
@@ -130,7 +137,8 @@ static void fill(struct batch *bt, size_t max_items)
             op = ERR;
         else if (r < 120)
             op = SLOW;
-        bt->it[i] = (struct item){op, rand()};
+        bt->it[i] = (struct item){op, rand(), (int)(k * max_items + i)};
+        atomic_store(&runs[bt->it[i].slot], 0);
         bt->out[i] = -1;
         bt->status[i] = 12345;
     }
@@ -149,7 +157,13 @@ static int check(const struct batch *bt, int r, int map)
     int failed = 0, bad = 0;
     for (size_t i = 0; i < bt->n; i++) {
         int want = want_code(&bt->it[i]);
+        int ran = atomic_load(&runs[bt->it[i].slot]);
         failed += want != 0;
+        if (ran > 1 || (!want && ran != 1)) {
+            fprintf(stderr, "map %d item %zu op %d: ran %d times\n", map, i,
+                    bt->it[i].op, ran);
+            bad++;
+        }
         if (bt->status[i] != want) {
             fprintf(stderr, "map %d item %zu op %d: status %d, want %d\n", map, i,
                     bt->it[i].op, bt->status[i], want);
@@ -183,6 +197,8 @@ int main(int argc, char **argv)
             seed = (unsigned)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--timeout"))
             timeout = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--points"))
+            kill_points = (unsigned)strtoul(argv[i + 1], NULL, 0);
         else {
             fprintf(stderr, "stress: unknown option %s\n", argv[i]);
             return 2;
@@ -196,6 +212,12 @@ int main(int argc, char **argv)
     kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                       -1, 0);
     atomic_store(kills_left, maps);
+    runs = mmap(NULL, 2 * items * sizeof *runs, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (runs == MAP_FAILED) {
+        perror("stress: mmap");
+        return 1;
+    }
     mproc__test_hook = window_kill;
 
     mproc_pool *p;
@@ -219,7 +241,7 @@ int main(int argc, char **argv)
         int mode = rand() % 3, nb = mode == 2 ? 2 : 1;
         int hangs = 0;
         for (int k = 0; k < nb; k++) {
-            fill(&bt[k], items);
+            fill(&bt[k], items, k);
             for (size_t i = 0; i < bt[k].n; i++)
                 hangs += bt[k].it[i].op == HANG;
         }
@@ -276,6 +298,11 @@ int main(int argc, char **argv)
         }
     }
     mproc_pool_close(p);
+    for (int k = 0; k < 2; k++) {
+        free(bt[k].it);
+        free(bt[k].out);
+        free(bt[k].status);
+    }
     int left = atomic_load(kills_left);
     int window_kills = maps - (left < 0 ? 0 : left);
     printf("stress: %d maps, %ld items, %ld failed as planned, %d window kills, "
