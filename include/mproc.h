@@ -234,8 +234,10 @@ MPROC_API int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **
  * acc in the caller's buffers. `timeout` is in seconds; a negative timeout
  * waits for ever. May be called again after it returned.
  *
- * Returns that count, or MPROC_ETIMEDOUT (nothing lost: wait again),
- * MPROC_EINVAL (NULL task, NaN timeout), MPROC_EBROKEN.
+ * Returns that count, or MPROC_ETIMEDOUT (nothing lost: wait again) or
+ * MPROC_EINVAL (NULL task, NaN timeout). If the pool's supervisor died, the
+ * items that had not finished are marked MPROC_ECRASHED and counted in the
+ * result; later submits on the pool return MPROC_EBROKEN.
  * A task may be waited on by one thread at a time.
  */
 MPROC_API int mproc_task_wait(mproc_task *task, double timeout);
@@ -247,7 +249,9 @@ MPROC_API int mproc_task_wait(mproc_task *task, double timeout);
  * `timeout` as in mproc_task_wait.
  *
  * Returns 0 with *index set, MPROC_EOF when all items were handed out,
- * MPROC_ETIMEDOUT, MPROC_EINVAL (NULL argument), MPROC_EBROKEN.
+ * MPROC_ETIMEDOUT, MPROC_EINVAL (NULL argument), or MPROC_EBROKEN (the
+ * pool's supervisor died: mproc_task_wait then gives every item not handed
+ * out its final code).
  */
 MPROC_API int mproc_task_next(mproc_task *task, size_t *index, double timeout);
 
@@ -278,7 +282,7 @@ MPROC_API void mproc_task_free(mproc_task *task);
  * pointers into it are valid everywhere, C11 atomics on it work across
  * processes, and a job whose in, out, status or arg lie in it is run with no
  * copy. In a thread pool it is ordinary memory with the same contract.
- * Memory is zero when first handed out.
+ * Every block is zero when handed out, reused memory included.
  *
  * Call from the process that opened the pool (any thread); not from inside
  * a process worker. Returns NULL with errno set: EINVAL (NULL pool, size 0),

@@ -59,6 +59,10 @@ struct mproc_task {
     /* Written by whoever harvests, read by progress from any thread. */
     _Atomic bool harvested;
     _Atomic uint64_t final_fin;
+    /* Set once salvage has given every item its final code, for progress,
+       which the fin word no longer tells (see salvage). */
+    _Atomic bool salvaged;
+    void *arg_copy;              /* thread pools: the copy of job.arg */
 
     /* The waiter's own. */
     uint64_t sealed;             /* records [0, sealed) are sealed */
@@ -451,6 +455,8 @@ static void unstage(mproc_pool *pool, mproc_task *t)
         mproc__heap_free(&pool->logs, t->log);
     if (t->partials_private)
         free(t->partials);
+    free(t->arg_copy);
+    t->arg_copy = NULL;
     t->stage = NULL;
     t->s_out = NULL;
     t->s_status = t->s_wstatus = NULL;
@@ -585,10 +591,20 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         t->pstride = MPROC__LINE + 2 * MPROC__ALIGN_UP(job->out_size, MPROC__LINE);
     if (pool->isolated) {
         err = stage(pool, t, &in, &arg);
-    } else if (job->reduce) {
-        t->partials = aligned_alloc(MPROC__LINE, (size_t)pool->workers * t->pstride);
-        t->partials_private = true;
-        err = t->partials ? 0 : MPROC_ENOMEM;
+    } else {
+        if (job->reduce) {
+            t->partials = aligned_alloc(MPROC__LINE,
+                                        (size_t)pool->workers * t->pstride);
+            t->partials_private = true;
+            err = t->partials ? 0 : MPROC_ENOMEM;
+        }
+        /* The same contract as processes: the caller may reuse arg at once. */
+        if (!err && job->arg_size) {
+            t->arg_copy = malloc(job->arg_size);
+            err = t->arg_copy ? 0 : MPROC_ENOMEM;
+            if (!err)
+                arg = memcpy(t->arg_copy, job->arg, job->arg_size);
+        }
     }
     if (err) {
         unstage(pool, t);
@@ -890,6 +906,9 @@ static void salvage(mproc_task *t)
     uint64_t f = t->failed;
     t->result = f > INT_MAX ? INT_MAX : (int)f;
     t->finished = true;
+    /* The items marked here are never counted in fin: progress must learn
+       they are done from this flag. Release: pairs with its acquire. */
+    atomic_store_explicit(&t->salvaged, true, memory_order_release);
 }
 
 /* Wait for ever and collect: what close and free need. */
@@ -964,7 +983,9 @@ int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
     if (!t)
         return MPROC_EINVAL;
     if (done)
-        *done = t->pool ? (size_t)(task_fin(t) & MPROC__IDX_MASK) : t->user.n;
+        *done = t->pool && !atomic_load_explicit(&t->salvaged, memory_order_acquire)
+                    ? (size_t)(task_fin(t) & MPROC__IDX_MASK)
+                    : t->user.n;
     if (n)
         *n = t->user.n;
     return 0;

@@ -7,6 +7,7 @@
 #include "tool.h"
 
 #include <mproc.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -341,6 +342,116 @@ static void global_cells(const struct demo *d)
            "when the pool opened; the caller's total stays 0.");
 }
 
+/* ---- New cells: the shared total done right --------------------------------- */
+
+static int add_shared(const void *in, void *out, void *arg)
+{
+    (void)out;
+    _Atomic long *shared_total = arg;
+    long t = atomic_fetch_add_explicit(shared_total, *(const int *)in,
+                                       memory_order_relaxed) +
+             *(const int *)in;
+    printf("worker %d: shared total so far: %ld\n", mproc_worker_id(), t);
+    fflush(stdout);
+    return 0;
+}
+
+static int identity(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = *(const int *)in;
+    return 0;
+}
+
+static void sum_long(void *acc, const void *result, void *arg)
+{
+    (void)arg;
+    *(long *)acc += *(const long *)result;
+}
+
+static void shared_cells(const struct demo *d)
+{
+    char title[80];
+    snprintf(title, sizeof title, "the total in the shared arena, on a pool of 2 %s",
+             kind_name(d->kind));
+    cell("24 (new)", title);
+    mproc_pool *p;
+    check(mproc_pool_open(&p, &(mproc_options){.kind = d->kind, .workers = 2,
+                                                .shared_size = 1 << 20}),
+          "open");
+    _Atomic long *shared_total = mproc_shared_alloc(p, sizeof *shared_total);
+    if (!shared_total)
+        check(-errno, "mproc_shared_alloc");
+    check(mproc_map(p, &(mproc_job){.fn = add_shared, .in = fives,
+                                    .in_size = sizeof fives[0], .n = 8,
+                                    .chunk = 1, .arg = (void *)shared_total}),
+          "map");
+    printf("Final result, in the caller: %ld\n", atomic_load(shared_total));
+    mproc_shared_free(p, (void *)shared_total);
+    lesson("memory from mproc_shared_alloc is mapped at the same address in "
+           "the caller and every worker: one total, and an atomic add on it "
+           "works across processes.");
+
+    cell("25 (new)", "the same total as a reduction, no atomics, no sharing");
+    long acc = 0;
+    check(mproc_map(p, &(mproc_job){.fn = identity, .in = fives,
+                                    .in_size = sizeof fives[0],
+                                    .out_size = sizeof(long), .n = 8,
+                                    .reduce = sum_long, .acc = &acc}),
+          "map");
+    printf("Final result: %ld\n", acc);
+    lesson("a reduction folds each worker's results in its own partial and "
+           "the caller folds the partials: no lock, no shared state, and a "
+           "crashed item would lose only itself.");
+    mproc_pool_close(p);
+}
+
+/* ---- New cell: progress of a long map ---------------------------------------- */
+
+static int nap(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    usleep((useconds_t)*(const long *)arg);
+    return 0;
+}
+
+static void progress_cell(const struct demo *d)
+{
+    size_t n = 200;
+    long us = d->quick ? 1000 : 10000;
+    int workers = d->workers ? d->workers : 4;
+    cell("26 (new)", "a long map, watched while it runs");
+    printf("%zu items of %.0f ms on %d %s\n", n, (double)us / 1000, workers,
+           kind_name(d->kind));
+    mproc_pool *p = open_pool(d->kind, workers);
+    mproc_task *t;
+    double t0 = now();
+    check(mproc_submit(p, &(mproc_job){.fn = nap, .n = n, .arg = &us,
+                                       .arg_size = sizeof us},
+                       &t),
+          "submit");
+    size_t done = 0, total_n = 0;
+    int r;
+    do {
+        r = mproc_task_wait(t, 0.05);
+        mproc_task_progress(t, &done, &total_n);
+        int bar = (int)(40 * done / total_n);
+        printf("\r[%.*s%*s] %3zu/%zu", bar,
+               "========================================", 40 - bar, "", done,
+               total_n);
+        fflush(stdout);
+    } while (r == MPROC_ETIMEDOUT);
+    check(r, "wait");
+    printf("\n%.3f seconds (ideal %.3f)\n", now() - t0,
+           (double)n * (double)us / 1e6 / workers);
+    mproc_task_free(t);
+    mproc_pool_close(p);
+    lesson("mproc_submit returns at once; mproc_task_progress reads how far "
+           "the map is from any thread while it runs, and mproc_task_wait "
+           "with a timeout lets the caller draw between looks.");
+}
+
 int mproc__demo(int argc, char **argv)
 {
     struct demo d = {.kind = MPROC_PROCESSES};
@@ -379,5 +490,7 @@ int mproc__demo(int argc, char **argv)
     cpu_cells(&d);
     thread_cells();
     global_cells(&d);
+    shared_cells(&d);
+    progress_cell(&d);
     return 0;
 }
