@@ -2,6 +2,7 @@
  * mproc: the command-line tool.
  *
  *   mproc demo    the multiprocessing notebook, in C
+ *   mproc bench   the measured comparison: mproc, OpenMP, Python
  */
 #include "tool.h"
 
@@ -10,10 +11,18 @@
 
 static const char usage[] =
     "usage: mproc demo [--kind processes|threads] [--workers N] [--quick]\n"
+    "       mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
+    "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
     "  demo   the multiprocessing notebook's cells, in C, each with its\n"
     "         results, its time and its lesson. --kind and --workers set the\n"
-    "         pool of the Pool cells; --quick shortens sleeps and loops.\n";
+    "         pool of the Pool cells; --quick shortens sleeps and loops.\n"
+    "  bench  each workload (sleep, cpu, trivial, latency, open, uneven,\n"
+    "         large) on each system (serial C, OpenMP, mproc threads and\n"
+    "         processes, Python's Pool and ThreadPool), median and spread of\n"
+    "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
+    "         against the targets. --csv writes every figure, --plot draws\n"
+    "         PNG charts with gnuplot, --only runs some workloads.\n";
 
 int tool_usage(const char *error)
 {
@@ -31,6 +40,13 @@ int main(int argc, char **argv)
         return tool_usage("no command given");
     if (!strcmp(argv[1], "demo"))
         return mproc__demo(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) {
+#ifdef MPROC_HAVE_BENCH
+        return mproc__bench(argc - 1, argv + 1);
+#else
+        return tool_usage("bench was not built (configure with -DMPROC_BENCH=ON)");
+#endif
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help"))
         return tool_usage(NULL);

@@ -8,5 +8,6 @@
 int tool_usage(const char *error);
 
 int mproc__demo(int argc, char **argv);
+int mproc__bench(int argc, char **argv);
 
 #endif

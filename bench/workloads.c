@@ -1,0 +1,738 @@
+/*
+ * The workloads, each on every system. Each system runs a warm-up (except
+ * in the sleep cell, timed cold as in the notebook) and then its
+ * repetitions back to back, on the same data as the others, its results
+ * cleared before each run and checked after; then the next system. So each
+ * figure is what repeated maps cost, with a little work of the caller's
+ * between them, as in a program that maps in a loop.
+ *
+ * Systems are not interleaved run by run: on a virtual machine every idle
+ * pause makes the next run start colder (the host parks an idle vCPU), and
+ * interleaving needs pauses, because OpenMP's threads spin for
+ * milliseconds after a region (libgomp's GOMP_SPINCOUNT) and would take a
+ * core from the next system. The bench pauses once after each OpenMP
+ * system instead; mproc's idle workers spin for 50 us only.
+ *
+ * mproc's own pools of `cores` workers are opened once for the whole run
+ * (b->threads, b->procs); workloads that need other worker counts open
+ * their own, outside the timed region. Opening is measured on its own.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum sys { SERIAL, SERIAL_INLINED, OMP_GUIDED, OMP_DYNAMIC, THREADS, PROCS };
+
+static const char *const names[] = {
+    [SERIAL] = "serial C",
+    [SERIAL_INLINED] = "serial C, a + b inlined",
+    [OMP_GUIDED] = "OpenMP guided",
+    [OMP_DYNAMIC] = "OpenMP dynamic",
+    [THREADS] = "mproc threads",
+    [PROCS] = "mproc processes",
+};
+
+#define PROCS_COPIED "mproc processes, data copied"
+#define PROCS_SHARED "mproc processes, shared arena"
+#define PY_POOL "Python Pool"
+#define PY_THREADPOOL "Python ThreadPool"
+
+/* What one system runs: the map, and where. */
+struct run {
+    enum sys sys;
+    const char *name;        /* row name; NULL: names[sys] */
+    mproc_pool *pool;        /* THREADS, PROCS */
+    int threads;             /* OMP_*: threads */
+    struct bench_map m;
+    /* Called before each run (clear the results) and after (check them). */
+    void (*reset)(const struct bench_map *m);
+    void (*check)(const struct bench_map *m, const char *who);
+    int reps;                /* 0: b->reps */
+    /* Set by run_all: whether the system is in this build, and the seconds
+       of each repetition. */
+    bool ok;
+    double s[BENCH_MAX_REPS];
+};
+
+static const char *name_of(const struct run *r)
+{
+    return r->name ? r->name : names[r->sys];
+}
+
+static mproc_pool *open_pool(mproc_kind kind, int workers)
+{
+    mproc_pool *p;
+    int rc = mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
+    if (rc)
+        bench_fail("opening a pool of %d: %s", workers, mproc_strerror(rc));
+    return p;
+}
+
+static void settle(enum sys s)
+{
+    /* libgomp's threads spin after a region (GOMP_SPINCOUNT, 300000
+       pauses: about 5 ms of CPU on the machine of docs/performance.md)
+       before they sleep. */
+    if (s == OMP_GUIDED || s == OMP_DYNAMIC) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Run once; seconds, or -1 when the system is not in this build. */
+static double once(const struct run *r)
+{
+    const struct bench_map *m = &r->m;
+    double t0 = bench_now();
+    switch (r->sys) {
+    case SERIAL:
+        bench_serial(m);
+        break;
+    case SERIAL_INLINED:
+        bench_add_inlined(m->in, m->out, m->n);
+        break;
+    case OMP_GUIDED:
+    case OMP_DYNAMIC:
+        if (!bench_omp(r->sys == OMP_GUIDED ? BENCH_GUIDED : BENCH_DYNAMIC,
+                       r->threads, m))
+            return -1;
+        break;
+    case THREADS:
+    case PROCS: {
+        int rc = mproc_map(r->pool, &(mproc_job){.fn = m->fn,
+                                                 .in = m->in,
+                                                 .in_size = m->in_size,
+                                                 .out = m->out,
+                                                 .out_size = m->out_size,
+                                                 .n = m->n});
+        if (rc)
+            bench_fail("%s: mproc_map: %s", name_of(r), mproc_strerror(rc));
+        break;
+    }
+    }
+    return bench_now() - t0;
+}
+
+/* Run each system of runs[] in turn: a warm-up unless cold, then b->reps
+   runs (or the run's own reps). See the top of this file. */
+static void run_all(struct bench *b, struct run *runs, size_t nruns,
+                    const char *param, bool cold)
+{
+    for (size_t i = 0; i < nruns; i++) {
+        struct run *r = &runs[i];
+        r->ok = true;
+        if (!r->reps)
+            r->reps = b->reps;
+        for (int k = cold ? 0 : -1; r->ok && k < r->reps; k++) {
+            if (k < 0)
+                bench_progress(b, "%s %s, warm-up", name_of(r), param);
+            else
+                bench_progress(b, "%s %s, run %d of %d", name_of(r), param,
+                               k + 1, r->reps);
+            if (r->reset)
+                r->reset(&r->m);
+            double t = once(r);
+            r->ok = t >= 0;
+            if (r->ok && r->check)
+                r->check(&r->m, name_of(r));
+            if (k >= 0)
+                r->s[k] = t;
+        }
+        settle(r->sys);
+    }
+}
+
+#define NO_OPENMP "unavailable: built without OpenMP"
+
+/* Add run r's row: each repetition's seconds t as t * factor, or as
+   factor / t (inverse: rates, speedups), in unit; or why it has none. */
+static void add_row(const char *wl, const struct run *r, const char *param,
+                    const char *unit, double factor, bool inverse)
+{
+    if (!r->ok) {
+        bench_row_missing(wl, name_of(r), param, NO_OPENMP);
+        return;
+    }
+    double v[BENCH_MAX_REPS];
+    for (int k = 0; k < r->reps; k++)
+        v[k] = inverse ? factor / r->s[k] : r->s[k] * factor;
+    bench_row(wl, name_of(r), param, unit, v, r->reps);
+}
+
+static void scale(double *s, int n, double factor)
+{
+    for (int i = 0; i < n; i++)
+        s[i] *= factor;
+}
+
+static const char *n_param(char *buf, size_t size, size_t n)
+{
+    size_t p = 1;
+    int k = 0;
+    while (p < n) {
+        p *= 10;
+        k++;
+    }
+    if (p == n)
+        snprintf(buf, size, "n=10^%d", k);
+    else
+        snprintf(buf, size, "n=%zu", n);
+    return buf;
+}
+
+/* ---- Python --------------------------------------------------------------- */
+
+static const char *py_name(const char *system)
+{
+    return !strcmp(system, "pool") ? PY_POOL
+           : !strcmp(system, "threadpool") ? PY_THREADPOOL
+                                           : NULL;
+}
+
+/* Run the Python side of a workload; on failure its rows say why. */
+static int python(struct bench *b, const char *wl, const char *args,
+                  struct bench_py *rows, int max)
+{
+    const char *why = b->no_python;
+    int n = -1;
+    if (b->python) {
+        bench_progress(b, "Python (pool_bench.py %s %s)", wl, args);
+        n = bench_python(b, wl, args, rows, max, &why);
+    }
+    if (n < 0) {
+        bench_row_missing(wl, PY_POOL, "", why);
+        bench_row_missing(wl, PY_THREADPOOL, "", why);
+    }
+    return n;
+}
+
+/* The usual conversion: each Python row's seconds times `factor` of its
+   param (from params/factors), in `unit`. */
+static void python_scaled(const char *wl, struct bench_py *rows, int n,
+                          const char *const *params, const double *factors,
+                          int np, const char *unit)
+{
+    for (int i = 0; i < n; i++) {
+        const char *name = py_name(rows[i].system);
+        for (int p = 0; name && p < np; p++) {
+            if (strcmp(rows[i].param, params[p]))
+                continue;
+            scale(rows[i].s, rows[i].n, factors[p]);
+            bench_row(wl, name, rows[i].param, unit, rows[i].s, rows[i].n);
+        }
+    }
+}
+
+/* ---- the notebook's sleep cell ---------------------------------------------- */
+
+static void clear_ints(const struct bench_map *m)
+{
+    memset(m->out, 0, m->n * sizeof(int));
+}
+
+/* The notebook's slow add returns y + y. */
+static void check_doubles(const struct bench_map *m, const char *who)
+{
+    const bench_pair *in = m->in;
+    const int *out = m->out;
+    for (size_t i = 0; i < m->n; i++)
+        if (out[i] != 2 * in[i].y)
+            bench_fail("sleep cell: %s: wrong result", who);
+}
+
+static void sleep_cell(struct bench *b)
+{
+    bench_pair in[10];
+    int out[10];
+    for (int i = 0; i < 10; i++)
+        in[i] = (bench_pair){10, i + 1};
+    struct bench_map m = {bench_slow_add, in, sizeof *in, out, sizeof *out, 10};
+    mproc_pool *tp = open_pool(MPROC_THREADS, 5), *pp = open_pool(MPROC_PROCESSES, 5);
+    struct run runs[] = {
+        {.sys = SERIAL, .m = m},
+        {.sys = OMP_GUIDED, .threads = 5, .m = m},
+        {.sys = OMP_DYNAMIC, .threads = 5, .m = m},
+        {.sys = THREADS, .pool = tp, .m = m},
+        {.sys = PROCS, .pool = pp, .m = m},
+    };
+    const size_t nruns = sizeof runs / sizeof *runs;
+    /* One serial repetition in a quick run: it is the notebook's 1 s
+       baseline, not a figure with a target. */
+    runs[0].reps = b->quick ? 1 : 0;
+    for (size_t i = 0; i < nruns; i++) {
+        runs[i].reset = clear_ints;
+        runs[i].check = check_doubles;
+    }
+    run_all(b, runs, nruns, "workers=5", true);
+    for (size_t i = 0; i < nruns; i++)
+        add_row("sleep", &runs[i], i ? "workers=5" : "", "s", 1, false);
+    mproc_pool_close(tp);
+    mproc_pool_close(pp);
+
+    struct bench_py py[8];
+    char args[64];
+    snprintf(args, sizeof args, "--reps %d", b->reps);
+    int n = python(b, "sleep", args, py, 8);
+    const char *params[] = {"workers=5"};
+    python_scaled("sleep", py, n, params, (double[]){1}, 1, "s");
+
+    bench_ratios("sleep", NULL, 0.2);
+    bench_target("sleep", names[THREADS], "workers=5", BENCH_WITHIN, 0.2, 0.002);
+    bench_target("sleep", names[PROCS], "workers=5", BENCH_WITHIN, 0.2, 0.002);
+}
+
+/* ---- the notebook's CPU-bound cell ---------------------------------------- */
+
+/* The results every system must reproduce, computed once beforehand. */
+static uint64_t *expected;
+
+static void clear_u64(const struct bench_map *m)
+{
+    memset(m->out, 0, m->n * sizeof(uint64_t));
+}
+
+static void check_expected(const struct bench_map *m, const char *who)
+{
+    if (memcmp(m->out, expected, m->n * sizeof *expected))
+        bench_fail("%s: wrong results", who);
+}
+
+static void cpu_cell(struct bench *b)
+{
+    const double item_us = b->quick ? 5000 : 20000;
+    uint64_t in[10], out[10];
+    for (int i = 0; i < 10; i++)
+        in[i] = (uint64_t)(item_us * b->spins_per_us) + (uint64_t)i;
+    struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, 10};
+    int maxw = 2 * b->cores;
+    double t1[4] = {0}, lo, hi, v[BENCH_MAX_REPS];
+    char param[24];
+    uint64_t want[10];
+    expected = want;
+    for (int i = 0; i < 10; i++)
+        want[i] = bench_chain(in[i]);
+
+    /* Each system's speedup is over its own time on 1 worker, as in the
+       notebook (Pool(1), then Pool(10)). */
+    for (int w = 1; w <= maxw; w++) {
+        snprintf(param, sizeof param, "workers=%d", w);
+        struct run runs[] = {
+            {.sys = SERIAL, .m = m},
+            {.sys = OMP_GUIDED, .threads = w, .m = m},
+            {.sys = OMP_DYNAMIC, .threads = w, .m = m},
+            {.sys = THREADS, .pool = open_pool(MPROC_THREADS, w), .m = m},
+            {.sys = PROCS, .pool = open_pool(MPROC_PROCESSES, w), .m = m},
+        };
+        const size_t nruns = w == 1 ? 5 : 4, first = w == 1 ? 0 : 1;
+        for (size_t i = first; i < 5; i++) {
+            runs[i].reset = clear_u64;
+            runs[i].check = check_expected;
+        }
+        run_all(b, runs + first, nruns, param, false);
+        mproc_pool_close(runs[3].pool);
+        mproc_pool_close(runs[4].pool);
+        if (w == 1)
+            add_row("cpu", &runs[0], "", "ms", 1e3, false);
+        for (size_t i = 1; i < 5; i++) {
+            const struct run *r = &runs[i];
+            if (!r->ok) {
+                if (w == 1)
+                    add_row("cpu", r, "", "", 0, false);
+                continue;
+            }
+            if (w == 1) {
+                memcpy(v, r->s, (size_t)r->reps * sizeof *v);
+                bench_stats(v, r->reps, &t1[i - 1], &lo, &hi);
+            }
+            add_row("cpu", r, param, "x", t1[i - 1], true);
+        }
+    }
+
+    struct bench_py py[16];
+    char args[96];
+    snprintf(args, sizeof args, "--reps %d --max-workers %d --loop %d", b->reps,
+             maxw, b->quick ? 300000 : 3000000);
+    int n = python(b, "cpu", args, py, 16);
+    for (int i = 0; i < n; i++) {
+        const char *name = py_name(py[i].system);
+        if (!name || strcmp(py[i].param, "workers=1"))
+            continue;
+        double base;
+        bench_stats(py[i].s, py[i].n, &base, &lo, &hi);
+        for (int j = 0; j < n; j++) {
+            if (strcmp(py[j].system, py[i].system))
+                continue;
+            for (int k = 0; k < py[j].n; k++)
+                py[j].s[k] = base / py[j].s[k];
+            bench_row("cpu", name, py[j].param, "x", py[j].s, py[j].n);
+        }
+    }
+
+    /* Ratios: the speedup over the ideal, min(workers, cores). */
+    for (int w = 1; w <= maxw; w++) {
+        snprintf(param, sizeof param, "workers=%d", w);
+        const char *all[] = {names[OMP_GUIDED], names[OMP_DYNAMIC], names[THREADS],
+                             names[PROCS], PY_POOL, PY_THREADPOOL};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+            struct bench_row *r = bench_find("cpu", all[i], param);
+            if (r && !r->note)
+                r->ratio = r->median / (w < b->cores ? w : b->cores);
+        }
+    }
+    snprintf(param, sizeof param, "workers=%d", b->cores);
+    bench_target("cpu", names[THREADS], param, BENCH_AT_LEAST, 0.97 * b->cores, 0);
+    bench_target("cpu", names[PROCS], param, BENCH_AT_LEAST, 0.97 * b->cores, 0);
+}
+
+/* ---- trivial items ------------------------------------------------------------- */
+
+static void check_sums(const struct bench_map *m, const char *who)
+{
+    const bench_pair *in = m->in;
+    const int *out = m->out;
+    for (size_t i = 0; i < m->n; i++)
+        if (out[i] != in[i].x + in[i].y)
+            bench_fail("trivial items: %s: item %zu is %d, not %d", who, i,
+                       out[i], in[i].x + in[i].y);
+}
+
+static void trivial(struct bench *b)
+{
+    const size_t ns[] = {1000000, 10000000}, nmax = 10000000;
+    bench_pair *in = malloc(nmax * sizeof *in);
+    int *out = malloc(nmax * sizeof *out);
+    bench_pair *s_in = mproc_shared_alloc(b->procs, nmax * sizeof *s_in);
+    int *s_out = mproc_shared_alloc(b->procs, nmax * sizeof *s_out);
+    if (!in || !out || !s_in || !s_out)
+        bench_fail("trivial items: out of memory");
+    for (size_t i = 0; i < nmax; i++)
+        in[i] = s_in[i] = (bench_pair){(int)i, 1};
+    char param[24];
+    const char *params[2];
+    double per_item[2];
+
+    for (int p = 0; p < 2; p++) {
+        size_t n = ns[p];
+        n_param(param, sizeof param, n);
+        struct bench_map m = {bench_add, in, sizeof *in, out, sizeof *out, n};
+        struct bench_map sm = {bench_add, s_in, sizeof *s_in, s_out, sizeof *s_out, n};
+        struct run runs[] = {
+            {.sys = SERIAL, .m = m},
+            {.sys = SERIAL_INLINED, .m = m},
+            {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
+            {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
+            {.sys = THREADS, .pool = b->threads, .m = m},
+            {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
+            {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
+        };
+        const size_t nruns = sizeof runs / sizeof *runs;
+        for (size_t i = 0; i < nruns; i++) {
+            runs[i].reset = clear_ints;
+            runs[i].check = check_sums;
+        }
+        run_all(b, runs, nruns, param, false);
+        for (size_t i = 0; i < nruns; i++)
+            add_row("trivial", &runs[i], param, "ns", 1e9 / (double)n, false);
+        params[p] = p ? "n=10^7" : "n=10^6";
+        per_item[p] = 1e9 / (double)n;
+    }
+    free(in);
+    free(out);
+    mproc_shared_free(b->procs, s_in);
+    mproc_shared_free(b->procs, s_out);
+
+    /* Python's 10^7 takes it about 10 s a repetition: not in a quick run. */
+    struct bench_py py[8];
+    char args[96];
+    snprintf(args, sizeof args, "--reps %d --workers %d --n %s", b->reps,
+             b->cores, b->quick ? "1000000" : "1000000,10000000");
+    int n = python(b, "trivial", args, py, 8);
+    python_scaled("trivial", py, n, params, per_item, 2, "ns");
+    if (b->quick && n >= 0) {
+        bench_row_missing("trivial", PY_POOL, "n=10^7", "skipped in --quick");
+        bench_row_missing("trivial", PY_THREADPOOL, "n=10^7", "skipped in --quick");
+    }
+
+    bench_ratios("trivial", names[OMP_GUIDED], 0);
+    for (int p = 0; p < 2; p++) {
+        bench_target("trivial", names[THREADS], params[p], BENCH_RATIO_AT_MOST, 1.5, 0);
+        bench_target("trivial", PROCS_SHARED, params[p], BENCH_RATIO_AT_MOST, 2, 0);
+        bench_target("trivial", PROCS_COPIED, params[p], BENCH_BELOW, 5, 0);
+    }
+}
+
+/* ---- latency: a map of one item on a warm pool --------------------------------- */
+
+static void latency(struct bench *b)
+{
+    const int calls = b->quick ? 1000 : 5000;
+    bench_pair in = {1, 2};
+    int out = 0;
+    struct bench_map m = {bench_add, &in, sizeof in, &out, sizeof out, 1};
+    struct run runs[] = {
+        {.sys = SERIAL, .m = m},
+        {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
+        {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
+        {.sys = THREADS, .pool = b->threads, .m = m},
+        {.sys = PROCS, .pool = b->procs, .m = m},
+    };
+    double *t = malloc((size_t)calls * sizeof *t), s[BENCH_MAX_REPS], lo, hi;
+    if (!t)
+        bench_fail("latency: out of memory");
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        const char *name = name_of(&runs[i]);
+        bool ok = true;
+        /* A repetition is `calls` maps back to back, each timed; its figure
+           is their median, robust to the odd preemption. */
+        for (int k = -1; ok && k < b->reps; k++) {
+            if (k < 0)
+                bench_progress(b, "%s, warm-up", name);
+            else
+                bench_progress(b, "%s, run %d of %d", name, k + 1, b->reps);
+            for (int c = 0; ok && c < calls; c++) {
+                out = 0;
+                t[c] = once(&runs[i]);
+                ok = t[c] >= 0;
+                if (ok && out != 3)
+                    bench_fail("latency: %s: wrong result %d", name, out);
+            }
+            if (ok && k >= 0)
+                bench_stats(t, calls, &s[k], &lo, &hi);
+        }
+        settle(runs[i].sys);
+        if (ok) {
+            scale(s, b->reps, 1e6);
+            bench_row("latency", name, "n=1", "us", s, b->reps);
+        } else {
+            bench_row_missing("latency", name, "n=1", NO_OPENMP);
+        }
+    }
+    free(t);
+
+    struct bench_py py[8];
+    char args[96];
+    snprintf(args, sizeof args, "--reps %d --workers %d --calls %d", b->reps,
+             b->cores, b->quick ? 200 : 1000);
+    int n = python(b, "latency", args, py, 8);
+    const char *params[] = {"n=1"};
+    python_scaled("latency", py, n, params, (double[]){1e6}, 1, "us");
+
+    bench_ratios("latency", names[OMP_GUIDED], 0);
+    bench_target("latency", names[THREADS], "n=1", BENCH_BELOW, 5, 0);
+    bench_target("latency", names[PROCS], "n=1", BENCH_BELOW, 10, 0);
+}
+
+/* ---- opening and closing a pool ------------------------------------------------ */
+
+static void open_close(struct bench *b)
+{
+    const int ws[] = {1, 2, 8, 32};
+    /* Processes first: opening one forks, which copies the caller's page
+       tables, and a pool of 32 threads leaves 32 cached stacks behind. */
+    const mproc_kind kinds[] = {MPROC_PROCESSES, MPROC_THREADS};
+    const char *params[4];
+    char pbuf[4][24];
+    double s[BENCH_MAX_REPS];
+    for (int k = 0; k < 2; k++) {
+        const char *name = names[kinds[k] == MPROC_THREADS ? THREADS : PROCS];
+        for (int i = 0; i < 4; i++) {
+            snprintf(pbuf[i], sizeof pbuf[i], "workers=%d", ws[i]);
+            params[i] = pbuf[i];
+            for (int r = -1; r < b->reps; r++) {
+                if (r < 0)
+                    bench_progress(b, "%s %s, warm-up", name, params[i]);
+                else
+                    bench_progress(b, "%s %s, run %d of %d", name, params[i], r + 1,
+                                   b->reps);
+                double t0 = bench_now();
+                mproc_pool *p = open_pool(kinds[k], ws[i]);
+                mproc_pool_close(p);
+                if (r >= 0)
+                    s[r] = (bench_now() - t0) * 1e3;
+            }
+            bench_row("open", name, params[i], "ms", s, b->reps);
+        }
+    }
+
+    struct bench_py py[16];
+    char args[96];
+    snprintf(args, sizeof args, "--reps %d --n 1,2,8,32", b->reps);
+    int n = python(b, "open", args, py, 16);
+    python_scaled("open", py, n, params, (double[]){1e3, 1e3, 1e3, 1e3}, 4, "ms");
+
+    bench_target("open", names[PROCS], "workers=8", BENCH_BELOW, 3, 0);
+}
+
+/* ---- uneven items ---------------------------------------------------------------- */
+
+/* The uneven workload's "ideal" line: the sum of Python's item costs. */
+static double python_ideal(const struct bench_py *rows, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rows[i].system, "ideal"))
+            return rows[i].s[0];
+    return 0;
+}
+
+static void uneven(struct bench *b)
+{
+    const size_t n = b->quick ? 1000 : 4000;
+    uint64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    expected = malloc(n * sizeof *expected);
+    if (!in || !out || !expected)
+        bench_fail("uneven items: out of memory");
+    /* Costs uniform in [1, 100] us, from a fixed seed (xorshift64). */
+    uint64_t x = 88172645463325252u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double us = 1 + 99 * (double)(x >> 11) / 9007199254740992.0;
+        in[i] = (uint64_t)(us * b->spins_per_us);
+    }
+    for (size_t i = 0; i < n; i++)
+        expected[i] = bench_chain(in[i]);
+    struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
+    char param[24];
+    n_param(param, sizeof param, n);
+    double serial, lo, hi, v[BENCH_MAX_REPS];
+    struct run runs[] = {
+        {.sys = SERIAL, .m = m},
+        {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
+        {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
+        {.sys = THREADS, .pool = b->threads, .m = m},
+        {.sys = PROCS, .pool = b->procs, .m = m},
+    };
+    const size_t nruns = sizeof runs / sizeof *runs;
+    for (size_t i = 0; i < nruns; i++) {
+        runs[i].reset = clear_u64;
+        runs[i].check = check_expected;
+    }
+    run_all(b, runs, nruns, param, false);
+    add_row("uneven", &runs[0], param, "ms", 1e3, false);
+    memcpy(v, runs[0].s, (size_t)runs[0].reps * sizeof *v);
+    bench_stats(v, runs[0].reps, &serial, &lo, &hi);
+    /* Efficiency: the serial time over workers x the time taken. */
+    for (size_t i = 1; i < nruns; i++)
+        add_row("uneven", &runs[i], param, "%", 100 * serial / b->cores, true);
+    free(in);
+    free(out);
+    free(expected);
+
+    struct bench_py py[8];
+    char args[96];
+    snprintf(args, sizeof args, "--reps %d --workers %d --n %zu", b->reps,
+             b->cores, n);
+    int np = python(b, "uneven", args, py, 8);
+    double ideal = python_ideal(py, np);
+    for (int i = 0; i < np && ideal > 0; i++) {
+        const char *name = py_name(py[i].system);
+        if (!name)
+            continue;
+        for (int k = 0; k < py[i].n; k++)
+            py[i].s[k] = 100 * ideal / (b->cores * py[i].s[k]);
+        bench_row("uneven", name, py[i].param, "%", py[i].s, py[i].n);
+    }
+
+    /* Ratios: efficiency is already over the ideal. */
+    const char *all[] = {names[OMP_GUIDED], names[OMP_DYNAMIC], names[THREADS],
+                         names[PROCS], PY_POOL, PY_THREADPOOL};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        struct bench_row *row = bench_find("uneven", all[i], param);
+        if (row && !row->note)
+            row->ratio = row->median / 100;
+    }
+    bench_target("uneven", names[THREADS], param, BENCH_AT_LEAST, 95, 0);
+    bench_target("uneven", names[PROCS], param, BENCH_AT_LEAST, 95, 0);
+}
+
+/* ---- large items ----------------------------------------------------------------- */
+
+static void clear_big(const struct bench_map *m)
+{
+    memset(m->out, 0, m->n * BENCH_BIG);
+}
+
+static void check_big(const struct bench_map *m, const char *who)
+{
+    const unsigned char *in = m->in, *out = m->out;
+    for (size_t i = 0; i < m->n * BENCH_BIG; i++)
+        if (out[i] != (unsigned char)(in[i] + 1))
+            bench_fail("large items: %s: byte %zu is wrong", who, i);
+}
+
+static void large(struct bench *b)
+{
+    const size_t n = b->quick ? 4096 : 16384, bytes = n * BENCH_BIG;
+    unsigned char *in = malloc(bytes), *out = malloc(bytes);
+    unsigned char *s_in = mproc_shared_alloc(b->procs, bytes);
+    unsigned char *s_out = mproc_shared_alloc(b->procs, bytes);
+    if (!in || !out || !s_in || !s_out)
+        bench_fail("large items: out of memory");
+    for (size_t i = 0; i < bytes; i++)
+        in[i] = s_in[i] = (unsigned char)(i * 7 + i / BENCH_BIG);
+    struct bench_map m = {bench_big, in, BENCH_BIG, out, BENCH_BIG, n};
+    struct bench_map sm = {bench_big, s_in, BENCH_BIG, s_out, BENCH_BIG, n};
+    char param[24];
+    n_param(param, sizeof param, n);
+    /* Bytes in plus bytes out, per second. */
+    const double gbs = 2.0 * (double)bytes / 1e9;
+    struct run runs[] = {
+        {.sys = SERIAL, .m = m},
+        {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
+        {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
+        {.sys = THREADS, .pool = b->threads, .m = m},
+        {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
+        {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
+    };
+    const size_t nruns = sizeof runs / sizeof *runs;
+    for (size_t i = 0; i < nruns; i++) {
+        runs[i].reset = clear_big;
+        runs[i].check = check_big;
+    }
+    run_all(b, runs, nruns, param, false);
+    for (size_t i = 0; i < nruns; i++)
+        add_row("large", &runs[i], param, "GB/s", gbs, true);
+    free(in);
+    free(out);
+    mproc_shared_free(b->procs, s_in);
+    mproc_shared_free(b->procs, s_out);
+
+    struct bench_py py[8];
+    char args[96];
+    snprintf(args, sizeof args, "--reps %d --workers %d --n %zu", b->reps,
+             b->cores, n);
+    int np = python(b, "large", args, py, 8);
+    for (int i = 0; i < np; i++) {
+        const char *name = py_name(py[i].system);
+        if (!name || strcmp(py[i].param, param))
+            continue;
+        for (int k = 0; k < py[i].n; k++)
+            py[i].s[k] = gbs / py[i].s[k];
+        bench_row("large", name, param, "GB/s", py[i].s, py[i].n);
+    }
+    bench_ratios("large", names[OMP_GUIDED], 0);
+}
+
+const struct bench_workload bench_workloads[] = {
+    {"sleep", "the notebook's sleep cell: 10 x 100 ms on 5 workers, seconds",
+     "median over the ideal, 0.200 s", sleep_cell},
+    {"cpu", "the notebook's CPU-bound cell: 10 items, speedup over 1 worker",
+     "speedup over the ideal, min(workers, cores)", cpu_cell},
+    {"trivial", "trivial items: a + b, nanoseconds per item",
+     "time over OpenMP guided's", trivial},
+    {"latency", "a map of one item on a warm pool: microseconds",
+     "time over OpenMP guided's (a parallel for of one item)", latency},
+    {"open", "opening and closing a pool: milliseconds", NULL, open_close},
+    {"uneven", "uneven items (1 to 100 us each): efficiency, serial C time over "
+               "workers x time",
+     "efficiency over the ideal, 100%", uneven},
+    {"large", "large items (4 KiB in, 4 KiB out): GB/s in and out",
+     "throughput over OpenMP guided's", large},
+};
+const int bench_nworkloads = sizeof bench_workloads / sizeof *bench_workloads;

@@ -1,0 +1,222 @@
+/*
+ * mproc bench: every workload on every system, in one run, side by side.
+ *
+ * The workloads and systems are in bench/ (see bench/bench.h); this file is
+ * the verb: options, the warm pools shared by the workloads, the progress
+ * line, and what is printed or written at the end.
+ */
+#define _GNU_SOURCE
+#include "tool.h"
+
+#include "../bench/bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHARED_SIZE ((size_t)512 << 20) /* the largest workload uses 128 MiB */
+
+/*
+ * Other work on the machine distorts every figure, and on a small machine
+ * it is common (a build, a test run). The bench cannot stop it but can tell:
+ * the CPU time the whole machine spent (/proc/stat, steal included) minus
+ * what this process and its children spent (getrusage, once every pool is
+ * closed and every child reaped) is what others took.
+ */
+static double machine_cpu(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8)
+        return -1;
+    /* user, nice, system, irq, softirq, steal: all but idle and iowait. */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
+           (double)sysconf(_SC_CLK_TCK);
+}
+
+static double own_cpu(void)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    struct timeval t[4] = {self.ru_utime, self.ru_stime, kids.ru_utime, kids.ru_stime};
+    double s = 0;
+    for (int i = 0; i < 4; i++)
+        s += (double)t[i].tv_sec + (double)t[i].tv_usec / 1e6;
+    return s;
+}
+
+static void cpu_model(char *buf, size_t size)
+{
+    snprintf(buf, size, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon) {
+            colon += 1 + strspn(colon + 1, " \t");
+            colon[strcspn(colon, "\n")] = 0;
+            snprintf(buf, size, "%s", colon);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void header(const struct bench *b)
+{
+    char cpu[128], py[128];
+    struct utsname u;
+    uname(&u);
+    cpu_model(cpu, sizeof cpu);
+    printf("mproc bench%s: %d cores (%s), %s %s, gcc %s\n",
+           b->quick ? " --quick" : "", b->cores, cpu, u.sysname, u.release,
+           __VERSION__);
+    long omp = bench_omp_version();
+    if (omp)
+        printf("OpenMP %ld (schedule(guided) and schedule(dynamic), default "
+               "chunks)", omp);
+    else
+        printf("OpenMP: not in this build");
+    if (!b->python)
+        printf("; Python: %s\n", b->no_python);
+    else if (bench_python_version(py, sizeof py))
+        printf("; Python %s\n", py);
+    else
+        printf("; Python: version unknown\n");
+    printf("Each figure: the median of %d repetitions, spread min-max; %d "
+           "workers unless said. Every system calls the same item function "
+           "through a pointer.\n",
+           b->reps, b->cores);
+    /* Other work on the machine shows in every figure: the summary at the
+       end says how much there was during the run; this, how busy it was. */
+    double load[3];
+    if (getloadavg(load, 3) == 3)
+        printf("Load average at start: %.2f %.2f %.2f\n", load[0], load[1],
+               load[2]);
+    fflush(stdout);
+}
+
+static bool selected(const char *only, const char *key)
+{
+    if (!only)
+        return true;
+    size_t k = strlen(key);
+    for (const char *p = only; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == k && !strncmp(p, key, k))
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+int mproc__bench(int argc, char **argv)
+{
+    struct bench b = {0};
+    const char *csv = NULL, *plot = NULL, *only = NULL;
+    bool python = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            b.quick = true;
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            char *end;
+            long r = strtol(argv[++i], &end, 10);
+            if (*end || r < 1 || r > BENCH_MAX_REPS)
+                return tool_usage("bench: --reps takes 1 to 50");
+            b.reps = (int)r;
+        } else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
+            csv = argv[++i];
+        } else if (!strcmp(argv[i], "--plot") && i + 1 < argc) {
+            plot = argv[++i];
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--no-python")) {
+            python = false;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            return tool_usage(NULL);
+        } else {
+            return tool_usage("bench: unknown option");
+        }
+    }
+    if (!b.reps)
+        b.reps = b.quick ? 3 : 5;
+    for (int i = 0; i < bench_nworkloads; i++)
+        b.count += selected(only, bench_workloads[i].key);
+    if (!b.count)
+        return tool_usage("bench: --only names none of sleep, cpu, trivial, "
+                          "latency, open, uneven, large");
+
+    double t0 = bench_now(), machine0 = machine_cpu(), own0 = own_cpu();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    b.progress = isatty(2);
+    b.python = python && bench_python_check(&b.no_python);
+    if (!python)
+        b.no_python = "skipped (--no-python)";
+
+    int rc = mproc_pool_open(&b.procs, &(mproc_options){.kind = MPROC_PROCESSES,
+                                                         .shared_size = SHARED_SIZE});
+    if (!rc)
+        rc = mproc_pool_open(&b.threads, &(mproc_options){.kind = MPROC_THREADS});
+    if (rc)
+        bench_fail("opening the pools: %s", mproc_strerror(rc));
+    b.cores = mproc_pool_size(b.threads);
+    b.spins_per_us = bench_calibrate();
+    header(&b);
+
+    for (int i = 0, k = 0; i < bench_nworkloads; i++) {
+        const struct bench_workload *w = &bench_workloads[i];
+        if (!selected(only, w->key))
+            continue;
+        b.index = k++;
+        b.title = w->key;
+        w->run(&b);
+        bench_progress(&b, NULL);
+        bench_table(w->key, w->title, w->ratio);
+    }
+    mproc_pool_close(b.threads);
+    mproc_pool_close(b.procs);
+
+    bench_targets_summary();
+    double wall = bench_now() - t0, machine = machine_cpu() - machine0;
+    if (machine0 >= 0) {
+        double others = machine - (own_cpu() - own0);
+        if (others < 0)
+            others = 0;
+        double share = 100 * others / (wall * b.cores);
+        printf("Other work on the machine during the run: %.1f CPU-seconds, "
+               "%.0f%% of its %d CPUs%s\n",
+               others, share, b.cores,
+               share > 5 ? ": the figures are disturbed; run again on a quiet "
+                           "machine"
+                         : "");
+    }
+    int status = 0;
+    if (csv) {
+        rc = bench_csv(csv);
+        if (rc) {
+            fprintf(stderr, "mproc bench: %s: %s\n", csv, mproc_strerror(rc));
+            status = 1;
+        }
+    }
+    if (plot) {
+        if (bench_plot(plot, b.cores)) {
+            status = 1;
+        } else {
+            printf("charts (PNG) and their data in %s/\n", plot);
+        }
+    }
+    printf("\nmproc bench: %.1f s\n", bench_now() - t0);
+    return status;
+}
