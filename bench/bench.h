@@ -47,6 +47,9 @@ _Noreturn void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1,
 /* report.c: CLOCK_MONOTONIC, in seconds. */
 double bench_now(void);
 
+/* python.c: whether an executable `name` is on PATH. */
+bool bench_in_path(const char *name);
+
 /* ---- the items (items.c) --------------------------------------------- */
 
 /* The notebook's pair and its sum. */

@@ -33,7 +33,7 @@ extern char **environ;
 
 static char script[4096];
 
-static bool in_path(const char *name)
+bool bench_in_path(const char *name)
 {
     const char *path = getenv("PATH");
     if (!path)
@@ -52,7 +52,7 @@ static bool in_path(const char *name)
 
 bool bench_python_check(const char **why)
 {
-    if (!in_path("python3")) {
+    if (!bench_in_path("python3")) {
         *why = "python3 not found";
         return false;
     }

@@ -453,26 +453,9 @@ static void speedup_plot(FILE *gp, const char *dir, int cores)
             dir, cores, maxw, nu + 1, path, cores, cores);
 }
 
-static bool have_gnuplot(void)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        return false;
-    char *copy = strdup(path), *save = NULL;
-    bool found = false;
-    for (char *d = strtok_r(copy, ":", &save); d && !found;
-         d = strtok_r(NULL, ":", &save)) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/gnuplot", *d ? d : ".");
-        found = access(p, X_OK) == 0;
-    }
-    free(copy);
-    return found;
-}
-
 int bench_plot(const char *dir, int cores)
 {
-    if (!have_gnuplot()) {
+    if (!bench_in_path("gnuplot")) {
         fprintf(stderr, "mproc bench: --plot needs gnuplot, which is not in "
                         "PATH (apt-get install gnuplot-nox)\n");
         return -1;

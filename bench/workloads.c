@@ -49,9 +49,6 @@ struct run {
     mproc_pool *pool;        /* THREADS, PROCS */
     int threads;             /* OMP_*: threads */
     struct bench_map m;
-    /* Called before each run (clear the results) and after (check them). */
-    void (*reset)(const struct bench_map *m);
-    void (*check)(const struct bench_map *m, const char *who);
     int reps;                /* 0: b->reps */
     /* Set by run_all: whether the system is in this build, and the seconds
        of each repetition. */
@@ -119,9 +116,12 @@ static double once(const struct run *r)
 }
 
 /* Run each system of runs[] in turn: a warm-up unless cold, then b->reps
-   runs (or the run's own reps). See the top of this file. */
+   runs (or the run's own reps), calling reset before each (to clear the
+   results) and check after. See the top of this file. */
 static void run_all(struct bench *b, struct run *runs, size_t nruns,
-                    const char *param, bool cold)
+                    const char *param, bool cold,
+                    void (*reset)(const struct bench_map *m),
+                    void (*check)(const struct bench_map *m, const char *who))
 {
     for (size_t i = 0; i < nruns; i++) {
         struct run *r = &runs[i];
@@ -134,12 +134,11 @@ static void run_all(struct bench *b, struct run *runs, size_t nruns,
             else
                 bench_progress(b, "%s %s, run %d of %d", name_of(r), param,
                                k + 1, r->reps);
-            if (r->reset)
-                r->reset(&r->m);
+            reset(&r->m);
             double t = once(r);
             r->ok = t >= 0;
-            if (r->ok && r->check)
-                r->check(&r->m, name_of(r));
+            if (r->ok)
+                check(&r->m, name_of(r));
             if (k >= 0)
                 r->s[k] = t;
         }
@@ -264,11 +263,7 @@ static void sleep_cell(struct bench *b)
     /* One serial repetition in a quick run: it is the notebook's 1 s
        baseline, not a figure with a target. */
     runs[0].reps = b->quick ? 1 : 0;
-    for (size_t i = 0; i < nruns; i++) {
-        runs[i].reset = clear_ints;
-        runs[i].check = check_doubles;
-    }
-    run_all(b, runs, nruns, "workers=5", true);
+    run_all(b, runs, nruns, "workers=5", true, clear_ints, check_doubles);
     for (size_t i = 0; i < nruns; i++)
         add_row("sleep", &runs[i], i ? "workers=5" : "", "s", 1, false);
     mproc_pool_close(tp);
@@ -329,11 +324,7 @@ static void cpu_cell(struct bench *b)
             {.sys = PROCS, .pool = open_pool(MPROC_PROCESSES, w), .m = m},
         };
         const size_t nruns = w == 1 ? 5 : 4, first = w == 1 ? 0 : 1;
-        for (size_t i = first; i < 5; i++) {
-            runs[i].reset = clear_u64;
-            runs[i].check = check_expected;
-        }
-        run_all(b, runs + first, nruns, param, false);
+        run_all(b, runs + first, nruns, param, false, clear_u64, check_expected);
         mproc_pool_close(runs[3].pool);
         mproc_pool_close(runs[4].pool);
         if (w == 1)
@@ -431,11 +422,7 @@ static void trivial(struct bench *b)
             {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
         };
         const size_t nruns = sizeof runs / sizeof *runs;
-        for (size_t i = 0; i < nruns; i++) {
-            runs[i].reset = clear_ints;
-            runs[i].check = check_sums;
-        }
-        run_all(b, runs, nruns, param, false);
+        run_all(b, runs, nruns, param, false, clear_ints, check_sums);
         for (size_t i = 0; i < nruns; i++)
             add_row("trivial", &runs[i], param, "ns", 1e9 / (double)n, false);
         params[p] = p ? "n=10^7" : "n=10^6";
@@ -609,11 +596,7 @@ static void uneven(struct bench *b)
         {.sys = PROCS, .pool = b->procs, .m = m},
     };
     const size_t nruns = sizeof runs / sizeof *runs;
-    for (size_t i = 0; i < nruns; i++) {
-        runs[i].reset = clear_u64;
-        runs[i].check = check_expected;
-    }
-    run_all(b, runs, nruns, param, false);
+    run_all(b, runs, nruns, param, false, clear_u64, check_expected);
     add_row("uneven", &runs[0], param, "ms", 1e3, false);
     memcpy(v, runs[0].s, (size_t)runs[0].reps * sizeof *v);
     bench_stats(v, runs[0].reps, &serial, &lo, &hi);
@@ -691,11 +674,7 @@ static void large(struct bench *b)
         {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
     };
     const size_t nruns = sizeof runs / sizeof *runs;
-    for (size_t i = 0; i < nruns; i++) {
-        runs[i].reset = clear_big;
-        runs[i].check = check_big;
-    }
-    run_all(b, runs, nruns, param, false);
+    run_all(b, runs, nruns, param, false, clear_big, check_big);
     for (size_t i = 0; i < nruns; i++)
         add_row("large", &runs[i], param, "GB/s", gbs, true);
     free(in);

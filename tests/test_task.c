@@ -288,6 +288,29 @@ static int plus_one(const void *in, void *out, void *arg)
     return 0;
 }
 
+static mproc_pool *open_pool(mproc_kind kind, int workers)
+{
+    mproc_pool *p;
+    int r = mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
+    if (r)
+        fail_msg("open (%s): %s", tu_kind_name(kind), mproc_strerror(r));
+    return p;
+}
+
+/* Queue plus_one over n longs, `chunk` items per claim. */
+static mproc_task *submit_plus_one(mproc_pool *p, const long *in, long *out,
+                                   size_t n, size_t chunk)
+{
+    mproc_task *t = NULL;
+    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = plus_one, .in = in,
+                                                  .in_size = sizeof in[0], .out = out,
+                                                  .out_size = sizeof out[0], .n = n,
+                                                  .chunk = chunk},
+                                  &t),
+                     0);
+    return t;
+}
+
 static void next_gives_chunks_in_index_order(void **state)
 {
     (void)state;
@@ -296,18 +319,8 @@ static void next_gives_chunks_in_index_order(void **state)
     for (int i = 0; i < N; i++)
         in[i] = i;
     for (int k = 0; k < 2; k++) {
-        mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 3}),
-                         0);
-        mproc_task *t;
-        assert_int_equal(mproc_submit(p, &(mproc_job){.fn = plus_one, .in = in,
-                                                      .in_size = sizeof in[0],
-                                                      .out = out,
-                                                      .out_size = sizeof out[0],
-                                                      .n = N, .chunk = C},
-                                      &t),
-                         0);
+        mproc_pool *p = open_pool(tu_kinds[k], 3);
+        mproc_task *t = submit_plus_one(p, in, out, N, C);
         bool seen[N] = {false};
         size_t i, prev = 0;
         for (int s = 0; s < N; s++) {
@@ -336,18 +349,8 @@ static void next_after_wait_each_once(void **state)
     for (int i = 0; i < N; i++)
         in[i] = i;
     for (int k = 0; k < 2; k++) {
-        mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 2}),
-                         0);
-        mproc_task *t;
-        assert_int_equal(mproc_submit(p, &(mproc_job){.fn = plus_one, .in = in,
-                                                      .in_size = sizeof in[0],
-                                                      .out = out,
-                                                      .out_size = sizeof out[0],
-                                                      .n = N, .chunk = 3},
-                                      &t),
-                         0);
+        mproc_pool *p = open_pool(tu_kinds[k], 2);
+        mproc_task *t = submit_plus_one(p, in, out, N, 3);
         /* Some by next, then wait, then the rest by next. */
         bool seen[N] = {false};
         size_t i;
@@ -682,7 +685,6 @@ static void tasks_run_in_submission_order(void **state)
         for (int i = 0; i < PER; i++)
             in[i] = i;
         mproc_task *t[TASKS];
-        /* A thread pool passes arg as is: each task needs its own. */
         struct which arg[TASKS];
         for (int j = 0; j < TASKS; j++) {
             arg[j] = (struct which){s, j};
@@ -755,21 +757,12 @@ static void more_tasks_than_job_slots(void **state)
         for (int i = 0; i < N; i++)
             in[j][i] = 1000L * j + i;
     for (int k = 0; k < 2; k++) {
-        mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 2}),
-                         0);
+        mproc_pool *p = open_pool(tu_kinds[k], 2);
         /* Queued without waiting, more than the board has job slots: submit
            makes room as the oldest finish. */
         for (int j = 0; j < T; j++) {
             memset(out[j], 0xff, sizeof out[j]);
-            assert_int_equal(mproc_submit(p, &(mproc_job){.fn = plus_one, .in = in[j],
-                                                          .in_size = sizeof in[j][0],
-                                                          .out = out[j],
-                                                          .out_size = sizeof out[j][0],
-                                                          .n = N},
-                                          &t[j]),
-                             0);
+            t[j] = submit_plus_one(p, in[j], out[j], N, 0);
         }
         for (int j = 0; j < T; j++) {
             assert_int_equal(mproc_task_wait(t[j], -1), 0);
@@ -993,10 +986,7 @@ static void submit_from_worker_or_other_process(void **state)
 {
     (void)state;
     for (int k = 0; k < 2; k++) {
-        mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 2}),
-                         0);
+        mproc_pool *p = open_pool(tu_kinds[k], 2);
         struct own o = {p};
         int r[3];
         assert_int_equal(mproc_map(p, &(mproc_job){.fn = submit_to_own_pool,
@@ -1020,31 +1010,6 @@ static void submit_from_worker_or_other_process(void **state)
     }
 }
 
-/* The supervisor of our process pool: the child named mproc-super. */
-static pid_t supervisor(void)
-{
-    pid_t found = 0;
-    DIR *d = opendir("/proc");
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = 0;
-        int pid, ppid;
-        char comm[64], st;
-        if (sscanf(buf, "%d (%63[^)]) %c %d", &pid, comm, &st, &ppid) == 4 &&
-            ppid == getpid() && !strcmp(comm, "mproc-super"))
-            found = pid;
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
-
 static void task_calls_after_supervisor_death(void **state)
 {
     (void)state;
@@ -1063,7 +1028,7 @@ static void task_calls_after_supervisor_death(void **state)
     assert_int_equal(got, 3);
     await_count(&f.g->started, 4, "items started"); /* 2 and 3 are held */
 
-    pid_t z = supervisor();
+    pid_t z = tu_supervisor();
     assert_true(z > 0);
     assert_int_equal(kill(z, SIGKILL), 0);
     /* The workers die with it: what was not finished never will be. */

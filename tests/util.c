@@ -51,10 +51,11 @@ int tu_maps(void)
     return n;
 }
 
-/* pid, ppid and state of every process. */
+/* pid, ppid, state and name of every process. */
 struct proc {
     pid_t pid, ppid;
     char state;
+    char comm[16];
 };
 
 static int procs(struct proc **out)
@@ -84,7 +85,11 @@ static int procs(struct proc **out)
             continue;
         if (n == cap)
             p = realloc(p, (size_t)(cap *= 2) * sizeof *p);
-        p[n++] = (struct proc){(pid_t)pid, (pid_t)ppid, state};
+        p[n] = (struct proc){(pid_t)pid, (pid_t)ppid, state, ""};
+        char *lp = strchr(buf, '(');
+        if (lp && rp - lp - 1 < (long)sizeof p[n].comm)
+            memcpy(p[n].comm, lp + 1, (size_t)(rp - lp - 1));
+        n++;
     }
     closedir(d);
     *out = p;
@@ -114,6 +119,18 @@ int tu_descendants(void)
         count += below(p, n, p[i].pid, self);
     free(p);
     return count;
+}
+
+pid_t tu_supervisor(void)
+{
+    struct proc *p;
+    int n = procs(&p);
+    pid_t self = getpid(), found = 0;
+    for (int i = 0; i < n; i++)
+        if (p[i].ppid == self && !strcmp(p[i].comm, "mproc-super"))
+            found = p[i].pid;
+    free(p);
+    return found;
 }
 
 int tu_zombies(void)
