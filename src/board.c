@@ -647,6 +647,41 @@ struct range {
 };
 
 /*
+ * Order the dead finishers fins[0..nf) so that the first `holes` of them
+ * are ones that counted their records: a choice whose lengths add up to
+ * `items`, the items the holes counted. (Which of several such choices does
+ * not matter: each range is recorded once either way, and the counts add
+ * up.) Dead finishers of one job at once are few; beyond 20 the order is
+ * left as it is.
+ */
+static void counted_first(const struct mproc__dead *dead, int *fins, int nf,
+                          uint64_t holes, uint64_t items)
+{
+    if (!holes || holes >= (uint64_t)nf || nf > 20)
+        return;
+    for (uint32_t mask = 1; mask < UINT32_C(1) << nf; mask++) {
+        if ((uint64_t)__builtin_popcount(mask) != holes)
+            continue;
+        uint64_t sum = 0;
+        for (int i = 0; i < nf; i++)
+            if (mask >> i & 1)
+                sum += dead[fins[i]].end - dead[fins[i]].start;
+        if (sum != items)
+            continue;
+        int chosen[20], rest[20], nc = 0, nr = 0;
+        for (int i = 0; i < nf; i++) {
+            if (mask >> i & 1)
+                chosen[nc++] = fins[i];
+            else
+                rest[nr++] = fins[i];
+        }
+        memcpy(fins, chosen, (size_t)nc * sizeof *fins);
+        memcpy(fins + nc, rest, (size_t)nr * sizeof *fins);
+        return;
+    }
+}
+
+/*
  * The range of job `id` that slot w holds (running, finishing or
  * inherited), or an empty one. A live worker may move on while its slot is
  * read: the reading is repeated until two agree. Returns false if they never
@@ -756,8 +791,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
                        : 0;
     if (top > n)
         top = n;
-    uint64_t nrec = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
-                    MPROC__IDX_BITS;
+    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
+    uint64_t nrec = fin >> MPROC__IDX_BITS;
     if (nrec > j->log_cap)
         nrec = j->log_cap;
     for (int w = 0; w <= b->workers; w++)
@@ -765,9 +800,11 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
             return false;
 
     /* Dead finishers whose record is not sealed either reserved it (a hole
-       below nrec) or never counted. Seal the holes for them in any order (a
-       hole just needs some unrecorded range of the right count), and finish
-       the others anew. */
+       below nrec) or never counted. The holes were counted, with as many
+       items as `fin` counted beyond the sealed records below nrec (one
+       fetch-add counts a record and its items). They are sealed with the
+       ranges of dead finishers whose lengths add up to that, in any order,
+       and the others are finished anew. */
     int *fins = malloc(((size_t)ndead + 1) * sizeof *fins);
     struct range *rs = malloc(((size_t)b->workers + 1) * sizeof *rs);
     if (!fins || !rs) {
@@ -782,6 +819,16 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
             fins[nf++] = i;
         takers += dead[i].js == js;
     }
+    uint64_t holes = 0, hole_items = fin & MPROC__IDX_MASK;
+    for (uint64_t r = 0; r < nrec; r++) {
+        if (!mproc__sealed(&j->log[r], tag))
+            holes++;
+        else
+            hole_items -= atomic_load_explicit(&j->log[r].range,
+                                               memory_order_relaxed) >>
+                          MPROC__IDX_BITS;
+    }
+    counted_first(dead, fins, nf, holes, hole_items);
     int k = 0;
     for (uint64_t r = 0; r < nrec && k < nf; r++) {
         if (mproc__sealed(&j->log[r], tag))
@@ -794,12 +841,6 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
         mproc__finish(j, d->start, d->end - d->start, d->failed, true);
     }
     free(fins);
-
-    /* Every item counted: nothing was claimed and lost, and the caller may
-       be done with the job's log at any moment. */
-    if ((atomic_load_explicit(&j->fin, memory_order_seq_cst) & MPROC__IDX_MASK) ==
-        n)
-        takers = 0;
 
     /* Claimed items below top that nothing covers were claimed by the dead
        (a claimer's whole chunk; or the cancelled tail of a finisher's).
