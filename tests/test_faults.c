@@ -135,7 +135,7 @@ static void five_faults_one_map(void **state)
     (void)state;
     tu_default_signals();
     struct tu_held before = tu_held();
-    mproc_pool *p = open_opts((mproc_options){.workers = 3, .timeout = 0.5 * tu_slow()});
+    mproc_pool *p = open_opts((mproc_options){.workers = 3, .timeout = tu_timeout(0.5)});
     struct item it[15];
     int status[15], ws[15];
     plain_items(it, 15);
@@ -390,7 +390,7 @@ static void hang_in_inherited_chunk(void **state)
 {
     (void)state;
     tu_default_signals();
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = 0.2 * tu_slow()});
+    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.2)});
     struct item it[10];
     int status[10], ws[10];
     plain_items(it, 10);
@@ -703,7 +703,7 @@ static void program_reaps_its_own_children(void **state)
     struct sigaction sa = {.sa_handler = reap_all, .sa_flags = SA_RESTART}, old;
     sigaction(SIGCHLD, &sa, &old);
     atomic_store(&reaped, 0);
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = 0.2 * tu_slow()});
+    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.2)});
     /* The program's own children come and go while the pool works, and
        crashes in the pool are never the program's to reap. */
     for (int i = 0; i < 5; i++)
@@ -969,7 +969,7 @@ static void many_cycles_leave_nothing(void **state)
         mproc_kind kind = i % 3 == 2 ? MPROC_THREADS : MPROC_PROCESSES;
         bool faults = kind == MPROC_PROCESSES && i % 10 == 0;
         p = open_opts((mproc_options){.kind = kind, .workers = 1 + i % 3,
-                                      .timeout = faults ? 0.05 * tu_slow() : 0});
+                                      .timeout = faults ? tu_timeout(0.05) : 0});
         struct item it[16];
         int status[16], ws[16];
         plain_items(it, 16);

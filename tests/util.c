@@ -30,6 +30,12 @@ double tu_slow(void)
     return f >= 1.0 ? f : 1.0;
 }
 
+double tu_timeout(double seconds)
+{
+    double t = seconds * tu_slow();
+    return tu_slow() > 1.0 && t < 5.0 ? 5.0 : t;
+}
+
 int tu_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");

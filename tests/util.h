@@ -37,6 +37,12 @@ double tu_now(void);
    valgrind): every timeout and time bound of a test is multiplied by it. */
 double tu_slow(void);
 
+/* A per-item timeout of `seconds` for a map in which workers also crash:
+   seconds * tu_slow(), and at least 5 s under a launcher. Valgrind checks a
+   dying worker's leaks before it lets it die, about half a second on an idle
+   machine and more on a busy one; a crash must not be taken for a hang. */
+double tu_timeout(double seconds);
+
 /* A snapshot of what the process holds, and a check that nothing leaked. */
 struct tu_held {
     int fds, maps, procs;
