@@ -8,13 +8,19 @@
  *   stress [--maps N] [--items N] [--workers N] [--seed S] [--timeout SEC]
  *          [--points MASK]   (window kills only at these hook points)
  *
+ * A map that outlives its bound is a hang: the watchdog prints the board as
+ * it stands (job slots, worker slots, the job's records) and fails the run
+ * at once, instead of leaving ctest to time out with nothing said.
+ *
  * ctest runs a short round; docs/reliability.md gives the long one.
  * Linked with the hooked library (src/internal.h, "Test hooks").
  */
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <inttypes.h>
 #include <mproc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -151,6 +157,90 @@ static mproc_job job_of(struct batch *bt)
                        .chunk = bt->chunk, .status = bt->status};
 }
 
+/* ---- the watchdog ---- */
+
+static const char *const state_name[] = {"free", "init", "idle", "claiming",
+                                         "running", "finishing", "exiting"};
+
+#define LD(x) atomic_load_explicit(&(x), memory_order_acquire)
+
+static void dump_job(const struct mproc__job *j, int k)
+{
+    uint64_t id = LD(j->id), claim = LD(j->claim), fin = LD(j->fin);
+    if (!id)
+        return;
+    uint64_t recs = fin >> 40;
+    fprintf(stderr,
+            "  job slot %d: id %" PRIu64 " n %" PRIu64 " chunk %" PRIu64
+            " claim %" PRIu64 " (gen %" PRIu64 ") fin %" PRIu64 " items in %" PRIu64
+            " records, cancel %u gone %" PRIu64 " readers %u\n",
+            k, id, LD(j->n), LD(j->chunk), claim & ((UINT64_C(1) << 40) - 1),
+            claim >> 40, fin & ((UINT64_C(1) << 40) - 1), recs, LD(j->cancel),
+            LD(j->gone), LD(j->readers));
+    if (LD(j->gone) == id)
+        return; /* finished and freed: its log is another job's now */
+    for (uint64_t r = 0; r < recs && r < j->log_cap && r < 200; r++) {
+        uint64_t range = LD(j->log[r].range), seal = LD(j->log[r].seal);
+        fprintf(stderr, "    record %" PRIu64 ": [%" PRIu64 ", +%" PRIu64 ") failed %" PRIu64
+                        " tag %" PRIu64 "%s\n",
+                r, range & ((UINT64_C(1) << 40) - 1), range >> 40, seal & 0xffffff,
+                seal >> 24 & MPROC__TAG_MASK, seal & MPROC__NORUN ? " norun" : "");
+    }
+}
+
+static void dump_board(const struct mproc__board *b)
+{
+    fprintf(stderr,
+            "board: epoch %u sleepers %u claim_head %" PRIu64 " tail %" PRIu64
+            " closing %u broken %u\n",
+            LD(b->epoch), LD(b->sleepers), LD(b->claim_head), LD(b->tail),
+            LD(b->closing), LD(b->broken));
+    for (int k = 0; k < MPROC__RING; k++)
+        dump_job(&b->jobs[k], k);
+    for (int w = 0; w <= b->workers; w++) {
+        const struct mproc__slot *s = &b->slots[w];
+        uint32_t st = LD(s->state);
+        fprintf(stderr,
+                "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
+                ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
+                " inherit %u\n",
+                w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
+                st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
+                LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
+                LD(s->failed), LD(s->deadline), LD(s->inherit));
+    }
+}
+
+static struct {
+    mproc_pool *pool;
+    _Atomic int map;          /* the map running; -1 between maps */
+    _Atomic uint64_t due_ns;  /* when it is late */
+} watch = {.map = -1};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *watchdog(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        usleep(100000);
+        int m = atomic_load(&watch.map);
+        uint64_t due = atomic_load(&watch.due_ns);
+        if (m < 0 || now_ns() < due || m != atomic_load(&watch.map))
+            continue;
+        fprintf(stderr, "stress: map %d is past its bound: a hang\n", m);
+        dump_board(watch.pool->board);
+        fflush(stderr);
+        _exit(1); /* the workers and the supervisor follow the caller */
+    }
+    return NULL;
+}
+
 /* Check a finished batch against what its items asked for. */
 static int check(const struct batch *bt, int r, int map)
 {
@@ -227,6 +317,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "stress: open: %s\n", mproc_strerror(r));
         return 1;
     }
+    watch.pool = p;
+    pthread_t dog;
+    if (pthread_create(&dog, NULL, watchdog, NULL)) {
+        fprintf(stderr, "stress: cannot start the watchdog\n");
+        return 1;
+    }
+    pthread_detach(dog);
     struct batch bt[2];
     for (int k = 0; k < 2; k++) {
         bt[k].it = malloc(items * sizeof *bt[k].it);
@@ -245,6 +342,10 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < bt[k].n; i++)
                 hangs += bt[k].it[i].op == HANG;
         }
+        /* Bounded: the hangs, a timeout each, share the workers. */
+        double bound = 10.0 + 2 * timeout * (hangs + 1);
+        atomic_store(&watch.due_ns, now_ns() + (uint64_t)(2 * bound * 1e9));
+        atomic_store(&watch.map, m);
         double t0 = now();
         int res[2] = {0, 0};
         if (mode == 0) {
@@ -283,8 +384,7 @@ int main(int argc, char **argv)
             }
         }
         double took = now() - t0;
-        /* Bounded: the hangs, a timeout each, share the workers. */
-        double bound = 10.0 + 2 * timeout * (hangs + 1);
+        atomic_store(&watch.map, -1);
         if (took > bound) {
             fprintf(stderr, "map %d took %.2f s, bound %.2f s\n", m, took, bound);
             bad++;
