@@ -311,11 +311,67 @@ static void condemned(void)
 }
 
 /*
+ * The item loops of the common case, a job without a reduction (and, for
+ * process workers, a pool without a timeout), each in a function of its own:
+ * few enough values live across the call to fn that they stay in registers.
+ * In run()'s general loop they spill to the stack and are reloaded around
+ * every call, which cost 0.2 ns per trivial item on a thread worker and 0.6
+ * on a process worker (1.3 against 1.1 ns, 1.8 against 1.2 ns, one worker,
+ * best of 200 maps of 10^6 items).
+ */
+static __attribute__((noinline)) uint64_t
+run_plain(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz, size_t ostep,
+          int *status, uint64_t len, const _Atomic uint32_t *cancel, uint64_t *failedp)
+{
+    uint64_t failed = 0, k = 0;
+    for (; k < len; k++) {
+        if (atomic_load_explicit(cancel, memory_order_relaxed))
+            break;
+        int rc = fn(ip, op, arg);
+        if (status)
+            status[k] = rc;
+        failed += rc != 0;
+        ip += isz;
+        op += ostep;
+    }
+    *failedp = failed;
+    return k;
+}
+
+/* A process worker makes each item durable (status, failure count, then
+   `commit`) before the next starts; see run(). */
+static __attribute__((noinline)) uint64_t
+run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
+                   size_t ostep, int *status, uint64_t i, uint64_t end,
+                   const _Atomic uint32_t *cancel, struct mproc__slot *s, unsigned buf,
+                   uint64_t *failedp)
+{
+    uint64_t failed = 0, start = i;
+    for (; i < end; i++) {
+        if (atomic_load_explicit(cancel, memory_order_relaxed))
+            break;
+        int rc = fn(ip, op, arg);
+        if (status)
+            status[i] = rc;
+        if (rc)
+            atomic_store_explicit(&s->failed, ++failed, memory_order_relaxed);
+        /* Release: a reader of commit (the supervisor, after our death)
+           also sees the item's effects. */
+        atomic_store_explicit(&s->commit, (i + 1) << 1 | buf, memory_order_release);
+        ip += isz;
+        op += ostep;
+    }
+    *failedp = failed;
+    return i - start;
+}
+
+/*
  * Run items [c->start, c->end) and return how many ran; the rest were
  * cancelled before they started. Thread workers fold straight into their
  * partial. Process workers make each item's effects durable before moving
  * on (status, failed count, fold into the other partial buffer, then
  * `commit`), so that a death anywhere loses only the item that was running.
+ * Jobs without a reduction (or deadline) take the lean loops above.
  */
 static uint64_t run(struct mproc__worker *wk, const struct claim *c,
                     uint64_t *failedp)
@@ -339,8 +395,11 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     }
     uint64_t failed = 0, i = c->start;
 
+    if (!b->isolated && !reduce)
+        return run_plain(fn, ip, op, arg, isz, ostep, status ? status + i : NULL,
+                         c->end - i, &j->cancel, failedp);
     if (!b->isolated) {
-        char *acc = reduce ? mproc__partial_buf(j, wk->w, 0) : NULL;
+        char *acc = mproc__partial_buf(j, wk->w, 0);
         for (; i < c->end; i++) {
             if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
                 break;
@@ -348,8 +407,7 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
             if (status)
                 status[i] = rc;
             failed += rc != 0;
-            if (reduce)
-                reduce(acc, op, arg);
+            reduce(acc, op, arg);
             ip += isz;
             op += ostep;
         }
@@ -360,6 +418,9 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     uint64_t limit = b->timeout_ns;
     unsigned buf = (unsigned)(atomic_load_explicit(&s->commit,
                                                    memory_order_relaxed) & 1);
+    if (!limit && !reduce)
+        return run_plain_isolated(fn, ip, op, arg, isz, ostep, status, i, c->end,
+                                  &j->cancel, s, buf, failedp);
     for (; i < c->end; i++) {
         if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
             break;
