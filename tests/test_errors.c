@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,9 +200,16 @@ static void size_null(void **state)
 
 static mproc_pool *pools[2];
 
+/* Items that wait for the test to open the gate (memory mapped before the
+   pools open, so process workers see the test's stores). */
+static _Atomic int *gate;
+
 static int setup(void **state)
 {
     (void)state;
+    gate = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (gate == MAP_FAILED)
+        return -1;
     for (int k = 0; k < 2; k++)
         if (mproc_pool_open(&pools[k], &(mproc_options){.kind = tu_kinds[k],
                                                         .workers = 2}))
@@ -213,6 +222,7 @@ static int teardown(void **state)
     (void)state;
     for (int k = 0; k < 2; k++)
         mproc_pool_close(pools[k]);
+    munmap((void *)gate, 4096);
     return 0;
 }
 
@@ -350,7 +360,7 @@ static void map_from_worker(void **state)
                                                              .n = 1}),
                          0);
         assert_int_equal(r, MPROC_EDEADLK);
-        assert_true(tu_now() - t0 < 5.0);
+        assert_true(tu_now() - t0 < 5.0 * tu_slow());
         mproc_pool_close(shared_pool);
     }
 }
@@ -380,12 +390,14 @@ static void submit_null_task(void **state)
 
 /* ---- tasks ---- */
 
-static int nap(const void *in, void *out, void *arg)
+static int gated(const void *in, void *out, void *arg)
 {
     (void)in;
     (void)out;
     (void)arg;
-    usleep(20000);
+    double until = tu_now() + 30 * tu_slow();
+    while (!atomic_load(gate) && tu_now() < until)
+        usleep(1000);
     return 0;
 }
 
@@ -420,18 +432,20 @@ static void task_wait_times_out(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         mproc_task *t;
-        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = nap, .n = 20,
+        atomic_store(gate, 0);
+        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = gated, .n = 20,
                                                              .chunk = 1},
                                       &t),
                          0);
         double t0 = tu_now();
         assert_int_equal(mproc_task_wait(t, 0.01), MPROC_ETIMEDOUT);
-        assert_true(tu_now() - t0 < 1.0);
+        assert_true(tu_now() - t0 < 5.0 * tu_slow()); /* not waiting for the end */
         assert_int_equal(mproc_task_wait(t, 0), MPROC_ETIMEDOUT);
         size_t done, n;
         assert_int_equal(mproc_task_progress(t, &done, &n), 0);
         assert_int_equal(n, 20);
-        assert_true(done < 20);
+        assert_int_equal(done, 0);
+        atomic_store(gate, 1);
         assert_int_equal(mproc_task_wait(t, -1), 0); /* nothing lost */
         assert_int_equal(mproc_task_progress(t, &done, NULL), 0);
         assert_int_equal(done, 20);
@@ -444,12 +458,14 @@ static void task_next_times_out_then_eof(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         mproc_task *t;
-        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = nap, .n = 2,
+        atomic_store(gate, 0);
+        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = gated, .n = 2,
                                                              .chunk = 1},
                                       &t),
                          0);
         size_t i, seen = 0;
         assert_int_equal(mproc_task_next(t, &i, 0.001), MPROC_ETIMEDOUT);
+        atomic_store(gate, 1);
         int r;
         while ((r = mproc_task_next(t, &i, -1)) == 0)
             seen |= (size_t)1 << i;

@@ -185,11 +185,18 @@ static void rest_of_chunk_still_runs(void **state)
     mproc_pool_close(p);
 }
 
-static int pid_after_nap(const void *in, void *out, void *arg)
+/* A barrier across worker processes: each item waits until `arrived` (in
+   memory mapped before the pool opened) counts every item, or a deadline. */
+static _Atomic int *arrived;
+
+static int pid_at_barrier(const void *in, void *out, void *arg)
 {
     (void)in;
-    (void)arg;
-    usleep(50000);
+    int n = *(const int *)arg;
+    atomic_fetch_add(arrived, 1);
+    double until = tu_now() + 30 * tu_slow();
+    while (atomic_load(arrived) < n && tu_now() < until)
+        usleep(1000);
     *(int *)out = getpid();
     return 0;
 }
@@ -211,6 +218,8 @@ static void pool_keeps_its_size(void **state)
     (void)state;
     tu_default_signals();
     int W = 4;
+    arrived = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(arrived != MAP_FAILED);
     mproc_pool *p = open_opts((mproc_options){.workers = W});
     struct item it[8];
     int status[8], ws[8];
@@ -219,15 +228,18 @@ static void pool_keeps_its_size(void **state)
             it[i] = (struct item){i % 2 ? SEGV : ABRT, i};
         assert_int_equal(run_checked(p, it, 8, 1, status, ws), 8);
     }
-    /* W slow items, each on its own worker: W live, distinct workers. */
+    /* W items that wait for one another, so each needs a worker of its own:
+       W live, distinct workers. */
     int pids[4];
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = pid_after_nap, .out = pids,
+    atomic_store(arrived, 0);
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = pid_at_barrier, .out = pids,
                                                .out_size = sizeof pids[0], .n = 4,
-                                               .chunk = 1}),
+                                               .chunk = 1, .arg = &W}),
                      0);
     assert_int_equal(distinct(pids, 4), 4);
     assert_int_equal(mproc_pool_size(p), W);
     mproc_pool_close(p);
+    munmap((void *)arrived, 4096);
 }
 
 /* Items publish their worker's pid in the arena, then wait to be killed. */
@@ -265,7 +277,7 @@ static void killed_from_outside(void **state)
     while (!(victim = atomic_load(&bp->pid[0])))
         usleep(1000);
     assert_int_equal(kill(victim, SIGKILL), 0);
-    assert_int_equal(mproc_task_wait(t, 10), 1);
+    assert_int_equal(mproc_task_wait(t, 10 * tu_slow()), 1);
     mproc_task_free(t);
     assert_int_equal(status[0], MPROC_ECRASHED);
     assert_true(WIFSIGNALED(ws[0]) && WTERMSIG(ws[0]) == SIGKILL);
@@ -363,7 +375,7 @@ static void oom_killer(void **state)
 static void timeout_kills_only_late_items(void **state)
 {
     (void)state;
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = 0.3 * tu_slow()});
+    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = 0.6 * tu_slow()});
     size_t n = 12;
     struct item it[12];
     int status[12], ws[12];
@@ -390,7 +402,7 @@ static void hang_in_inherited_chunk(void **state)
 {
     (void)state;
     tu_default_signals();
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.2)});
+    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.5)});
     struct item it[10];
     int status[10], ws[10];
     plain_items(it, 10);
@@ -476,7 +488,7 @@ static void init_runs_in_every_worker(void **state)
             it[2].op = EXIT;
             assert_int_equal(run_checked(p, it, 4, 1, status, ws), 2);
             /* The two replacements ran init too (they start at once). */
-            double until = tu_now() + 5;
+            double until = tu_now() + 5 * tu_slow();
             while (atomic_load(inits) < 5 && tu_now() < until)
                 usleep(1000);
             assert_int_equal(atomic_load(inits), 5);
@@ -715,7 +727,7 @@ static void program_reaps_its_own_children(void **state)
     it[4].op = SEGV;
     it[9].op = HANG;
     assert_int_equal(run_checked(p, it, 20, 0, status, ws), 2);
-    double until = tu_now() + 5;
+    double until = tu_now() + 5 * tu_slow();
     while (atomic_load(&reaped) < 5 && tu_now() < until)
         usleep(1000);
     assert_int_equal(atomic_load(&reaped), 5); /* exactly its own five */
@@ -820,7 +832,12 @@ static void supervisor_death_breaks_the_pool_cleanly(void **state)
                                                   .chunk = 1, .status = status},
                                   &t),
                      0);
-    usleep(200000 * (useconds_t)tu_slow());
+    /* The four quick items done, the slow ones running. */
+    size_t done = 0;
+    double until = tu_now() + 30 * tu_slow();
+    while (mproc_task_progress(t, &done, NULL) == 0 && done < 4 && tu_now() < until)
+        usleep(1000);
+    assert_int_equal(done, 4);
     pid_t kids[8];
     int n = below_of(getpid(), kids, 8), killed = 0;
     for (int i = 0; i < n; i++) {
@@ -834,7 +851,7 @@ static void supervisor_death_breaks_the_pool_cleanly(void **state)
     }
     assert_int_equal(killed, 1);
     double t0 = tu_now();
-    int r = mproc_task_wait(t, 30);
+    int r = mproc_task_wait(t, 30 * tu_slow());
     assert_true(tu_now() - t0 < 1.5 * tu_slow()); /* at once, not after the sleeps */
     assert_true(r >= 1 && r <= 4);
     int crashed = 0;
@@ -919,7 +936,7 @@ static void window_deaths_lose_nothing(void **state)
             unsigned char *seen = calloc(n, 1);
             size_t idx, count = 0;
             int r;
-            while ((r = mproc_task_next(t, &idx, 30)) == 0) {
+            while ((r = mproc_task_next(t, &idx, 30 * tu_slow())) == 0) {
                 assert_true(idx < n);
                 if (seen[idx])
                     fail_msg("point %d chunk %zu: item %zu handed out twice",
@@ -930,7 +947,7 @@ static void window_deaths_lose_nothing(void **state)
             assert_int_equal(r, MPROC_EOF);
             assert_int_equal(count, n);
             free(seen);
-            assert_int_equal(mproc_task_wait(t, 30), 0);
+            assert_int_equal(mproc_task_wait(t, 30 * tu_slow()), 0);
             mproc_task_free(t);
             for (size_t i = 0; i < n; i++)
                 if (out[i] != 2 * (long)i || status[i])
@@ -969,7 +986,7 @@ static void many_cycles_leave_nothing(void **state)
         mproc_kind kind = i % 3 == 2 ? MPROC_THREADS : MPROC_PROCESSES;
         bool faults = kind == MPROC_PROCESSES && i % 10 == 0;
         p = open_opts((mproc_options){.kind = kind, .workers = 1 + i % 3,
-                                      .timeout = faults ? tu_timeout(0.05) : 0});
+                                      .timeout = faults ? tu_timeout(0.2) : 0});
         struct item it[16];
         int status[16], ws[16];
         plain_items(it, 16);

@@ -33,7 +33,7 @@ double tu_slow(void)
 double tu_timeout(double seconds)
 {
     double t = seconds * tu_slow();
-    return tu_slow() > 1.0 && t < 5.0 ? 5.0 : t;
+    return tu_slow() > 1.0 && t < 10.0 ? 10.0 : t;
 }
 
 int tu_fds(void)
