@@ -125,7 +125,8 @@ struct batch {
     size_t n, chunk;
 };
 
-static void fill(struct batch *bt, size_t max_items, int k)
+/* Without hangs for the pool without a timeout. */
+static void fill(struct batch *bt, size_t max_items, int k, bool hangs)
 {
     bt->n = (size_t)rand() % max_items + 1;
     bt->chunk = rand() % 3 ? 0 : (size_t)(rand() % 50 + 1);
@@ -138,7 +139,7 @@ static void fill(struct batch *bt, size_t max_items, int k)
         else if (r < 14)
             op = EXIT;
         else if (r < 17)
-            op = HANG;
+            op = hangs ? HANG : SLOW;
         else if (r < 60)
             op = ERR;
         else if (r < 120)
@@ -212,7 +213,7 @@ static void dump_board(const struct mproc__board *b)
 }
 
 static struct {
-    mproc_pool *pool;
+    mproc_pool *_Atomic pool;
     _Atomic int map;          /* the map running; -1 between maps */
     _Atomic uint64_t due_ns;  /* when it is late */
 } watch = {.map = -1};
@@ -234,7 +235,7 @@ static void *watchdog(void *unused)
         if (m < 0 || now_ns() < due || m != atomic_load(&watch.map))
             continue;
         fprintf(stderr, "stress: map %d is past its bound: a hang\n", m);
-        dump_board(watch.pool->board);
+        dump_board(atomic_load(&watch.pool)->board);
         fflush(stderr);
         _exit(1); /* the workers and the supervisor follow the caller */
     }
@@ -310,14 +311,20 @@ int main(int argc, char **argv)
     }
     mproc__test_hook = window_kill;
 
-    mproc_pool *p;
-    int r = mproc_pool_open(&p, &(mproc_options){.workers = workers, .timeout = timeout,
-                                                  .init = worker_init});
-    if (r) {
-        fprintf(stderr, "stress: open: %s\n", mproc_strerror(r));
-        return 1;
+    /* Two pools: with a timeout, and without one, whose workers take the
+       item loop that has no deadline to keep (board.c, run_plain_isolated). */
+    mproc_pool *pools[2];
+    for (int k = 0; k < 2; k++) {
+        int r = mproc_pool_open(&pools[k],
+                                &(mproc_options){.workers = workers,
+                                                 .timeout = k ? 0 : timeout,
+                                                 .init = worker_init});
+        if (r) {
+            fprintf(stderr, "stress: open: %s\n", mproc_strerror(r));
+            return 1;
+        }
     }
-    watch.pool = p;
+    int r;
     pthread_t dog;
     if (pthread_create(&dog, NULL, watchdog, NULL)) {
         fprintf(stderr, "stress: cannot start the watchdog\n");
@@ -336,15 +343,17 @@ int main(int argc, char **argv)
     double worst = 0, t_all = now();
     for (int m = 0; m < maps && !bad; m++) {
         int mode = rand() % 3, nb = mode == 2 ? 2 : 1;
+        mproc_pool *p = pools[rand() % 2];
         int hangs = 0;
         for (int k = 0; k < nb; k++) {
-            fill(&bt[k], items, k);
+            fill(&bt[k], items, k, p == pools[0]);
             for (size_t i = 0; i < bt[k].n; i++)
                 hangs += bt[k].it[i].op == HANG;
         }
         /* Bounded: the hangs, a timeout each, share the workers. */
         double bound = 10.0 + 2 * timeout * (hangs + 1);
         atomic_store(&watch.due_ns, now_ns() + (uint64_t)(2 * bound * 1e9));
+        atomic_store(&watch.pool, p);
         atomic_store(&watch.map, m);
         double t0 = now();
         int res[2] = {0, 0};
@@ -397,8 +406,8 @@ int main(int argc, char **argv)
             crashed += res[k];
         }
     }
-    mproc_pool_close(p);
     for (int k = 0; k < 2; k++) {
+        mproc_pool_close(pools[k]);
         free(bt[k].it);
         free(bt[k].out);
         free(bt[k].status);
