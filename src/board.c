@@ -104,10 +104,10 @@ void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
 void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
                  uint64_t failed)
 {
-    if (r >= j->log_cap)
+    if (r >= mproc__log_cap(j))
         return;
     uint64_t tag = mproc__tag(atomic_load_explicit(&j->id, memory_order_relaxed));
-    struct mproc__rec *rec = &j->log[r];
+    struct mproc__rec *rec = &mproc__log(j)[r];
     atomic_store_explicit(&rec->range, start | len << MPROC__IDX_BITS,
                           memory_order_relaxed);
     /* Release: pairs with the load of the seal by whoever reads the log
@@ -693,11 +693,11 @@ static bool sealed_at(struct mproc__job *j, uint64_t tag, uint64_t start)
 {
     uint64_t nrec = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
                     MPROC__IDX_BITS;
-    if (nrec > j->log_cap)
-        nrec = j->log_cap;
+    if (nrec > mproc__log_cap(j))
+        nrec = mproc__log_cap(j);
     for (uint64_t r = 0; r < nrec; r++)
-        if (mproc__sealed(&j->log[r], tag) &&
-            (atomic_load_explicit(&j->log[r].range, memory_order_relaxed) &
+        if (mproc__sealed(&mproc__log(j)[r], tag) &&
+            (atomic_load_explicit(&mproc__log(j)[r].range, memory_order_relaxed) &
              MPROC__IDX_MASK) == start)
             return true;
     return false;
@@ -854,8 +854,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
         top = n;
     uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
     uint64_t nrec = fin >> MPROC__IDX_BITS;
-    if (nrec > j->log_cap)
-        nrec = j->log_cap;
+    if (nrec > mproc__log_cap(j))
+        nrec = mproc__log_cap(j);
     for (int w = 0; w <= b->workers; w++)
         if ((w == b->workers || alive[w]) && in_window(b, w, js))
             return false;
@@ -882,17 +882,17 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
     }
     uint64_t holes = 0, hole_items = fin & MPROC__IDX_MASK;
     for (uint64_t r = 0; r < nrec; r++) {
-        if (!mproc__sealed(&j->log[r], tag))
+        if (!mproc__sealed(&mproc__log(j)[r], tag))
             holes++;
         else
-            hole_items -= atomic_load_explicit(&j->log[r].range,
+            hole_items -= atomic_load_explicit(&mproc__log(j)[r].range,
                                                memory_order_relaxed) >>
                           MPROC__IDX_BITS;
     }
     counted_first(dead, fins, nf, holes, hole_items);
     int k = 0;
     for (uint64_t r = 0; r < nrec && k < nf; r++) {
-        if (mproc__sealed(&j->log[r], tag))
+        if (mproc__sealed(&mproc__log(j)[r], tag))
             continue;
         const struct mproc__dead *d = &dead[fins[k++]];
         mproc__seal(j, r, d->start, d->end - d->start, d->failed);
@@ -920,8 +920,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
        by now is read, this reconciliation's own included. */
     uint64_t nnow = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
                     MPROC__IDX_BITS;
-    if (nnow > j->log_cap)
-        nnow = j->log_cap;
+    if (nnow > mproc__log_cap(j))
+        nnow = mproc__log_cap(j);
     if (takers) {
         struct range *more = realloc(rs, (nr + nnow + 1) * sizeof *rs);
         if (!more) {
@@ -931,9 +931,9 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
         rs = more;
     }
     for (uint64_t r = 0; takers && r < nnow; r++) {
-        if (!mproc__sealed(&j->log[r], tag))
+        if (!mproc__sealed(&mproc__log(j)[r], tag))
             continue; /* a live finisher's: its slot covered it */
-        uint64_t range = atomic_load_explicit(&j->log[r].range,
+        uint64_t range = atomic_load_explicit(&mproc__log(j)[r].range,
                                               memory_order_relaxed);
         uint64_t start = range & MPROC__IDX_MASK;
         if (start < top)

@@ -88,8 +88,8 @@ struct mproc__job {
     void (*reduce)(void *acc, const void *result, void *arg);
     char *partials;          /* per worker: header line, buffer 0, buffer 1 */
     size_t pstride;          /* bytes per worker in partials */
-    struct mproc__rec *log;
-    uint64_t log_cap;
+    struct mproc__rec *_Atomic log;  /* atomic as n: read by waiters racing */
+    _Atomic uint64_t log_cap;        /* a recycle (pool.c, job_complete) */
     _Atomic uint32_t cancel; /* set once by the caller; read per item */
 
     /* gen << 40 | next unclaimed index; gen tells recycled slots apart */
@@ -108,6 +108,16 @@ struct mproc__job {
     alignas(MPROC__LINE) _Atomic uint64_t gone; /* id whose memory is freed */
     _Atomic uint32_t readers;                   /* reconciliations running */
 };
+
+static inline struct mproc__rec *mproc__log(const struct mproc__job *j)
+{
+    return atomic_load_explicit(&j->log, memory_order_relaxed);
+}
+
+static inline uint64_t mproc__log_cap(const struct mproc__job *j)
+{
+    return atomic_load_explicit(&j->log_cap, memory_order_relaxed);
+}
 
 #define MPROC__WANT_DONE 1u
 #define MPROC__WANT_EACH (1u << 16)

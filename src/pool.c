@@ -531,8 +531,10 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->reduce = u->reduce;
     j->partials = t->partials;
     j->pstride = t->pstride;
-    j->log = t->log;
-    j->log_cap = t->log_cap;
+    /* Release, as n: a waiter of the old job that reads the new log then
+       sees id changed (job_complete). */
+    atomic_store_explicit(&j->log, t->log, memory_order_release);
+    atomic_store_explicit(&j->log_cap, t->log_cap, memory_order_release);
     atomic_store_explicit(&j->cancel, 0, memory_order_relaxed);
     atomic_store_explicit(&j->fin, 0, memory_order_release);
     /* Release: a claimer that acquires the id sees the fields. */
@@ -668,14 +670,24 @@ static uint64_t records_of(uint64_t fin, uint64_t cap)
     return r < cap ? r : cap;
 }
 
+/*
+ * Is job `id` in slot j complete? A waiter for the slot asks without the
+ * pool's lock, so another submitter may be recycling the slot (publish) as
+ * it reads: a seqlock read, as in task_fin. If the id has changed, the job
+ * was over before the slot was taken.
+ */
 static bool job_complete(struct mproc__job *j, uint64_t id)
 {
     uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
     if ((fin & MPROC__IDX_MASK) != atomic_load_explicit(&j->n, memory_order_relaxed))
         return false;
-    uint64_t nrec = records_of(fin, j->log_cap), tag = mproc__tag(id);
+    struct mproc__rec *log = atomic_load_explicit(&j->log, memory_order_acquire);
+    uint64_t cap = atomic_load_explicit(&j->log_cap, memory_order_acquire);
+    uint64_t nrec = records_of(fin, cap), tag = mproc__tag(id);
+    if (atomic_load_explicit(&j->id, memory_order_relaxed) != id)
+        return true;
     for (uint64_t r = nrec; r-- > 0;)
-        if (!mproc__sealed(&j->log[r], tag))
+        if (!mproc__sealed(&log[r], tag))
             return false;
     return true;
 }

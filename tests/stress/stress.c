@@ -180,8 +180,8 @@ static void dump_job(const struct mproc__job *j, int k)
             LD(j->gone), LD(j->readers));
     if (LD(j->gone) == id)
         return; /* finished and freed: its log is another job's now */
-    for (uint64_t r = 0; r < recs && r < j->log_cap && r < 200; r++) {
-        uint64_t range = LD(j->log[r].range), seal = LD(j->log[r].seal);
+    for (uint64_t r = 0; r < recs && r < mproc__log_cap(j) && r < 200; r++) {
+        uint64_t range = LD(mproc__log(j)[r].range), seal = LD(mproc__log(j)[r].seal);
         fprintf(stderr, "    record %" PRIu64 ": [%" PRIu64 ", +%" PRIu64 ") failed %" PRIu64
                         " tag %" PRIu64 "%s\n",
                 r, range & ((UINT64_C(1) << 40) - 1), range >> 40, seal & 0xffffff,
