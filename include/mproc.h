@@ -85,7 +85,15 @@ typedef enum mproc_kind {
        globals as they were at that moment, never changes made afterwards by
        the caller or by other workers. A crash, an abort or a hang (with
        options.timeout) costs the item that caused it; the worker is replaced.
-       Item data is copied to and from memory the workers share. */
+       Item data is copied to and from memory the workers share.
+       In a worker, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGSYS and SIGTRAP have
+       their default action whatever handler the program installed, so that
+       a fault ends the worker; other handlers are inherited as fork leaves
+       them. The pool adds one child to the caller, its supervisor
+       ("mproc-super"), from open to close; the workers are the supervisor's
+       children, never the caller's, so a program's own wait()/waitpid(-1)
+       and SIGCHLD handling see only the supervisor, and only when it exits
+       at close (mproc_pool_close copes with the program reaping it). */
     MPROC_PROCESSES = 0,
     /* Worker threads of the caller's process: shared address space, lowest
        overhead, no isolation (a crash ends the program). CPU-bound items run
@@ -142,8 +150,9 @@ typedef struct mproc_job {
     size_t out_size;       /* bytes per result; fn gets NULL `out` when 0 */
     size_t n;              /* number of items, at most 2^39 */
     /* Passed to every call of fn. With arg_size > 0, the arg_size bytes at
-       arg are copied once per job where workers cannot see them (process
-       pools), so the caller may reuse them at once. With arg_size 0 the
+       arg are copied once per job (in every kind; in process pools not at
+       all if they lie in the shared arena), so the caller may reuse them as
+       soon as the job is submitted. With arg_size 0 the
        pointer is passed as is: valid in threads, for memory in the shared
        arena, and for memory that existed, unchanged, when the pool opened. */
     void *arg;
@@ -193,7 +202,7 @@ MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
  * stay valid for mproc_task_wait/next/progress/free, which then see the final
  * state. Must not run concurrently with other calls on the same pool.
  *
- * Returns 0, MPROC_EINVAL from a worker of this pool, or MPROC_EPERM in a
+ * Returns 0, MPROC_EDEADLK from a worker of this pool, or MPROC_EPERM in a
  * process that did not open the pool. NULL is a no-op returning 0.
  */
 MPROC_API int mproc_pool_close(mproc_pool *pool);
@@ -212,7 +221,8 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  * nonzero (see job->status); or, with nothing run:
  *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
  *                  n > 2^39; n * in_size or n * out_size overflows; reduce
- *                  without acc or out_size; acc without reduce
+ *                  without acc or out_size; acc without reduce; arg_size > 0
+ *                  with arg NULL
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory
@@ -234,8 +244,10 @@ MPROC_API int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **
  * acc in the caller's buffers. `timeout` is in seconds; a negative timeout
  * waits for ever. May be called again after it returned.
  *
- * Returns that count, or MPROC_ETIMEDOUT (nothing lost: wait again) or
- * MPROC_EINVAL (NULL task, NaN timeout). If the pool's supervisor died, the
+ * Returns that count, or MPROC_ETIMEDOUT (nothing lost: wait again),
+ * MPROC_EINVAL (NULL task, NaN timeout), MPROC_EDEADLK (called from a worker
+ * of the task's pool) or MPROC_EPERM (called in a process that did not open
+ * the pool). If the pool's supervisor died, the
  * items that had not finished are marked MPROC_ECRASHED and counted in the
  * result; later submits on the pool return MPROC_EBROKEN.
  * A task may be waited on by one thread at a time.
@@ -249,7 +261,8 @@ MPROC_API int mproc_task_wait(mproc_task *task, double timeout);
  * `timeout` as in mproc_task_wait.
  *
  * Returns 0 with *index set, MPROC_EOF when all items were handed out,
- * MPROC_ETIMEDOUT, MPROC_EINVAL (NULL argument), or MPROC_EBROKEN (the
+ * MPROC_ETIMEDOUT, MPROC_EINVAL (NULL argument), MPROC_EDEADLK and
+ * MPROC_EPERM (as mproc_task_wait), or MPROC_EBROKEN (the
  * pool's supervisor died: mproc_task_wait then gives every item not handed
  * out its final code).
  */
@@ -265,13 +278,18 @@ MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done, size_t *
 /*
  * Cancel a task: items not yet started are marked MPROC_ECANCELED and never
  * run; items running now finish. The task still has to be waited for (which
- * returns soon) or freed. Returns 0 or MPROC_EINVAL (NULL task).
+ * returns soon) or freed. May be called from any thread of the caller's
+ * process, also from a worker of a thread pool. Returns 0, MPROC_EINVAL
+ * (NULL task) or MPROC_EPERM (called in another process).
  */
 MPROC_API int mproc_task_cancel(mproc_task *task);
 
 /*
  * Free a task. An unfinished task is cancelled and waited for first, so that
  * no worker touches the caller's buffers afterwards. NULL is a no-op.
+ * Freeing an unfinished task from a worker of its own pool would wait for
+ * that worker: the library reports the mistake on stderr and aborts. In a
+ * process other than the pool's opener it frees only that process's copy.
  */
 MPROC_API void mproc_task_free(mproc_task *task);
 

@@ -38,7 +38,9 @@ enum {
     MPROC__HOOK_CLAIMED,   /* counter moved, chunk not yet recorded */
     MPROC__HOOK_FINISHING, /* state FINISHING stored, not yet counted */
     MPROC__HOOK_COUNTED,   /* counted, record not yet sealed */
-    MPROC__HOOK_SEALED     /* sealed, state not yet IDLE */
+    MPROC__HOOK_SEALED,    /* sealed, state not yet IDLE */
+    MPROC__HOOK_FORKED     /* a new worker, before it asks to die with
+                              the supervisor */
 };
 #ifdef MPROC_TEST_HOOKS
 extern void (*mproc__test_hook)(int point);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -220,6 +221,21 @@ static void release(mproc_pool *p)
     free(p);
 }
 
+/* Release a process pool and leave the registry, in one step under its
+   lock: until its region is unmapped, a supervisor forked for another pool
+   must still find it there and drop it. */
+static void unregister_release(mproc_pool *p)
+{
+    pthread_mutex_lock(&mproc__registry_lock);
+    for (mproc_pool **pp = &mproc__registry; *pp; pp = &(*pp)->next_open)
+        if (*pp == p) {
+            *pp = p->next_open;
+            break;
+        }
+    release(p);
+    pthread_mutex_unlock(&mproc__registry_lock);
+}
+
 int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
 {
     if (!pool)
@@ -241,7 +257,21 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
     pthread_mutex_init(&p->lock, NULL);
     p->board_size = MPROC__ALIGN_UP(mproc__board_size(p->workers), page_size());
 
-    err = p->isolated ? map_region(p) : map_private(p);
+    if (p->isolated) {
+        /* Mapped and registered under the registry lock, as the supervisor
+           is forked under it (processes.c): a supervisor forked for another
+           pool, from another thread, either comes before this mapping or
+           finds it in the registry and drops it. */
+        pthread_mutex_lock(&mproc__registry_lock);
+        err = map_region(p);
+        if (!err) {
+            p->next_open = mproc__registry;
+            mproc__registry = p;
+        }
+        pthread_mutex_unlock(&mproc__registry_lock);
+    } else {
+        err = map_private(p);
+    }
     if (err) {
         release(p);
         return err;
@@ -258,13 +288,9 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
         err = mproc__procs_start(p);
         if (err) {
             mproc__procs_stop(p);
-            release(p);
+            unregister_release(p);
             return err;
         }
-        pthread_mutex_lock(&mproc__registry_lock);
-        p->next_open = mproc__registry;
-        mproc__registry = p;
-        pthread_mutex_unlock(&mproc__registry_lock);
     } else {
         err = mproc__threads_start(p);
         if (err) {
@@ -325,18 +351,12 @@ int mproc_pool_close(mproc_pool *pool)
     }
 
     if (pool->isolated) {
-        pthread_mutex_lock(&mproc__registry_lock);
-        for (mproc_pool **pp = &mproc__registry; *pp; pp = &(*pp)->next_open)
-            if (*pp == pool) {
-                *pp = pool->next_open;
-                break;
-            }
-        pthread_mutex_unlock(&mproc__registry_lock);
         mproc__procs_stop(pool);
+        unregister_release(pool);
     } else {
         mproc__threads_stop(pool);
+        release(pool);
     }
-    release(pool);
     return 0;
 }
 
@@ -879,6 +899,21 @@ static void collect(mproc_task *t)
     t->finished = true;
 }
 
+static int by_start(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* Mark items [from, to) crashed: they were never finished. */
+static void mark_lost(mproc_task *t, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i < to; i++)
+        if (t->user.status)
+            t->user.status[i] = MPROC_ECRASHED;
+    t->failed += to - from;
+}
+
 /*
  * The supervisor died: the workers die with it, so what is not sealed by
  * now never will be. Keep what finished, mark the rest crashed, and make
@@ -890,9 +925,12 @@ static void salvage(mproc_task *t)
     uint64_t n = u->n, fin = task_fin(t);
     scan(t, fin);
     uint64_t nrec = records_of(fin, t->log_cap), tag = mproc__tag(t->id);
-    unsigned char *done = calloc(n ? n : 1, 1);
-    if (!done)
-        abort();
+    /* The sealed ranges, as (start, end) pairs sorted by start; the items
+       between them are the lost ones. Records are disjoint. Without memory
+       for the list, the next range is looked for afresh each time: slower,
+       never wrong. */
+    uint64_t (*ranges)[2] = malloc((nrec ? nrec : 1) * sizeof *ranges);
+    uint64_t nr = 0;
     for (uint64_t r = 0; r < nrec; r++) {
         if (!mproc__sealed(&t->log[r], tag))
             continue;
@@ -901,18 +939,44 @@ static void salvage(mproc_task *t)
         uint64_t start = range & MPROC__IDX_MASK, len = range >> MPROC__IDX_BITS;
         if (r >= t->next_r + (t->next_off ? 1 : 0))
             copy_range(t, start, len, seal & MPROC__NORUN);
-        memset(done + start, 1, len);
         if (r >= t->sealed)
             t->failed += seal & MPROC__MAX_LEN;
+        if (ranges) {
+            ranges[nr][0] = start;
+            ranges[nr][1] = start + len;
+            nr++;
+        }
     }
-    for (uint64_t i = 0; i < n; i++) {
-        if (done[i])
-            continue;
-        if (u->status)
-            u->status[i] = MPROC_ECRASHED;
-        t->failed++;
+    uint64_t at = 0;
+    if (ranges) {
+        qsort(ranges, nr, sizeof *ranges, by_start);
+        for (uint64_t k = 0; k < nr; k++) {
+            mark_lost(t, at, ranges[k][0]);
+            at = ranges[k][1];
+        }
+        free(ranges);
+    } else {
+        for (;;) {
+            uint64_t best = n, end = n;
+            for (uint64_t r = 0; r < nrec; r++) {
+                if (!mproc__sealed(&t->log[r], tag))
+                    continue;
+                uint64_t range = atomic_load_explicit(&t->log[r].range,
+                                                      memory_order_relaxed);
+                uint64_t start = range & MPROC__IDX_MASK;
+                if (start >= at && start < best) {
+                    best = start;
+                    end = start + (range >> MPROC__IDX_BITS);
+                }
+            }
+            mark_lost(t, at, best);
+            if (best == n)
+                break;
+            at = end;
+        }
+        at = n;
     }
-    free(done);
+    mark_lost(t, at, n);
     t->next_r = t->sealed = nrec; /* next reports nothing more */
     t->next_off = 0;
     uint64_t f = t->failed;
@@ -941,6 +1005,9 @@ int mproc_task_wait(mproc_task *t, double timeout)
         return MPROC_EINVAL;
     if (t->finished || !t->pool)
         return t->result;
+    int err = usable(t->pool);
+    if (err)
+        return err;
     int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t,
                   deadline_of(timeout));
     if (r == MPROC_ETIMEDOUT)
@@ -972,6 +1039,9 @@ int mproc_task_next(mproc_task *t, size_t *index, double timeout)
         }
         if (t->finished || !t->pool)
             return MPROC_EOF;
+        int err = usable(t->pool);
+        if (err)
+            return err;
         uint64_t fin = task_fin(t);
         scan(t, fin);
         if (t->next_r < t->sealed)
@@ -1010,6 +1080,8 @@ int mproc_task_cancel(mproc_task *t)
     mproc_pool *pool = t->pool;
     if (!pool || t->finished || t->cancelled)
         return 0;
+    if (getpid() != pool->owner)
+        return MPROC_EPERM;
     pthread_mutex_lock(&pool->lock);
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire))
         mproc__cancel_job(pool->board, &pool->board->jobs[t->js]);
@@ -1045,9 +1117,23 @@ void mproc_task_free(mproc_task *t)
     if (!t)
         return;
     mproc_pool *pool = t->pool;
+    if (pool && getpid() != pool->owner) {
+        /* A forked copy of the caller: the pool is not this process's to
+           touch; only the copy of the task itself is freed. */
+        free(t);
+        return;
+    }
     if (pool) {
         if (!t->finished) {
             mproc_task_cancel(t);
+            if (mproc__self_pool == pool) {
+                /* A worker of the pool would wait for the pool, perhaps for
+                   the very item it is running: the mistake has no code to
+                   return, and waiting would hang. */
+                fprintf(stderr, "mproc: mproc_task_free of an unfinished task "
+                                "called from a worker of its own pool\n");
+                abort();
+            }
             finish_task(t);
         }
         pthread_mutex_lock(&pool->lock);

@@ -78,12 +78,20 @@ static _Noreturn void worker_main(struct super *z, int w)
 {
     struct mproc__board *b = z->b;
     struct mproc__slot *s = &b->slots[w];
+    MPROC__HOOK(MPROC__HOOK_FORKED);
     if (mproc__die_with_parent(z->self) != 0)
         _exit(0);
     close(z->caller_fd);
     close(z->event_fd);
     close(z->child_fd);
     sigaction(SIGCHLD, &z->user_chld, NULL);
+    /* A fault in an item must end the worker, whatever handler the program
+       installed: a handler that returns would fault again for ever, and one
+       that longjmps would carry the item on in a broken state. */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGTRAP};
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+        sigaction(faults[i], &dfl, NULL);
     sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
     char name[32];
     snprintf(name, sizeof name, "mproc-w%d", w);
@@ -415,8 +423,7 @@ static void forget_others(mproc_pool *self)
     }
 }
 
-static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
-                                      int event_fd)
+static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd)
 {
     struct super z = {
         .pool = pool,
@@ -424,7 +431,7 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
         .W = pool->workers,
         .self = getpid(),
         .caller_fd = caller_fd,
-        .event_fd = event_fd,
+        .event_fd = pool->zevent,
     };
     forget_others(pool);
     pthread_mutex_unlock(&mproc__registry_lock);
@@ -473,29 +480,35 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd,
 int mproc__procs_start(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
+    fflush(NULL);
+
+    /* The registry lock is held from the making of this pool's descriptors
+       to the fork, so that the supervisor inherits a consistent list (it
+       unlocks its own copy), and so that no supervisor forked for another
+       pool, from another thread, inherits descriptors of this one that the
+       registry does not list yet (see forget_others). */
+    pthread_mutex_lock(&mproc__registry_lock);
     int watch = mproc__lifeline(&pool->lifeline);
-    if (watch < 0)
+    if (watch < 0) {
+        pthread_mutex_unlock(&mproc__registry_lock);
         return watch;
+    }
     int ev = mproc__event_open();
     if (ev < 0) {
         close(watch);
         if (pool->lifeline >= 0)
             close(pool->lifeline);
         pool->lifeline = -1;
+        pthread_mutex_unlock(&mproc__registry_lock);
         return ev;
     }
-    fflush(NULL);
-
-    /* The registry lock is held across the fork so that the supervisor
-       inherits a consistent list; it unlocks its own copy. */
-    pthread_mutex_lock(&mproc__registry_lock);
+    pool->zevent = ev;
     pid_t pid = fork();
     if (pid == 0)
-        supervisor_main(pool, watch, ev);
+        supervisor_main(pool, watch);
     int err = pid < 0 ? -errno : 0;
-    pthread_mutex_unlock(&mproc__registry_lock);
     close(watch);
-    pool->zevent = ev;
+    pthread_mutex_unlock(&mproc__registry_lock);
     if (err)
         return err;
     pool->zpid = pid;
@@ -533,11 +546,16 @@ void mproc__procs_stop(mproc_pool *pool)
             ;
         pool->zpid = 0;
     }
+    /* Under the registry lock: a supervisor forked meanwhile for another
+       pool closes the descriptors the registry lists for this one, and must
+       never see a number already closed here and given to a new file. */
+    pthread_mutex_lock(&mproc__registry_lock);
     if (pool->zevent >= 0)
         close(pool->zevent);
     if (pool->lifeline >= 0)
         close(pool->lifeline);
     pool->zevent = pool->lifeline = -1;
+    pthread_mutex_unlock(&mproc__registry_lock);
 }
 
 void mproc__procs_poke(mproc_pool *pool)
