@@ -1,28 +1,63 @@
 # Run `mproc demo --quick` as a user would and check that every cell printed
 # its results and its lesson.
-execute_process(COMMAND ${TOOL} demo --quick RESULT_VARIABLE rc OUTPUT_VARIABLE out
+#
+#   cmake -DTOOL=path/to/mproc [-DKIND=processes|threads] -P demo_check.cmake
+#
+# KIND, when given, is passed as --kind; the Pool cells then run on it.
+set(args demo --quick)
+if(KIND)
+  list(APPEND args --kind ${KIND})
+else()
+  set(KIND processes)
+endif()
+string(REPLACE ";" " " shown "mproc ${args}")
+execute_process(COMMAND ${TOOL} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out
   ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "mproc demo exited with ${rc}\n${out}\n${err}")
+  message(FATAL_ERROR "${shown} exited with ${rc}\n${out}\n${err}")
 endif()
-foreach(want
-    "In [3]: one slow add" "result: 6"
-    "In [4]: the 10 pairs" "result: 20"
-    "In [5]: the same on a pool of 5 processes"
-    "In [6]: a CPU-bound add" "result: 11" "seconds (1 worker)" "seconds (10 workers)"
-    "In [7]: the speedup" " CPU"
-    "In [9]: one CPU-bound task on 1 thread" "In [12]: ten CPU-bound tasks on 10 threads"
-    "In [11]: ten tasks against one"
-    "In [17]: a global total" "sub total so far: 40" "Final result: 40" "atomic add:"
-    "In [22]: the same global total on a pool of 2 processes" ": sub total so far: 5"
-    "In [23]: total, in the caller, afterwards ==\n0\n"
-    "In [24 (new)]" ": shared total so far: " "Final result, in the caller: 40"
-    "In [25 (new)]" "Final result: 40\n" "In [26 (new)]" "200/200")
-  string(FIND "${out}" "${want}" at)
+
+# Each cell's lines are looked for in that cell only: from its header to the
+# next cell's, so that a line another cell prints cannot stand in for it
+# (cells 17 and 25 both end on "Final result: 40").
+function(check_cell header)
+  string(FIND "${out}" "\n== ${header}" at)
   if(at EQUAL -1)
-    message(FATAL_ERROR "mproc demo did not print '${want}':\n${out}")
+    message(FATAL_ERROR "${shown} printed no cell '${header}':\n${out}")
   endif()
-endforeach()
+  math(EXPR at "${at} + 1")
+  string(SUBSTRING "${out}" ${at} -1 cell)
+  string(FIND "${cell}" "\n== In [" end)
+  if(NOT end EQUAL -1)
+    string(SUBSTRING "${cell}" 0 ${end} cell)
+  endif()
+  foreach(want ${ARGN})
+    string(FIND "${cell}" "${want}" found)
+    if(found EQUAL -1)
+      message(FATAL_ERROR "${shown}: cell '${header}' did not print '${want}':\n${cell}")
+    endif()
+  endforeach()
+endfunction()
+
+check_cell("In [3]: one slow add" "result: 6\n")
+check_cell("In [4]: the 10 pairs" "result: 2\n" "result: 20\n")
+check_cell("In [5]: the same on a pool of 5 ${KIND}" "result: 2\n" "result: 20\n")
+check_cell("In [6]: a CPU-bound add" "then 10 ${KIND} ==" "result: 11\n" "result: 20\n"
+  "seconds (1 worker)" "seconds (10 workers)")
+check_cell("In [7]: the speedup" " CPU")
+check_cell("In [9]: one CPU-bound task on 1 thread" "seconds (1 single C thread)")
+check_cell("In [12]: ten CPU-bound tasks on 10 threads" "seconds (10 C threads)")
+check_cell("In [11]: ten tasks against one" " = ")
+check_cell("In [17]: a global total" "sub total so far: 40\n" "Final result: 40\n"
+  "atomic add:")
+check_cell("In [22]: the same global total on a pool of 2 processes"
+  ": sub total so far: 5\n")
+check_cell("In [23]: total, in the caller, afterwards" "afterwards ==\n0\n")
+check_cell("In [24 (new)]" "on a pool of 2 ${KIND} ==" ": shared total so far: "
+  "\nFinal result, in the caller: 40\n")
+check_cell("In [25 (new)]" "\nFinal result: 40\n")
+check_cell("In [26 (new)]" "200 items of" " on 4 ${KIND}\n" "200/200")
+
 string(REGEX MATCHALL "\n-> [^\n]+" lessons "${out}")
 list(LENGTH lessons n)
 if(n LESS 10)

@@ -2,7 +2,10 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include "internal.h" /* the staging heap, to check nothing is left in it */
+
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,6 +20,13 @@ static int noop(const void *in, void *out, void *arg)
     (void)in;
     (void)out;
     (void)arg;
+    return 0;
+}
+
+static int noop_copy(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = *(const long *)in;
     return 0;
 }
 
@@ -61,12 +71,54 @@ static void open_too_many_workers(void **state)
     assert_int_equal(open_with((mproc_options){.workers = INT32_MAX}), MPROC_EINVAL);
 }
 
-static void open_bad_timeout(void **state)
+/* A bad timeout is refused by both kinds with MPROC_EINVAL (not the thread
+   pool's MPROC_ENOTSUP for a timeout it could not honour anyway). */
+static void refuse_timeout(double timeout)
+{
+    for (int k = 0; k < 2; k++) {
+        int r = open_with((mproc_options){.kind = tu_kinds[k], .timeout = timeout});
+        if (r != MPROC_EINVAL)
+            fail_msg("%s, timeout %g: %d (%s), want MPROC_EINVAL",
+                     tu_kind_name(tu_kinds[k]), timeout, r, mproc_strerror(r));
+    }
+}
+
+static void open_timeout_nan(void **state)
 {
     (void)state;
-    double bad[] = {NAN, -1.0, -0.0001, INFINITY, -INFINITY, 1e12};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(open_with((mproc_options){.timeout = bad[i]}), MPROC_EINVAL);
+    refuse_timeout(NAN);
+    refuse_timeout(-NAN);
+}
+
+static void open_timeout_negative(void **state)
+{
+    (void)state;
+    refuse_timeout(-1.0);
+    refuse_timeout(-0.0001);
+    refuse_timeout(-DBL_MIN);
+}
+
+static void open_timeout_positive_infinity(void **state)
+{
+    (void)state;
+    refuse_timeout(INFINITY);
+}
+
+static void open_timeout_negative_infinity(void **state)
+{
+    (void)state;
+    refuse_timeout(-INFINITY);
+}
+
+static void open_timeout_above_one_year(void **state)
+{
+    (void)state;
+    refuse_timeout(365.0 * 86400 + 1);
+    refuse_timeout(1e12);
+    refuse_timeout(DBL_MAX);
+    /* The control: a long timeout within the year is accepted. */
+    assert_int_equal(open_with((mproc_options){.workers = 1, .timeout = 300.0 * 86400}),
+                     0);
 }
 
 static void open_absurd_shared_size(void **state)
@@ -204,11 +256,17 @@ static mproc_pool *pools[2];
    pools open, so process workers see the test's stores). */
 static _Atomic int *gate;
 
+/* Calls of `counted`, in every worker (mapped as the gate is). */
+static _Atomic long *calls;
+
 static int setup(void **state)
 {
     (void)state;
     gate = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (gate == MAP_FAILED)
+        return -1;
+    calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (calls == MAP_FAILED)
         return -1;
     for (int k = 0; k < 2; k++)
         if (mproc_pool_open(&pools[k], &(mproc_options){.kind = tu_kinds[k],
@@ -223,6 +281,7 @@ static int teardown(void **state)
     for (int k = 0; k < 2; k++)
         mproc_pool_close(pools[k]);
     munmap((void *)gate, 4096);
+    munmap((void *)calls, 4096);
     return 0;
 }
 
@@ -334,6 +393,79 @@ static void map_arg_size_without_arg(void **state)
 {
     (void)state;
     refused(&(mproc_job){.fn = noop, .n = 3, .arg_size = 16}, MPROC_EINVAL);
+}
+
+static int counted(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    atomic_fetch_add(calls, 1);
+    return 0;
+}
+
+/*
+ * A process pool copies what its workers cannot see into its staging area
+ * before anything runs; a job whose copies cannot fit there is refused with
+ * MPROC_ENOMEM. The buffers are inaccessible pages: the call must fail
+ * before it reads (or writes) a byte of them, or the test dies of SIGSEGV.
+ */
+static void map_copy_too_large(void **state)
+{
+    (void)state;
+    mproc_pool *p = pools[0]; /* processes; a thread pool copies nothing */
+    char *bogus = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(bogus != MAP_FAILED);
+    const size_t huge = (size_t)1 << 40;
+    /* Each half fits on its own; together they do not. */
+    const size_t half = p->staging.size / 2 + 64;
+    struct {
+        const char *what;
+        mproc_job job;
+    } cases[] = {
+        {"in", {.fn = counted, .in = bogus, .in_size = huge, .n = 1}},
+        {"out", {.fn = counted, .out = bogus, .out_size = huge, .n = 1}},
+        {"arg", {.fn = counted, .arg = bogus, .arg_size = huge, .n = 1}},
+        {"many items", {.fn = counted, .in = bogus, .in_size = 4096,
+                        .n = (size_t)1 << 30}},
+        {"in and out", {.fn = counted, .in = bogus, .in_size = half, .out = bogus,
+                        .out_size = half, .n = 1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        atomic_store(calls, 0);
+        int r = mproc_map(p, &cases[c].job);
+        if (r != MPROC_ENOMEM)
+            fail_msg("%s: map returned %d (%s), want MPROC_ENOMEM", cases[c].what, r,
+                     mproc_strerror(r));
+        mproc_task *t = (mproc_task *)1;
+        r = mproc_submit(p, &cases[c].job, &t);
+        if (r != MPROC_ENOMEM)
+            fail_msg("%s: submit returned %d (%s), want MPROC_ENOMEM", cases[c].what,
+                     r, mproc_strerror(r));
+        assert_null(t);
+        /* Nothing ran, and nothing is left behind. */
+        assert_int_equal(atomic_load(calls), 0);
+        assert_int_equal(p->staging.nused, 0);
+        assert_int_equal(p->logs.nused, 0);
+    }
+    munmap(bogus, 4096);
+
+    /* The pool still maps, with copies. */
+    enum { N = 1000 };
+    long in[N], out[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        out[i] = -1;
+    }
+    atomic_store(calls, 0);
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = counted, .in = in,
+                                               .in_size = sizeof in[0], .out = out,
+                                               .out_size = sizeof out[0], .n = N}),
+                     0);
+    assert_int_equal(atomic_load(calls), N);
+    assert_int_equal(MPROC_MAP(p, noop_copy, in, out, N), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(out[i], i);
 }
 
 static int map_own_pool(const void *in, void *out, void *arg)
@@ -518,6 +650,115 @@ static void shared_alloc_errors(void **state)
     }
 }
 
+/* Sizes no arena can give are refused, and the arena is whole afterwards. */
+static void shared_alloc_absurd_size(void **state)
+{
+    (void)state;
+    const size_t size = 1 << 20; /* a multiple of the page: the arena's size */
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                              .workers = 1,
+                                                              .shared_size = size}),
+                         0);
+        const size_t absurd[] = {SIZE_MAX, SIZE_MAX - 63, SIZE_MAX / 2, size + 1,
+                                 2 * size};
+        for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
+            errno = 0;
+            void *m = mproc_shared_alloc(p, absurd[i]);
+            if (m || errno != ENOMEM)
+                fail_msg("%s: alloc(%zu) = %p, errno %d (%s), want NULL, ENOMEM",
+                         tu_kind_name(tu_kinds[k]), absurd[i], m, errno,
+                         strerror(errno));
+        }
+        /* Nothing was taken: the whole arena is still one block. */
+        long *all = mproc_shared_alloc(p, size);
+        assert_non_null(all);
+        for (int i = 0; i < 100; i++)
+            all[i] = i;
+        long out[100];
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = noop_copy, .in = all,
+                                                   .in_size = sizeof all[0],
+                                                   .out = out, .out_size = sizeof out[0],
+                                                   .n = 100}),
+                         0);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(out[i], i);
+        mproc_shared_free(p, all);
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+}
+
+/* Sums the block's longs, from a worker. */
+static int sum_block(const void *in, void *out, void *arg)
+{
+    const long *b = arg;
+    size_t len = *(const size_t *)in;
+    long s = 0;
+    for (size_t i = 0; i < len; i++)
+        s += b[i];
+    *(long *)out = s;
+    return 0;
+}
+
+/* A pointer inside a live block is not the block: freeing it is ignored. */
+static void shared_free_mid_block_ignored(void **state)
+{
+    (void)state;
+    enum { ARENA = 1 << 16, BLOCK = 256, SMALL = 64 };
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                              .workers = 1,
+                                                              .shared_size = ARENA}),
+                         0);
+        long *a = mproc_shared_alloc(p, BLOCK);
+        assert_non_null(a);
+        const size_t len = BLOCK / sizeof *a;
+        long want = 0;
+        for (size_t i = 0; i < len; i++) {
+            a[i] = 1000 + (long)i;
+            want += a[i];
+        }
+        char *c = (char *)a;
+        mproc_shared_free(p, c + 64);
+        mproc_shared_free(p, c + 1);
+        mproc_shared_free(p, c + BLOCK - 1);
+
+        /* Still allocated: its bytes are untouched (a free would zero them)... */
+        for (size_t i = 0; i < len; i++)
+            if (a[i] != 1000 + (long)i)
+                fail_msg("%s: a[%zu] = %ld after a mid-block free, want %ld",
+                         tu_kind_name(tu_kinds[k]), i, a[i], 1000 + (long)i);
+        /* ...and usable by workers... */
+        size_t in = len;
+        long sum = 0;
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = sum_block, .in = &in,
+                                                   .in_size = sizeof in, .out = &sum,
+                                                   .out_size = sizeof sum, .n = 1,
+                                                   .arg = a}),
+                         0);
+        assert_int_equal(sum, want);
+        /* ...and no later block overlaps it, down to the last byte of the
+           arena: exactly the rest of it is handed out. */
+        size_t got = 0;
+        char *b;
+        while ((b = mproc_shared_alloc(p, SMALL))) {
+            if (b < c + BLOCK && b + SMALL > c)
+                fail_msg("%s: block %p overlaps the live block %p",
+                         tu_kind_name(tu_kinds[k]), (void *)b, (void *)c);
+            got++;
+        }
+        assert_int_equal(got, (ARENA - BLOCK) / SMALL);
+        for (size_t i = 0; i < len; i++)
+            assert_int_equal(a[i], 1000 + (long)i);
+        /* Freed by its own address, it is free again. */
+        mproc_shared_free(p, a);
+        assert_ptr_equal(mproc_shared_alloc(p, BLOCK), a);
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+}
+
 /* ---- mproc_strerror ---- */
 
 static void strerror_names_every_code(void **state)
@@ -547,7 +788,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(open_unknown_kind),
         cmocka_unit_test(open_negative_workers),
         cmocka_unit_test(open_too_many_workers),
-        cmocka_unit_test(open_bad_timeout),
+        cmocka_unit_test(open_timeout_nan),
+        cmocka_unit_test(open_timeout_negative),
+        cmocka_unit_test(open_timeout_positive_infinity),
+        cmocka_unit_test(open_timeout_negative_infinity),
+        cmocka_unit_test(open_timeout_above_one_year),
         cmocka_unit_test(open_absurd_shared_size),
         cmocka_unit_test(open_mpi_not_supported),
         cmocka_unit_test(open_threads_refuse_timeout),
@@ -569,6 +814,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(map_reduce_without_out_size),
         cmocka_unit_test(map_acc_without_reduce),
         cmocka_unit_test(map_arg_size_without_arg),
+        cmocka_unit_test(map_copy_too_large),
         cmocka_unit_test(map_from_worker),
         cmocka_unit_test(map_from_other_process),
         cmocka_unit_test(submit_null_task),
@@ -577,6 +823,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(task_wait_times_out),
         cmocka_unit_test(task_next_times_out_then_eof),
         cmocka_unit_test(shared_alloc_errors),
+        cmocka_unit_test(shared_alloc_absurd_size),
+        cmocka_unit_test(shared_free_mid_block_ignored),
         cmocka_unit_test(strerror_names_every_code),
     };
     if (argc > 1)

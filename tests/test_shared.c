@@ -7,7 +7,10 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include "internal.h" /* the staging heap of a process pool */
+
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -368,6 +371,100 @@ static void zero_copy_results_visible_while_running(void **state)
         }
         assert_int_equal(mproc_pool_close(p), 0);
     }
+}
+
+/* A job whose in, out, status and arg all live in the arena is run where it
+   lies: a process pool stages nothing for it, not even while it runs. */
+struct held_last {
+    _Atomic int open;
+    double deadline;
+    long n;
+};
+
+static int odd_hold_last(const void *in, void *out, void *arg)
+{
+    struct held_last *h = arg;
+    long i = *(const long *)in;
+    if (i == h->n - 1) {
+        while (!atomic_load(&h->open)) {
+            if (tu_now() > h->deadline)
+                return 99;
+            usleep(200);
+        }
+    }
+    *(long *)out = 2 * i + 1;
+    return 0;
+}
+
+/* Submit odd_hold_last over in/out/status (item n-1 held until the gate
+   opens) and return the staging heap's block count twice while the task is
+   in flight (at once, and once every other item is done) and once after it
+   is freed; every result is checked. */
+static void staged_blocks(mproc_pool *p, struct held_last *h, long *in, long *out,
+                          int *status, size_t n, size_t used[3])
+{
+    for (size_t i = 0; i < n; i++) {
+        in[i] = (long)i;
+        out[i] = -1;
+        status[i] = -1;
+    }
+    atomic_store(&h->open, 0);
+    h->deadline = worker_deadline();
+    h->n = (long)n;
+    mproc_task *t;
+    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = odd_hold_last, .in = in,
+                                                  .in_size = sizeof *in, .out = out,
+                                                  .out_size = sizeof *out, .n = n,
+                                                  .status = status, .arg = h},
+                                  &t),
+                     0);
+    size_t done = SIZE_MAX;
+    assert_int_equal(mproc_task_progress(t, &done, NULL), 0);
+    assert_true(done < n); /* the last item is held */
+    used[0] = p->staging.nused;
+    wait_done(t, n - 1);
+    assert_int_equal(mproc_task_progress(t, &done, NULL), 0);
+    assert_int_equal(done, n - 1);
+    used[1] = p->staging.nused;
+    atomic_store(&h->open, 1);
+    assert_int_equal(mproc_task_wait(t, -1), 0);
+    mproc_task_free(t);
+    used[2] = p->staging.nused;
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != 2 * (long)i + 1 || status[i] != 0)
+            fail_msg("item %zu: out %ld, status %d; want %ld, 0", i, out[i], status[i],
+                     2 * (long)i + 1);
+}
+
+static void zero_copy_uses_no_staging(void **state)
+{
+    (void)state;
+    size_t n = scaled((size_t)1 << 20);
+    mproc_pool *p = open_shared(MPROC_PROCESSES, 2,
+                                n * (2 * sizeof(long) + sizeof(int)) + (1 << 16));
+    struct held_last *h = alloc_ok(p, sizeof *h);
+    long *in = alloc_ok(p, n * sizeof *in), *out = alloc_ok(p, n * sizeof *out);
+    int *status = alloc_ok(p, n * sizeof *status);
+    assert_int_equal(p->staging.nused, 0);
+    size_t used[3];
+    staged_blocks(p, h, in, out, status, n, used);
+    for (int i = 0; i < 3; i++)
+        if (used[i] != 0)
+            fail_msg("arena job, look %d: %zu staging blocks, want 0", i, used[i]);
+
+    /* The control: the same job on private memory is staged while it runs
+       (so the check above can fail), and the block is gone after. */
+    long *pin = malloc(n * sizeof *pin), *pout = malloc(n * sizeof *pout);
+    int *pst = malloc(n * sizeof *pst);
+    staged_blocks(p, h, pin, pout, pst, n, used);
+    for (int i = 0; i < 2; i++)
+        if (used[i] != 1)
+            fail_msg("private job, look %d: %zu staging blocks, want 1", i, used[i]);
+    assert_int_equal(used[2], 0);
+    free(pin);
+    free(pout);
+    free(pst);
+    assert_int_equal(mproc_pool_close(p), 0);
 }
 
 /* ---- the job's arg ---- */
@@ -889,6 +986,83 @@ static void arena_alloc_from_many_threads(void **state)
     }
 }
 
+/* ---- committing memory ---- */
+
+/* Resident kB of the whole process (Rss of /proc/self/smaps_rollup, else
+   VmRSS). */
+static long process_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    const char *key = "Rss:";
+    if (!f) {
+        f = fopen("/proc/self/status", "r");
+        key = "VmRSS:";
+    }
+    assert_non_null(f);
+    char line[256];
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key)))
+            kb = strtol(line + strlen(key), NULL, 10);
+    fclose(f);
+    assert_true(kb >= 0);
+    return kb;
+}
+
+/* Resident kB of the mappings that overlap [lo, hi). */
+static long range_rss_kb(const void *lo, const void *hi)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool in = false;
+    long kb = 0;
+    while (fgets(line, sizeof line, f)) {
+        uintptr_t a, z;
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &z) == 2 &&
+            strchr(line, ' ') > strchr(line, '-')) {
+            in = a < (uintptr_t)hi && z > (uintptr_t)lo;
+        } else if (in && !strncmp(line, "Rss:", 4)) {
+            kb += strtol(line + 4, NULL, 10);
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+/* The arena reserves address space; memory is committed only where it is
+   touched, in both kinds. */
+static void arena_committed_only_when_touched(void **state)
+{
+    (void)state;
+    const size_t size = (size_t)1 << 30, touch = (size_t)64 << 20;
+    const long small_kb = 32 << 10, touched_kb = 60 << 10;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int k = 0; k < 2; k++) {
+        const char *kind = tu_kind_name(tu_kinds[k]);
+        long before = process_rss_kb();
+        mproc_pool *p = open_shared(tu_kinds[k], 2, size);
+        long opened = process_rss_kb();
+        if (opened - before >= small_kb)
+            fail_msg("%s: open with a 1 GiB arena: RSS %ld kB -> %ld kB", kind, before,
+                     opened);
+        char *m = alloc_ok(p, size);
+        long allocated = process_rss_kb(), arena = range_rss_kb(m, m + size);
+        if (allocated - before >= small_kb || arena >= small_kb)
+            fail_msg("%s: 1 GiB allocated: RSS %ld kB -> %ld kB, arena %ld kB", kind,
+                     before, allocated, arena);
+        for (size_t i = 0; i < touch; i += page)
+            ((volatile char *)m)[i] = 1;
+        long touched = process_rss_kb();
+        arena = range_rss_kb(m, m + size);
+        if (touched - allocated < touched_kb || arena < touched_kb)
+            fail_msg("%s: 64 MiB touched: RSS %ld kB -> %ld kB, arena %ld kB", kind,
+                     allocated, touched, arena);
+        mproc_shared_free(p, m);
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+}
+
 /* ---- crashes (process pools) ---- */
 
 /* A real invalid write, hidden from the compiler and the sanitizers. */
@@ -1225,6 +1399,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(arena_pointer_valid_in_every_worker),
         cmocka_unit_test(zero_copy_map_million),
         cmocka_unit_test(zero_copy_results_visible_while_running),
+        cmocka_unit_test(zero_copy_uses_no_staging),
         cmocka_unit_test(arg_copied_per_map),
         cmocka_unit_test(arg_reusable_once_submitted),
         cmocka_unit_test(arg_pointer_into_arena),
@@ -1236,6 +1411,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(arena_alloc_inside_workers),
         cmocka_unit_test(arena_alloc_from_many_threads),
         cmocka_unit_test(replaced_workers_see_the_arena),
+        cmocka_unit_test(arena_committed_only_when_touched),
         cmocka_unit_test(reduce_integer_sum),
         cmocka_unit_test(reduce_double_sum),
         cmocka_unit_test(reduce_with_a_crash),

@@ -777,6 +777,66 @@ static void more_tasks_than_job_slots(void **state)
     free(t);
 }
 
+/*
+ * A worker held by the last item of one task does not hold up the next: the
+ * other worker, with nothing left to claim in task A, runs all of task B,
+ * which finishes while A is still unfinished.
+ */
+static void no_worker_idles_across_tasks(void **state)
+{
+    (void)state;
+    enum { NA = 16, NB = 5000 };
+    long *in = malloc(NB * sizeof *in), *out = malloc(NB * sizeof *out);
+    for (int i = 0; i < NB; i++)
+        in[i] = i;
+    for (int k = 0; k < 2; k++) {
+        const char *kind = tu_kind_name(tu_kinds[k]);
+        struct fixture f;
+        fixture_open(&f, tu_kinds[k], 2);
+        atomic_store(&f.g->limit, NA - 1); /* every item of A but the last */
+        for (size_t chunk = 0; chunk <= 1; chunk++) {
+            for (int i = 0; i < NA; i++) {
+                f.out[i] = -1;
+                f.status[i] = -1;
+            }
+            atomic_store(&f.g->started, 0);
+            atomic_store(&f.g->ended, 0);
+            mproc_task *a = fixture_submit(&f, NA, chunk);
+            memset(out, 0xff, NB * sizeof *out);
+            mproc_task *b = submit_plus_one(f.pool, in, out, NB, chunk);
+            int r = mproc_task_wait(b, 30.0 * tu_slow());
+            if (r != 0)
+                fail_msg("%s, chunk %zu: B's wait returned %d (%s), want 0",
+                         kind, chunk, r, mproc_strerror(r));
+            for (int i = 0; i < NB; i++)
+                assert_int_equal(out[i], i + 1);
+            size_t done = done_of(a);
+            if (done >= NA)
+                fail_msg("%s, chunk %zu: A has %zu of %d items done with its last "
+                         "held", kind, chunk, done, NA);
+            /* A stays unfinished with all but its held item done. */
+            await_done(a, NA - 1);
+            done = done_of(a);
+            if (done != NA - 1)
+                fail_msg("%s, chunk %zu: A has %zu of %d items done, want %d", kind,
+                         chunk, done, NA, NA - 1);
+            await_count(&f.g->started, NA, "items of A started");
+            assert_int_equal(atomic_load(&f.g->ended), NA - 1); /* the last is held */
+
+            atomic_store(&f.g->go[NA - 1], 1);
+            assert_int_equal(mproc_task_wait(a, -1), 0);
+            assert_int_equal(check_gated(&f, NA), 0);
+            mproc_task_free(a);
+            mproc_task_free(b);
+            atomic_store(&f.g->go[NA - 1], 0);
+            atomic_store(&f.g->ran[NA - 1], 0);
+        }
+        assert_int_equal(mproc_pool_close(f.pool), 0);
+    }
+    free(in);
+    free(out);
+}
+
 /* ---- freeing and closing with work left ---- */
 
 static void free_unfinished_task(void **state)
@@ -1066,6 +1126,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(cancel_after_the_end_changes_nothing),
         cmocka_unit_test(tasks_run_in_submission_order),
         cmocka_unit_test(more_tasks_than_job_slots),
+        cmocka_unit_test(no_worker_idles_across_tasks),
         cmocka_unit_test(free_unfinished_task),
         cmocka_unit_test(close_leaves_tasks_valid),
         cmocka_unit_test(task_call_errors),
