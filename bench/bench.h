@@ -158,8 +158,12 @@ void bench_table(const char *workload, const char *title, const char *ratio_note
 int bench_targets_summary(void);
 /* One line per row with figures: 0 or -errno. */
 int bench_csv(const char *path);
-/* PNG charts and their data files in dir, drawn by gnuplot; 0, or -1 after
-   printing what went wrong. */
+/* Before any workload runs: gnuplot is in PATH, and dir exists (created
+   with its parents if need be) and is writable; 0, or -1 after printing
+   which is not so. A run of minutes must not end without its charts. */
+int bench_plot_prepare(const char *dir);
+/* PNG charts and their data files in dir (prepared), drawn by gnuplot; 0,
+   or -1 after printing what went wrong. */
 int bench_plot(const char *dir, int cores);
 
 /* Statistics of n samples (sorted in place): median, min, max. */

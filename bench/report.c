@@ -453,17 +453,52 @@ static void speedup_plot(FILE *gp, const char *dir, int cores)
             dir, cores, maxw, nu + 1, path, cores, cores);
 }
 
-int bench_plot(const char *dir, int cores)
+int bench_plot_prepare(const char *dir)
 {
     if (!bench_in_path("gnuplot")) {
         fprintf(stderr, "mproc bench: --plot needs gnuplot, which is not in "
                         "PATH (apt-get install gnuplot-nox)\n");
         return -1;
     }
+    /* As mkdir -p: each missing parent in turn, then the directory. */
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        fprintf(stderr, "mproc bench: --plot %s: %s\n", dir, strerror(ENAMETOOLONG));
+        return -1;
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p && *p != '/')
+            continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(path, 0777) && errno != EEXIST) {
+            fprintf(stderr, "mproc bench: --plot %s: cannot create %s: %s\n", dir,
+                    path, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    struct stat st;
+    const char *why = NULL;
+    if (stat(dir, &st))
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "not a directory";
+    else if (access(dir, W_OK | X_OK))
+        why = strerror(errno);
+    if (why)
+        fprintf(stderr, "mproc bench: --plot %s: %s\n", dir, why);
+    return why ? -1 : 0;
+}
+
+int bench_plot(const char *dir, int cores)
+{
     char script[4096];
     snprintf(script, sizeof script, "%s/charts.gp", dir);
-    FILE *gp = NULL;
-    if ((mkdir(dir, 0777) && errno != EEXIST) || !(gp = fopen(script, "w"))) {
+    FILE *gp = fopen(script, "w");
+    if (!gp) {
         fprintf(stderr, "mproc bench: --plot %s: %s\n", dir, strerror(errno));
         return -1;
     }
@@ -477,6 +512,9 @@ int bench_plot(const char *dir, int cores)
              "ns per item (log)");
     bar_plot(gp, dir, "latency", "latency.png",
              "A map of one item on a warm pool: latency, by system",
+             "microseconds (log)");
+    bar_plot(gp, dir, "cancel", "cancel.png",
+             "Cancelling a long map: microseconds until the wait returns",
              "microseconds (log)");
     bar_plot(gp, dir, "open", "open_close.png",
              "Opening and closing a pool, by workers", "milliseconds (log)");

@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "bench.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,19 +461,25 @@ static void latency(struct bench *b)
     const int calls = b->quick ? 1000 : 5000;
     bench_pair in = {1, 2};
     int out = 0;
+    bench_pair *s_in = mproc_shared_alloc(b->procs, sizeof *s_in);
+    int *s_out = mproc_shared_alloc(b->procs, sizeof *s_out);
+    double *t = malloc((size_t)calls * sizeof *t), s[BENCH_MAX_REPS], lo, hi;
+    if (!s_in || !s_out || !t)
+        bench_fail("latency: out of memory");
+    *s_in = in;
     struct bench_map m = {bench_add, &in, sizeof in, &out, sizeof out, 1};
+    struct bench_map sm = {bench_add, s_in, sizeof *s_in, s_out, sizeof *s_out, 1};
     struct run runs[] = {
         {.sys = SERIAL, .m = m},
         {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
         {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
         {.sys = THREADS, .pool = b->threads, .m = m},
-        {.sys = PROCS, .pool = b->procs, .m = m},
+        {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
+        {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
     };
-    double *t = malloc((size_t)calls * sizeof *t), s[BENCH_MAX_REPS], lo, hi;
-    if (!t)
-        bench_fail("latency: out of memory");
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         const char *name = name_of(&runs[i]);
+        int *o = runs[i].m.out;
         bool ok = true;
         /* A repetition is `calls` maps back to back, each timed; its figure
            is their median, robust to the odd preemption. */
@@ -482,11 +489,11 @@ static void latency(struct bench *b)
             else
                 bench_progress(b, "%s, run %d of %d", name, k + 1, b->reps);
             for (int c = 0; ok && c < calls; c++) {
-                out = 0;
+                *o = 0;
                 t[c] = once(&runs[i]);
                 ok = t[c] >= 0;
-                if (ok && out != 3)
-                    bench_fail("latency: %s: wrong result %d", name, out);
+                if (ok && *o != 3)
+                    bench_fail("latency: %s: wrong result %d", name, *o);
             }
             if (ok && k >= 0)
                 bench_stats(t, calls, &s[k], &lo, &hi);
@@ -500,6 +507,8 @@ static void latency(struct bench *b)
         }
     }
     free(t);
+    mproc_shared_free(b->procs, s_in);
+    mproc_shared_free(b->procs, s_out);
 
     struct bench_py py[8];
     char args[96];
@@ -511,7 +520,122 @@ static void latency(struct bench *b)
 
     bench_ratios("latency", names[OMP_GUIDED], 0);
     bench_target("latency", names[THREADS], "n=1", BENCH_BELOW, 5, 0);
-    bench_target("latency", names[PROCS], "n=1", BENCH_BELOW, 10, 0);
+    bench_target("latency", PROCS_COPIED, "n=1", BENCH_BELOW, 10, 0);
+    bench_target("latency", PROCS_SHARED, "n=1", BENCH_BELOW, 10, 0);
+}
+
+/* ---- cancelling a long map ---------------------------------------------------- */
+
+/*
+ * How long mproc_task_wait takes to return once mproc_task_cancel is called
+ * on a map far from done. Items already running finish (cancel never
+ * interrupts fn), so the figure is bounded below by what is left of them:
+ * with 1 ms items, between 0 and 1 ms, and, with several workers, the
+ * largest of their remainders. The cancel lands at a different point of the
+ * running items each time (the delay before it steps through an item's
+ * length), and a repetition's figure is the median of its cancels. OpenMP's
+ * `cancel for` needs OMP_CANCELLATION set before the program starts, and
+ * Python's Pool.map has no cancel: mproc's systems only.
+ */
+static void cancel_case(struct bench *b, const char *param, double item_us,
+                        size_t n, int calls)
+{
+    uint64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    uint64_t *s_in = mproc_shared_alloc(b->procs, n * sizeof *s_in);
+    uint64_t *s_out = mproc_shared_alloc(b->procs, n * sizeof *s_out);
+    int *status = malloc(n * sizeof *status);
+    double *t = malloc((size_t)calls * sizeof *t), s[BENCH_MAX_REPS], lo, hi;
+    if (!in || !out || !s_in || !s_out || !status || !t)
+        bench_fail("cancel: out of memory");
+    /* Four item lengths a step apart, so that four results tell every
+       item's right answer without running them all beforehand. */
+    uint64_t want[4], steps = (uint64_t)(item_us * b->spins_per_us);
+    for (int k = 0; k < 4; k++)
+        want[k] = bench_chain(steps + (uint64_t)k);
+    for (size_t i = 0; i < n; i++)
+        in[i] = s_in[i] = steps + i % 4;
+    struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
+    struct bench_map sm = {bench_burn, s_in, sizeof *s_in, s_out, sizeof *s_out, n};
+    struct run runs[] = {
+        {.sys = THREADS, .pool = b->threads, .m = m},
+        {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
+        {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        const struct run *r = &runs[i];
+        const char *name = name_of(r);
+        uint64_t *o = r->m.out;
+        for (int k = -1; k < b->reps; k++) {
+            if (k < 0)
+                bench_progress(b, "%s %s, warm-up", name, param);
+            else
+                bench_progress(b, "%s %s, run %d of %d", name, param, k + 1,
+                               b->reps);
+            for (int c = 0; c < calls; c++) {
+                memset(o, 0, n * sizeof *o);
+                for (size_t j = 0; j < n; j++)
+                    status[j] = INT_MIN;
+                mproc_task *task;
+                int rc = mproc_submit(r->pool, &(mproc_job){.fn = bench_burn,
+                                                            .in = r->m.in,
+                                                            .in_size = sizeof *in,
+                                                            .out = o,
+                                                            .out_size = sizeof *o,
+                                                            .n = n,
+                                                            .status = status},
+                                      &task);
+                if (rc)
+                    bench_fail("cancel: %s: mproc_submit: %s", name,
+                               mproc_strerror(rc));
+                /* 2 ms for the map to be well under way, then a step of
+                   0.379 item lengths per call: the cancel's phase within
+                   the running items goes round, not the same each time. */
+                double delay_us = 2000 + item_us * (double)((c * 379) % 1000) / 1000;
+                struct timespec ts = {0, (long)(delay_us * 1000)};
+                nanosleep(&ts, NULL);
+                double t0 = bench_now();
+                rc = mproc_task_cancel(task);
+                if (!rc)
+                    rc = mproc_task_wait(task, -1);
+                t[c] = bench_now() - t0;
+                mproc_task_free(task);
+                if (rc < 0)
+                    bench_fail("cancel: %s: %s", name, mproc_strerror(rc));
+                /* Every item has its code: 0 with its result, or cancelled;
+                   the wait counts the cancelled ones. */
+                size_t cancelled = 0;
+                for (size_t j = 0; j < n; j++) {
+                    if (status[j] == MPROC_ECANCELED)
+                        cancelled++;
+                    else if (status[j] || o[j] != want[j % 4])
+                        bench_fail("cancel: %s: item %zu: status %d, result %s",
+                                   name, j, status[j],
+                                   o[j] == want[j % 4] ? "right" : "wrong");
+                }
+                if (!cancelled || cancelled != (size_t)rc)
+                    bench_fail("cancel: %s: %zu items cancelled, the wait "
+                               "returned %d", name, cancelled, rc);
+            }
+            if (k >= 0)
+                bench_stats(t, calls, &s[k], &lo, &hi);
+        }
+        scale(s, b->reps, 1e6);
+        struct bench_row *row = bench_row("cancel", name, param, "us", s, b->reps);
+        row->ratio = row->median / item_us;
+    }
+    free(in);
+    free(out);
+    free(status);
+    free(t);
+    mproc_shared_free(b->procs, s_in);
+    mproc_shared_free(b->procs, s_out);
+}
+
+static void cancel(struct bench *b)
+{
+    const int calls = b->quick ? 5 : 20;
+    cancel_case(b, "item=1ms", 1000, 2000, calls);
+    cancel_case(b, "item=10us", 10, 200000, calls);
 }
 
 /* ---- opening and closing a pool ------------------------------------------------ */
@@ -584,7 +708,13 @@ static void uneven(struct bench *b)
     }
     for (size_t i = 0; i < n; i++)
         expected[i] = bench_chain(in[i]);
+    uint64_t *s_in = mproc_shared_alloc(b->procs, n * sizeof *s_in);
+    uint64_t *s_out = mproc_shared_alloc(b->procs, n * sizeof *s_out);
+    if (!s_in || !s_out)
+        bench_fail("uneven items: out of memory");
+    memcpy(s_in, in, n * sizeof *in);
     struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
+    struct bench_map sm = {bench_burn, s_in, sizeof *s_in, s_out, sizeof *s_out, n};
     char param[24];
     n_param(param, sizeof param, n);
     double serial, lo, hi, v[BENCH_MAX_REPS];
@@ -593,7 +723,8 @@ static void uneven(struct bench *b)
         {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
         {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
         {.sys = THREADS, .pool = b->threads, .m = m},
-        {.sys = PROCS, .pool = b->procs, .m = m},
+        {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
+        {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
     };
     const size_t nruns = sizeof runs / sizeof *runs;
     run_all(b, runs, nruns, param, false, clear_u64, check_expected);
@@ -606,6 +737,8 @@ static void uneven(struct bench *b)
     free(in);
     free(out);
     free(expected);
+    mproc_shared_free(b->procs, s_in);
+    mproc_shared_free(b->procs, s_out);
 
     struct bench_py py[8];
     char args[96];
@@ -624,14 +757,15 @@ static void uneven(struct bench *b)
 
     /* Ratios: efficiency is already over the ideal. */
     const char *all[] = {names[OMP_GUIDED], names[OMP_DYNAMIC], names[THREADS],
-                         names[PROCS], PY_POOL, PY_THREADPOOL};
+                         PROCS_COPIED, PROCS_SHARED, PY_POOL, PY_THREADPOOL};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         struct bench_row *row = bench_find("uneven", all[i], param);
         if (row && !row->note)
             row->ratio = row->median / 100;
     }
     bench_target("uneven", names[THREADS], param, BENCH_AT_LEAST, 95, 0);
-    bench_target("uneven", names[PROCS], param, BENCH_AT_LEAST, 95, 0);
+    bench_target("uneven", PROCS_COPIED, param, BENCH_AT_LEAST, 95, 0);
+    bench_target("uneven", PROCS_SHARED, param, BENCH_AT_LEAST, 95, 0);
 }
 
 /* ---- large items ----------------------------------------------------------------- */
@@ -707,6 +841,9 @@ const struct bench_workload bench_workloads[] = {
      "time over OpenMP guided's", trivial},
     {"latency", "a map of one item on a warm pool: microseconds",
      "time over OpenMP guided's (a parallel for of one item)", latency},
+    {"cancel", "cancelling a long map: microseconds from mproc_task_cancel until "
+               "mproc_task_wait returns (mproc only)",
+     "median over one item's time (items running finish first)", cancel},
     {"open", "opening and closing a pool: milliseconds", NULL, open_close},
     {"uneven", "uneven items (1 to 100 us each): efficiency, serial C time over "
                "workers x time",

@@ -154,9 +154,15 @@ int mproc__bench(int argc, char **argv)
         b.reps = b.quick ? 3 : 5;
     for (int i = 0; i < bench_nworkloads; i++)
         b.count += selected(only, bench_workloads[i].key);
-    if (!b.count)
-        return tool_usage("bench: --only names none of sleep, cpu, trivial, "
-                          "latency, open, uneven, large");
+    if (!b.count) {
+        char msg[256] = "bench: --only names none of";
+        for (int i = 0; i < bench_nworkloads; i++)
+            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s %s",
+                     i ? "," : "", bench_workloads[i].key);
+        return tool_usage(msg);
+    }
+    if (plot && bench_plot_prepare(plot))
+        return 2;
 
     double t0 = bench_now(), machine0 = machine_cpu(), own0 = own_cpu();
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -17,9 +17,9 @@ static const char usage[] =
     "  demo   the multiprocessing notebook's cells, in C, each with its\n"
     "         results, its time and its lesson. --kind and --workers set the\n"
     "         pool of the Pool cells; --quick shortens sleeps and loops.\n"
-    "  bench  each workload (sleep, cpu, trivial, latency, open, uneven,\n"
-    "         large) on each system (serial C, OpenMP, mproc threads and\n"
-    "         processes, Python's Pool and ThreadPool), median and spread of\n"
+    "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
+    "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
+    "         and processes, Python's Pool and ThreadPool), median and spread of\n"
     "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
     "         against the targets. --csv writes every figure, --plot draws\n"
     "         PNG charts with gnuplot, --only runs some workloads.\n";
