@@ -46,8 +46,9 @@ extern "C" {
  * codes sit in a reserved range below -5000, outside every errno.
  *
  * Item codes (written to mproc_job.status) are the function's own return
- * value, or one of MPROC_ECRASHED, MPROC_ETIMEDOUT, MPROC_ECANCELED. A
- * function's own codes should be positive so that they never collide.
+ * value, or one of MPROC_ECRASHED, MPROC_ETIMEDOUT, MPROC_ECANCELED (and
+ * MPROC_ENOTSUP on an MPI rank that runs another program). A function's own
+ * codes should be positive so that they never collide.
  */
 enum {
     MPROC_EPERM = -EPERM,         /* pool used from a process that did not open it */
@@ -61,7 +62,8 @@ enum {
                                      call: a wait ran out of time */
     MPROC_ECANCELED = -5003,      /* item: cancelled before it started */
     MPROC_EOF = -5004,            /* mproc_task_next: every item was handed out */
-    MPROC_ENOTSUP = -5005,        /* option or kind this pool cannot do */
+    MPROC_ENOTSUP = -5005,        /* option or kind this pool cannot do;
+                                     item: an MPI rank did not find fn */
     MPROC_EINIT = -5006,          /* options.init returned nonzero in a worker */
     MPROC_EBROKEN = -5007         /* the pool's supervisor died; close the pool */
 };
@@ -99,8 +101,22 @@ typedef enum mproc_kind {
        overhead, no isolation (a crash ends the program). CPU-bound items run
        truly in parallel. */
     MPROC_THREADS = 1,
-    /* Workers are the other ranks of MPI_COMM_WORLD. This build has no MPI
-       backend: mproc_pool_open returns MPROC_ENOTSUP for it. */
+    /* Workers are the other ranks of MPI_COMM_WORLD, on as many machines as
+       mpirun gives. Every rank calls mproc_pool_open; it returns on rank 0
+       only: the other ranks run init, serve items, and exit (after
+       MPI_Finalize) when rank 0 closes the pool, so the code after the
+       open is rank 0's. The same program runs on threads, processes or
+       ranks. Only bytes cross: items, results and arg (which needs
+       arg_size) are sent in messages; fn (and a reduction without `out`,
+       which then folds on the ranks) is sent as its place in the program
+       and must be a function of the program or of a library it loaded.
+       mproc initialises MPI (MPI_THREAD_MULTIPLE) unless the program did,
+       with at least that level, and then finalises it at close. One MPI
+       pool per run of the program; no timeout, no max_items (a rank that
+       crashes ends the MPI job); the arena is rank 0's ordinary memory.
+       mproc_pool_open returns MPROC_ENOTSUP in a build without MPI, under
+       fewer than 2 ranks, for a second MPI pool, or without
+       MPI_THREAD_MULTIPLE. */
     MPROC_MPI = 2
 } mproc_kind;
 
@@ -112,7 +128,8 @@ typedef struct mproc_options {
     mproc_kind kind;
     /* Number of workers, 1 to 1024; 0: the CPUs this process may use (its
        affinity mask, lowered to its cgroup's CPU quota where one is set).
-       More workers than CPUs is allowed and useful for items that wait. */
+       More workers than CPUs is allowed and useful for items that wait.
+       MPI: ranks 1 to `workers` serve; 0: every rank but 0. */
     int workers;
     /* Seconds one item may run; 0: no limit. A process worker running an
        item past its limit is killed, the item marked MPROC_ETIMEDOUT and the
@@ -187,7 +204,9 @@ typedef struct mproc_job {
  * Returns 0, or:
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
  *                  negative/NaN/too large
- *   MPROC_ENOTSUP  kind MPROC_MPI, or timeout / max_items with threads
+ *   MPROC_ENOTSUP  timeout / max_items with threads or MPI; MPI: see
+ *                  MPROC_MPI (no MPI in this build, one rank only, ...)
+ *   MPROC_EINVAL   (MPI) workers more than the other ranks
  *   MPROC_EINIT    init returned nonzero in a worker
  *   MPROC_ECRASHED a worker died during init
  *   MPROC_ENOMEM, MPROC_EAGAIN, other -errno: the system refused memory,
@@ -221,8 +240,11 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  * nonzero (see job->status); or, with nothing run:
  *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
  *                  n > 2^39; n * in_size or n * out_size overflows; reduce
- *                  without acc or out_size; acc without reduce; arg_size > 0
- *                  with arg NULL
+ *                  without acc or out_size, or with out_size above 2^30;
+ *                  acc without reduce; arg_size > 0 with arg NULL; in an
+ *                  MPI pool, also arg without arg_size, item, result or arg
+ *                  above 2^30 bytes, or fn (or, without out, reduce) not in
+ *                  a loaded object of the program
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory

@@ -76,7 +76,7 @@
 void (*mproc__test_hook)(int point);
 #endif
 
-#define TARGET_NS 100000 /* work per claim */
+#define TARGET_NS 100000 /* work per claim, unless the board says otherwise */
 #define SPIN_NS 50000    /* idle spin before sleeping */
 
 size_t mproc__board_size(int workers)
@@ -95,6 +95,7 @@ void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
     b->max_items = max_items;
     /* Spinning only pays when every worker can have a CPU of its own. */
     b->spin = workers < mproc__cpu_count() + 1 ? SPIN_NS : 0;
+    b->target_ns = TARGET_NS;
     for (int i = 0; i < MPROC__RING; i++)
         atomic_init(&b->jobs[i].claim, MPROC__IDX_MASK);
 }
@@ -187,7 +188,7 @@ static uint64_t chunk_len(struct mproc__worker *wk, struct mproc__job *j,
         uint64_t rem = n > idx ? n - idx : 1;
         k = (rem + w2 - 1) / w2;
         if (wk->est_id == id && wk->ns_per_item) {
-            uint64_t t = TARGET_NS * 16 / wk->ns_per_item;
+            uint64_t t = wk->b->target_ns * 16 / wk->ns_per_item;
             uint64_t grow = wk->last_len * 8 + 1;
             if (t > grow)
                 t = grow;
@@ -371,7 +372,9 @@ run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
  * partial. Process workers make each item's effects durable before moving
  * on (status, failed count, fold into the other partial buffer, then
  * `commit`), so that a death anywhere loses only the item that was running.
- * Jobs without a reduction (or deadline) take the lean loops above.
+ * Jobs without a reduction (or deadline) take the lean loops above. A
+ * worker whose items run elsewhere (an MPI rank's proxy) hands the chunk to
+ * its exec, which writes everything in place as a thread worker would.
  */
 static uint64_t run(struct mproc__worker *wk, const struct claim *c,
                     uint64_t *failedp)
@@ -379,6 +382,8 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     struct mproc__board *b = wk->b;
     struct mproc__slot *s = &b->slots[wk->w];
     struct mproc__job *j = c->j;
+    if (wk->exec)
+        return wk->exec(wk, j, c->id, c->start, c->end, failedp);
     mproc_fn fn = j->fn;
     void *arg = j->arg;
     int *status = j->status;

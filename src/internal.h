@@ -85,6 +85,8 @@ struct mproc__job {
     char *out;
     void *arg;
     size_t in_size, out_size;
+    size_t arg_size;         /* > 0: arg holds that many bytes (MPI sends them) */
+    const void *acc;         /* with reduce: the identity (MPI sends it) */
     _Atomic uint64_t n, chunk;   /* atomic: read by claimers racing a recycle */
     int *status, *wstatus;
     void (*reduce)(void *acc, const void *result, void *arg);
@@ -186,6 +188,7 @@ struct mproc__board {
     int workers;
     bool isolated;            /* process workers */
     int spin;                 /* idle spin budget, ns; 0 when oversubscribed */
+    uint64_t target_ns;       /* work a worker claims at once, ns */
     uint64_t timeout_ns;
     unsigned long max_items;
 
@@ -197,10 +200,23 @@ size_t mproc__board_size(int workers);
 void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
                        uint64_t timeout_ns, unsigned long max_items);
 
+struct mproc__worker;
+
+/*
+ * A worker that runs its items elsewhere (an MPI rank, through its proxy
+ * thread) has one of these: run items [start, end) of j, write their
+ * results, statuses and folds in place as a thread worker would, and return
+ * how many ran (fewer when j was cancelled), with *failed set.
+ */
+typedef uint64_t (*mproc__exec_fn)(struct mproc__worker *wk, struct mproc__job *j,
+                                   uint64_t id, uint64_t start, uint64_t end,
+                                   uint64_t *failed);
+
 /* What a worker keeps to itself: chunk sizing and scratch memory. */
 struct mproc__worker {
     struct mproc__board *b;
     int w;
+    mproc__exec_fn exec;     /* NULL: items run here */
     uint64_t est_id;         /* job the estimate is for */
     uint64_t ns_per_item;    /* measured, scaled by 16 */
     uint64_t last_len;
@@ -301,6 +317,21 @@ void *mproc__heap_alloc(struct mproc__heap *h, size_t size);
 void mproc__heap_free(struct mproc__heap *h, void *p);
 bool mproc__heap_owns(const struct mproc__heap *h, const void *p, size_t size);
 
+/* ---- a function's address, in terms any process of the program shares -- */
+
+/*
+ * A code address as (loaded object, offset), so that a process whose objects
+ * are loaded elsewhere (ASLR), an MPI rank running the same program, finds
+ * the same function. The main program's object is "".
+ */
+struct mproc__code {
+    uint64_t offset;
+    char object[504];
+};
+
+int mproc__code_ref(const void *addr, struct mproc__code *ref);
+void *mproc__code_find(const struct mproc__code *ref);
+
 /* ---- the pool and tasks (pool.c) ------------------------------------- */
 
 struct mproc_pool {
@@ -329,10 +360,11 @@ struct mproc_pool {
                                               slot is free, whatever its log */
     struct mproc_task *live;     /* every task not yet freed */
 
-    /* Thread workers. */
+    /* Thread workers, and the proxy threads of MPI ranks (with exec). */
     pthread_t *threads;
     struct mproc__worker *locals;
     int started;
+    mproc__exec_fn exec;
 
     /* The supervisor of a process pool. */
     pid_t zpid;                  /* 0 once reaped */
@@ -348,6 +380,16 @@ struct mproc_pool {
 /* threads.c */
 int mproc__threads_start(mproc_pool *pool);
 void mproc__threads_stop(mproc_pool *pool);
+
+/* mpi.c, or mpi_absent.c in a build without MPI (where mproc__mpi_built
+   is false and the pool refuses the kind before calling the others).
+   mproc__mpi_open sets up MPI and pool->workers and pool->exec, and returns
+   on rank 0 only: the other ranks serve inside it and exit when rank 0
+   closes the pool. The proxies are then started as thread workers;
+   mproc__mpi_close, after they stopped, releases the ranks. */
+bool mproc__mpi_built(void);
+int mproc__mpi_open(mproc_pool *pool);
+void mproc__mpi_close(mproc_pool *pool);
 
 /* processes.c */
 int mproc__procs_start(mproc_pool *pool);

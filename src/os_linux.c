@@ -1,7 +1,8 @@
 /*
  * Linux: the one file that knows it. Futexes (with futex_waitv and a robust
  * list to learn of the supervisor's death), pidfds, memfd regions, eventfds,
- * the CPU count with cgroup quotas, and a CPU hint for spinning.
+ * the CPU count with cgroup quotas, a CPU hint for spinning, and code
+ * addresses as (loaded object, offset) through the dynamic linker.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -493,4 +495,70 @@ void mproc__event_drain(int fd)
     uint64_t v;
     while (read(fd, &v, sizeof v) == sizeof v)
         ;
+}
+
+/* ---- code addresses across processes ----------------------------------- */
+
+struct code_search {
+    uintptr_t addr;
+    struct mproc__code *ref;   /* mproc__code_ref: filled in */
+    const struct mproc__code *want; /* mproc__code_find: looked for */
+    uintptr_t found;
+};
+
+/* Does the loaded object hold addr in one of its executable segments? */
+static bool holds_code(const struct dl_phdr_info *info, uintptr_t addr)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (addr >= lo && addr - lo < ph->p_memsz)
+            return true;
+    }
+    return false;
+}
+
+static int ref_of(struct dl_phdr_info *info, size_t size, void *p)
+{
+    (void)size;
+    struct code_search *cs = p;
+    if (!holds_code(info, cs->addr))
+        return 0;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (strlen(name) >= sizeof cs->ref->object)
+        return -1;
+    strcpy(cs->ref->object, name);
+    cs->ref->offset = cs->addr - info->dlpi_addr;
+    return 1;
+}
+
+int mproc__code_ref(const void *addr, struct mproc__code *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    struct code_search cs = {.addr = (uintptr_t)addr, .ref = ref};
+    return dl_iterate_phdr(ref_of, &cs) == 1 ? 0 : MPROC_EINVAL;
+}
+
+static int find_of(struct dl_phdr_info *info, size_t size, void *p)
+{
+    (void)size;
+    struct code_search *cs = p;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (strcmp(name, cs->want->object) != 0)
+        return 0;
+    uintptr_t addr = info->dlpi_addr + (uintptr_t)cs->want->offset;
+    if (!holds_code(info, addr))
+        return 0;
+    cs->found = addr;
+    return 1;
+}
+
+void *mproc__code_find(const struct mproc__code *ref)
+{
+    struct code_search cs = {.want = ref};
+    if (memchr(ref->object, 0, sizeof ref->object) == NULL)
+        return NULL;
+    return dl_iterate_phdr(find_of, &cs) == 1 ? (void *)cs.found : NULL;
 }

@@ -33,6 +33,11 @@
 #define WAIT_SPIN_NS 20000
 #define LOGS_SIZE (UINT64_C(2) << 30)
 #define MAX_SHARED (UINT64_C(1) << 46)
+#define MPI_ITEM_MAX (UINT64_C(1) << 30)
+#define MAX_ACC (UINT64_C(1) << 30) /* a reduction's result: each worker holds
+                                      two, in partials sized from it */
+#define MPI_TARGET_NS 1000000 /* work per claim on a rank: a message's cost
+                                 is microseconds, a network's tens */
 
 _Thread_local int mproc__self_id = -1;
 _Thread_local const mproc_pool *mproc__self_pool;
@@ -126,9 +131,9 @@ static int check_options(const mproc_options *o)
         return MPROC_EINVAL;
     if (o->shared_size > MAX_SHARED)
         return MPROC_EINVAL;
-    if (o->kind == MPROC_MPI)
+    if (o->kind == MPROC_MPI && !mproc__mpi_built())
         return MPROC_ENOTSUP;
-    if (o->kind == MPROC_THREADS && (o->timeout > 0 || o->max_items))
+    if (o->kind != MPROC_PROCESSES && (o->timeout > 0 || o->max_items))
         return MPROC_ENOTSUP;
     return 0;
 }
@@ -250,11 +255,21 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
     if (!p)
         return MPROC_ENOMEM;
     p->opt = o;
-    p->workers = o.workers ? o.workers : mproc__cpu_count();
     p->isolated = o.kind == MPROC_PROCESSES;
     p->owner = getpid();
     p->zevent = p->lifeline = -1;
     pthread_mutex_init(&p->lock, NULL);
+    if (o.kind == MPROC_MPI) {
+        /* On ranks other than 0 this serves, and never returns. */
+        err = mproc__mpi_open(p);
+        if (err) {
+            pthread_mutex_destroy(&p->lock);
+            free(p);
+            return err;
+        }
+    } else {
+        p->workers = o.workers ? o.workers : mproc__cpu_count();
+    }
     p->board_size = MPROC__ALIGN_UP(mproc__board_size(p->workers), page_size());
 
     if (p->isolated) {
@@ -273,6 +288,8 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
         err = map_private(p);
     }
     if (err) {
+        if (o.kind == MPROC_MPI)
+            mproc__mpi_close(p);
         release(p);
         return err;
     }
@@ -283,6 +300,8 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
             tns = 1;
     }
     mproc__board_init(p->board, p->workers, p->isolated, tns, o.max_items);
+    if (o.kind == MPROC_MPI)
+        p->board->target_ns = MPI_TARGET_NS;
 
     if (p->isolated) {
         err = mproc__procs_start(p);
@@ -295,6 +314,8 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
         err = mproc__threads_start(p);
         if (err) {
             mproc__threads_stop(p);
+            if (o.kind == MPROC_MPI)
+                mproc__mpi_close(p);
             release(p);
             return err;
         }
@@ -355,6 +376,8 @@ int mproc_pool_close(mproc_pool *pool)
         unregister_release(pool);
     } else {
         mproc__threads_stop(pool);
+        if (pool->opt.kind == MPROC_MPI)
+            mproc__mpi_close(pool);
         release(pool);
     }
     return 0;
@@ -365,6 +388,19 @@ int mproc_pool_close(mproc_pool *pool)
 static bool mul_overflows(size_t a, size_t b, size_t *r)
 {
     return __builtin_mul_overflow(a, b, r);
+}
+
+/* Can this function be found by a rank running the same program: does it
+   lie in a loaded object (not in memory made at run time)? */
+static bool crosses(mproc_fn fn, void (*reduce)(void *, const void *, void *))
+{
+    void *addr;
+    if (fn)
+        memcpy(&addr, &fn, sizeof addr);
+    else
+        memcpy(&addr, &reduce, sizeof addr);
+    struct mproc__code ref;
+    return mproc__code_ref(addr, &ref) == 0;
 }
 
 static int check_job(const mproc_pool *pool, const mproc_job *j)
@@ -379,11 +415,18 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if (mul_overflows(j->n, j->in_size, &bytes) ||
         mul_overflows(j->n, j->out_size, &bytes))
         return MPROC_EINVAL;
-    if (j->reduce && (!j->acc || !j->out_size))
+    if (j->reduce && (!j->acc || !j->out_size || j->out_size > MAX_ACC))
         return MPROC_EINVAL;
     if (j->acc && !j->reduce)
         return MPROC_EINVAL;
     if (j->arg_size && !j->arg)
+        return MPROC_EINVAL;
+    /* Across MPI ranks only bytes travel: a pointer arg would mean nothing
+       on the other side, and a message holds at most INT_MAX bytes. */
+    if (pool->opt.kind == MPROC_MPI &&
+        ((j->arg && !j->arg_size) || j->in_size > MPI_ITEM_MAX ||
+         j->out_size > MPI_ITEM_MAX || j->arg_size > MPI_ITEM_MAX ||
+         !crosses(j->fn, NULL) || (j->reduce && !j->out && !crosses(NULL, j->reduce))))
         return MPROC_EINVAL;
     int err = usable(pool);
     if (err)
@@ -542,6 +585,8 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->arg = arg;
     j->in_size = u->in_size;
     j->out_size = u->out_size;
+    j->arg_size = u->arg_size;
+    j->acc = u->acc;
     atomic_store_explicit(&j->n, u->n, memory_order_release);
     atomic_store_explicit(&j->chunk, u->chunk > MPROC__MAX_LEN ? MPROC__MAX_LEN
                                                                : u->chunk,

@@ -1,6 +1,7 @@
 /*
  * Thread workers: pthreads of the caller's process, each running the board's
- * worker loop in its own slot.
+ * worker loop in its own slot. The proxies of MPI ranks (mpi.c) are such
+ * threads too, whose items run on their rank.
  *
  * Who runs here: the caller opening and closing the pool, and the workers.
  * Shared: the board (ordinary memory, private futexes). A worker announces
@@ -24,7 +25,8 @@ static void *thread_main(void *p)
     struct mproc__worker *wk = &pool->locals[w];
 
     mproc__self_pool = pool;
-    if (pool->opt.init && pool->opt.init(pool->opt.init_arg)) {
+    /* A proxy (pool->exec) runs no user code but folds: init is its rank's. */
+    if (!pool->exec && pool->opt.init && pool->opt.init(pool->opt.init_arg)) {
         int32_t none = 0;
         atomic_compare_exchange_strong(&b->open_error, &none, MPROC_EINIT);
         atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
@@ -66,7 +68,7 @@ int mproc__threads_start(mproc_pool *pool)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int w = 0; w < n; w++) {
-        pool->locals[w] = (struct mproc__worker){.b = b, .w = w};
+        pool->locals[w] = (struct mproc__worker){.b = b, .w = w, .exec = pool->exec};
         struct boot *bt = malloc(sizeof *bt);
         if (!bt) {
             err = MPROC_ENOMEM;

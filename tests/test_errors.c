@@ -130,10 +130,21 @@ static void open_absurd_shared_size(void **state)
                      MPROC_EINVAL);
 }
 
+/* MPI pools refuse what they cannot do before MPI is touched; a build
+   without MPI refuses the kind itself. (With MPI, a program run without
+   mpirun is refused too: tests/test_mpi.c, --singleton.) */
 static void open_mpi_not_supported(void **state)
 {
     (void)state;
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI, .timeout = 1}),
+                     MPROC_ENOTSUP);
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI, .max_items = 5}),
+                     MPROC_ENOTSUP);
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI, .workers = -1}),
+                     MPROC_EINVAL);
+#ifndef MPROC_HAVE_MPI
     assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI}), MPROC_ENOTSUP);
+#endif
 }
 
 static void open_threads_refuse_timeout(void **state)
@@ -381,6 +392,20 @@ static void map_reduce_without_out_size(void **state)
             MPROC_EINVAL);
 }
 
+/* A result of 2^62 bytes would make the per-worker partials wrap; it is
+   refused even when n says nothing would be copied. */
+static void map_reduce_result_too_large(void **state)
+{
+    (void)state;
+    long acc = 0;
+    size_t sizes[] = {SIZE_MAX - 10, (size_t)1 << 62, ((size_t)1 << 30) + 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        for (size_t n = 0; n < 2; n++)
+            refused(&(mproc_job){.fn = noop, .out_size = sizes[i], .n = n,
+                                 .reduce = add_long, .acc = &acc},
+                    MPROC_EINVAL);
+}
+
 static void map_acc_without_reduce(void **state)
 {
     (void)state;
@@ -494,6 +519,108 @@ static void map_from_worker(void **state)
         assert_int_equal(r, MPROC_EDEADLK);
         assert_true(tu_now() - t0 < 5.0 * tu_slow());
         mproc_pool_close(shared_pool);
+    }
+}
+
+static _Atomic int gate_open;
+
+static int held(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    while (!atomic_load(&gate_open))
+        usleep(1000);
+    return 0;
+}
+
+static int nap_200ms(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    usleep(200000);
+    return 0;
+}
+
+/* The calls a worker makes on a task of its own pool, which it might be
+   running: the waits would wait for it. */
+static int task_calls_inside(const void *in, void *out, void *arg)
+{
+    (void)in;
+    mproc_task *t = arg;
+    size_t idx;
+    int *r = out;
+    r[0] = mproc_task_wait(t, 0);
+    r[1] = mproc_task_wait(t, -1);
+    r[2] = mproc_task_next(t, &idx, 0);
+    r[3] = mproc_task_cancel(t);
+    return 0;
+}
+
+static void task_calls_from_worker(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = MPROC_THREADS,
+                                                          .workers = 2}),
+                     0);
+    atomic_store(&gate_open, 0);
+    mproc_task *t;
+    int st = -1;
+    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = held, .n = 1, .status = &st},
+                                  &t),
+                     0);
+    int r[4] = {1, 1, 1, 1};
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = task_calls_inside, .arg = t,
+                                               .out = r, .out_size = sizeof r, .n = 1}),
+                     0);
+    assert_int_equal(r[0], MPROC_EDEADLK);
+    assert_int_equal(r[1], MPROC_EDEADLK);
+    assert_int_equal(r[2], MPROC_EDEADLK);
+    assert_int_equal(r[3], 0); /* cancel is allowed: it never waits */
+    atomic_store(&gate_open, 1);
+    /* The held item was running: it finishes; nothing else was left. */
+    assert_int_equal(mproc_task_wait(t, -1), 0);
+    assert_int_equal(st, 0);
+    mproc_task_free(t);
+    mproc_pool_close(p);
+}
+
+/* A forked copy of the caller holds a copy of the task, not the pool. */
+static void task_calls_from_other_process(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                              .workers = 2}),
+                         0);
+        atomic_store(&gate_open, 0);
+        mproc_task *t;
+        /* A process worker has its own gate_open, which never opens: its
+           item naps instead. */
+        assert_int_equal(mproc_submit(p, &(mproc_job){.fn = k == 0 ? nap_200ms : held,
+                                                      .n = 1},
+                                      &t),
+                         0);
+        pid_t c = fork();
+        if (c == 0) {
+            size_t idx;
+            bool ok = mproc_task_wait(t, 0) == MPROC_EPERM &&
+                      mproc_task_next(t, &idx, 0) == MPROC_EPERM &&
+                      mproc_task_cancel(t) == MPROC_EPERM;
+            mproc_task_free(t); /* frees this process's copy only */
+            _exit(ok ? 0 : 1);
+        }
+        int st;
+        assert_int_equal(waitpid(c, &st, 0), c);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        atomic_store(&gate_open, 1);
+        /* The caller's task is untouched by what the copy did. */
+        assert_int_equal(mproc_task_wait(t, -1), 0);
+        mproc_task_free(t);
+        assert_int_equal(mproc_pool_close(p), 0);
     }
 }
 
@@ -817,6 +944,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(map_copy_too_large),
         cmocka_unit_test(map_from_worker),
         cmocka_unit_test(map_from_other_process),
+        cmocka_unit_test(task_calls_from_worker),
+        cmocka_unit_test(task_calls_from_other_process),
+        cmocka_unit_test(map_reduce_result_too_large),
         cmocka_unit_test(submit_null_task),
         cmocka_unit_test(task_calls_null),
         cmocka_unit_test(task_wait_nan_timeout),

@@ -33,8 +33,13 @@ static double now(void)
 
 static const char *kind_name(mproc_kind k)
 {
-    return k == MPROC_THREADS ? "threads" : "processes";
+    return k == MPROC_THREADS ? "threads" : k == MPROC_MPI ? "MPI ranks" : "processes";
 }
+
+/* With --kind mpi, the one pool of MPI ranks a run may have: every Pool
+   cell uses it, whatever worker count it names (mpirun -np 6 gives the
+   notebook's 5). */
+static mproc_pool *ranks;
 
 static void cell(const char *in, const char *title)
 {
@@ -83,10 +88,18 @@ static void print_results(const int *r, size_t n)
 
 static mproc_pool *open_pool(mproc_kind kind, int workers)
 {
+    if (kind == MPROC_MPI)
+        return ranks;
     mproc_pool *p;
     check(mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers}),
           "opening a pool");
     return p;
+}
+
+static void close_pool(mproc_pool *p)
+{
+    if (p != ranks)
+        mproc_pool_close(p);
 }
 
 static void sleep_cells(const struct demo *d)
@@ -113,19 +126,24 @@ static void sleep_cells(const struct demo *d)
     lesson("ten slow calls in a row take ten times as long.");
 
     int w = d->workers ? d->workers : 5;
-    char title[96];
-    snprintf(title, sizeof title, "the same on a pool of %d %s", w,
-             kind_name(d->kind));
-    cell("5", title);
     mproc_pool *p = open_pool(d->kind, w);
+    char title[96];
+    snprintf(title, sizeof title, "the same on a pool of %d %s",
+             mproc_pool_size(p), kind_name(d->kind));
+    cell("5", title);
     t0 = now();
     check(MPROC_MAP(p, slow_add, pairs, res, 10), "map");
     t1 = now();
     print_results(res, 10);
     printf("%.3f seconds\n", t1 - t0);
-    mproc_pool_close(p);
-    lesson("waiting is not work: workers wait side by side, so 10 sleeps on "
-           "5 workers take two sleeps, even with few CPUs.");
+    int size = mproc_pool_size(p), rounds = (10 + size - 1) / size;
+    close_pool(p);
+    char text[160];
+    snprintf(text, sizeof text,
+             "waiting is not work: workers wait side by side, so 10 sleeps on "
+             "%d workers take %d sleep%s, even with few CPUs.",
+             size, rounds, rounds == 1 ? "" : "s");
+    lesson(text);
 }
 
 /* ---- In [6]-[7]: a CPU-bound add ----------------------------------------- */
@@ -162,10 +180,16 @@ static double time_map(mproc_kind kind, int workers, mproc_fn fn, int *res,
                        bool show)
 {
     mproc_pool *p = open_pool(kind, workers);
+    /* The pool of ranks cannot shrink: "1 worker" is then one chunk of all
+       ten items, which one rank takes. */
+    size_t chunk = kind == MPROC_MPI && workers == 1 ? 10 : 0;
     double t0 = now();
-    check(MPROC_MAP(p, fn, pairs, res, 10), "map");
+    check(mproc_map(p, &(mproc_job){.fn = fn, .in = pairs, .in_size = sizeof *pairs,
+                                    .out = res, .out_size = sizeof *res, .n = 10,
+                                    .chunk = chunk}),
+          "map");
     double t1 = now();
-    mproc_pool_close(p);
+    close_pool(p);
     if (show)
         print_results(res, 10);
     return t1 - t0;
@@ -185,6 +209,8 @@ static void cpu_cells(const struct demo *d)
     int res[10];
     spins = d->spins;
     int many = d->workers ? d->workers : 10;
+    if (d->kind == MPROC_MPI)
+        many = mproc_pool_size(ranks);
     char title[128];
     snprintf(title, sizeof title,
              "a CPU-bound add (%llu multiply steps) on 1 worker, then %d %s",
@@ -369,8 +395,16 @@ static void sum_long(void *acc, const void *result, void *arg)
     *(long *)acc += *(const long *)result;
 }
 
-static void shared_cells(const struct demo *d)
+/* In [24]: the total as an atomic in the shared arena. */
+static void arena_cell(const struct demo *d)
 {
+    if (d->kind == MPROC_MPI) {
+        cell("24 (new)", "the total in shared memory, on MPI ranks");
+        printf("(not run: ranks share no memory)\n");
+        lesson("MPI ranks may be other machines: no memory is shared, so no "
+               "atomic can total across them; a reduction can, next.");
+        return;
+    }
     char title[80];
     snprintf(title, sizeof title, "the total in the shared arena, on a pool of 2 %s",
              kind_name(d->kind));
@@ -388,22 +422,28 @@ static void shared_cells(const struct demo *d)
           "map");
     printf("Final result, in the caller: %ld\n", atomic_load(shared_total));
     mproc_shared_free(p, (void *)shared_total);
+    mproc_pool_close(p);
     lesson("memory from mproc_shared_alloc is mapped at the same address in "
            "the caller and every worker: one total, and an atomic add on it "
            "works across processes.");
+}
 
+/* In [25]: the same total as a reduction. */
+static void reduce_cell(const struct demo *d)
+{
     cell("25 (new)", "the same total as a reduction, no atomics, no sharing");
+    mproc_pool *p = open_pool(d->kind, 2);
     long acc = 0;
     check(mproc_map(p, &(mproc_job){.fn = identity, .in = fives,
                                     .in_size = sizeof fives[0],
                                     .out_size = sizeof(long), .n = 8,
                                     .reduce = sum_long, .acc = &acc}),
           "map");
+    close_pool(p);
     printf("Final result: %ld\n", acc);
     lesson("a reduction folds each worker's results in its own partial and "
            "the caller folds the partials: no lock, no shared state, and a "
            "crashed item would lose only itself.");
-    mproc_pool_close(p);
 }
 
 /* ---- New cell: progress of a long map ---------------------------------------- */
@@ -420,11 +460,11 @@ static void progress_cell(const struct demo *d)
 {
     size_t n = 200;
     long us = d->quick ? 1000 : 10000;
-    int workers = d->workers ? d->workers : 4;
+    mproc_pool *p = open_pool(d->kind, d->workers ? d->workers : 4);
+    int workers = mproc_pool_size(p);
     cell("26 (new)", "a long map, watched while it runs");
     printf("%zu items of %.0f ms on %d %s\n", n, (double)us / 1000, workers,
            kind_name(d->kind));
-    mproc_pool *p = open_pool(d->kind, workers);
     mproc_task *t;
     double t0 = now();
     check(mproc_submit(p, &(mproc_job){.fn = nap, .n = n, .arg = &us,
@@ -446,7 +486,7 @@ static void progress_cell(const struct demo *d)
     printf("\n%.3f seconds (ideal %.3f)\n", now() - t0,
            (double)n * (double)us / 1e6 / workers);
     mproc_task_free(t);
-    mproc_pool_close(p);
+    close_pool(p);
     lesson("mproc_submit returns at once; mproc_task_progress reads how far "
            "the map is from any thread while it runs, and mproc_task_wait "
            "with a timeout lets the caller draw between looks.");
@@ -464,8 +504,10 @@ int mproc__demo(int argc, char **argv)
                 d.kind = MPROC_PROCESSES;
             else if (!strcmp(k, "threads"))
                 d.kind = MPROC_THREADS;
+            else if (!strcmp(k, "mpi"))
+                d.kind = MPROC_MPI;
             else
-                return tool_usage("demo: --kind is processes or threads");
+                return tool_usage("demo: --kind is processes, threads or mpi");
         } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
             char *end;
             long w = strtol(argv[++i], &end, 10);
@@ -483,6 +525,17 @@ int mproc__demo(int argc, char **argv)
     for (int i = 0; i < 10; i++)
         pairs[i] = (pair){10, i + 1};
 
+    sleep_us = d.sleep_us;
+    spins = d.spins;
+    if (d.kind == MPROC_MPI) {
+        /* After the globals the items read are set (each rank runs this
+           program from the start, and its items see what its own run set
+           before the open), before anything is printed: ranks other than 0
+           serve in here and exit when the demo closes the pool. */
+        check(mproc_pool_open(&ranks, &(mproc_options){.kind = MPROC_MPI,
+                                                       .workers = d.workers}),
+              "opening the pool of MPI ranks (run under mpirun, 2 ranks or more)");
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("mproc demo: the multiprocessing notebook, in C (%s%s)\n",
            kind_name(d.kind), d.quick ? ", quick" : "");
@@ -490,7 +543,10 @@ int mproc__demo(int argc, char **argv)
     cpu_cells(&d);
     thread_cells();
     global_cells(&d);
-    shared_cells(&d);
+    arena_cell(&d);
+    reduce_cell(&d);
     progress_cell(&d);
+    if (ranks)
+        mproc_pool_close(ranks);
     return 0;
 }

@@ -10,13 +10,15 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: mproc demo [--kind processes|threads] [--workers N] [--quick]\n"
+    "usage: mproc demo [--kind processes|threads|mpi] [--workers N] [--quick]\n"
     "       mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
     "  demo   the multiprocessing notebook's cells, in C, each with its\n"
     "         results, its time and its lesson. --kind and --workers set the\n"
     "         pool of the Pool cells; --quick shortens sleeps and loops.\n"
+    "         --kind mpi runs under mpirun -np N: the Pool cells use the\n"
+    "         N-1 ranks other than 0.\n"
     "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
     "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
     "         and processes, Python's Pool and ThreadPool), median and spread of\n"

@@ -1,0 +1,487 @@
+/*
+ * MPI workers: the other ranks of MPI_COMM_WORLD.
+ *
+ * Who runs here: every rank, in mproc_pool_open. Rank 0 returns from it with
+ * a pool whose workers are proxy threads, one per worker rank, running the
+ * board's worker loop like thread workers (threads.c); a proxy's items run
+ * on its rank. It sends its rank the job once, then each chunk it claims,
+ * and writes what comes back in place, so that ordered results, statuses,
+ * mproc_task_next, progress, cancel and reductions are the board's own,
+ * unchanged. The other ranks serve inside mproc_pool_open: they run init,
+ * then whatever chunks their proxy sends, until rank 0 closes the pool, and
+ * then finalise MPI and exit.
+ *
+ * Shared: nothing but messages, on a private duplicate of MPI_COMM_WORLD, so
+ * that they never meet the program's own. Between rank 0 and rank r there is
+ * one conversation, held by r's proxy, and MPI keeps the messages of a pair
+ * in order: JOB (once per job), then CHUNK and RESULT in turn, and STOP at
+ * close. The proxies talk at once: MPI must give MPI_THREAD_MULTIPLE.
+ *
+ * What crosses: a function as (loaded object, offset) (os_linux.c), found
+ * again on the other side in the same program; arg and a reduction's
+ * identity as bytes; items and results as bytes. Without `out`, a reduction
+ * folds on the rank and only each chunk's fold comes back; with `out`, the
+ * results come back and the proxy folds them, as a thread worker would.
+ *
+ * Waiting: MPI's blocking calls spin, which would take the CPU from ranks on
+ * the same machine, and from the caller. Every wait here tests, spins for a
+ * few tens of microseconds, then sleeps for a sixteenth of the time already
+ * waited, up to a cap (200 us for a proxy, 1 ms for an idle rank): a late
+ * wake-up costs at most about 6% of the wait, and an idle pool no CPU.
+ *
+ * What MPI cannot give: a rank that crashes ends the MPI job (so there is no
+ * timeout and no max_items), and one MPI pool serves a run of the program:
+ * its ranks exit when it closes.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SPIN_NS 50000
+#define PROXY_NAP_NS 200000
+#define IDLE_NAP_NS 1000000
+#define MSG_BYTES (8u << 20) /* a chunk is sent in pieces of about this */
+
+enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP };
+
+enum {
+    HAS_OUT = 1,    /* results come back item by item */
+    HAS_STATUS = 2, /* statuses come back */
+    FOLD_THERE = 4  /* the rank folds; one total per chunk comes back */
+};
+
+/*
+ * Messages are laid out in 64-byte sections, so that items and results on a
+ * rank are aligned as they would be in the caller's arrays (the buffers are
+ * 64-byte aligned): a header, then each array from the next multiple of 64.
+ */
+#define SECTION(x) MPROC__ALIGN_UP(x, MPROC__LINE)
+
+/* JOB: followed by arg_size bytes of arg, then, with FOLD_THERE, out_size
+   bytes of the reduction's identity. */
+struct job_msg {
+    uint64_t in_size, out_size, arg_size;
+    uint32_t flags, pad;
+    struct mproc__code fn, reduce;
+};
+
+/* CHUNK: followed by len * in_size bytes of items. */
+struct chunk_msg {
+    uint64_t start, len;
+};
+
+/* RESULT: followed, with HAS_STATUS, by len ints; with HAS_OUT by
+   len * out_size bytes of results, with FOLD_THERE by out_size bytes. */
+struct result_msg {
+    uint64_t failed;
+};
+
+struct proxy {
+    uint64_t sent;           /* id of the job its rank holds */
+    char *sbuf, *rbuf;
+    size_t scap, rcap;
+};
+
+/* One MPI pool a run: its state is the file's. */
+static struct {
+    MPI_Comm comm;
+    int size;
+    bool finalize;           /* mproc initialised MPI, and finalises it */
+    struct proxy *proxies;
+} the;
+static _Atomic bool used;
+
+bool mproc__mpi_built(void)
+{
+    return true;
+}
+
+/* Make *buf, 64-byte aligned, hold at least `want` bytes; its contents go. */
+static bool grow(char **buf, size_t *cap, size_t want)
+{
+    if (*cap >= want)
+        return true;
+    size_t size = SECTION(want);
+    char *p = aligned_alloc(MPROC__LINE, size);
+    if (!p)
+        return false;
+    free(*buf);
+    *buf = p;
+    *cap = size;
+    return true;
+}
+
+/* Bytes of a RESULT for len items, and where its arrays start. */
+static size_t result_size(uint32_t flags, uint64_t len, size_t osz, size_t *out_at)
+{
+    size_t at = SECTION(sizeof(struct result_msg));
+    if (flags & HAS_STATUS)
+        at += SECTION(len * sizeof(int));
+    *out_at = at;
+    if (flags & HAS_OUT)
+        at += len * osz;
+    else if (flags & FOLD_THERE)
+        at += osz;
+    return at;
+}
+
+static void nap(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ns};
+    nanosleep(&ts, NULL);
+}
+
+/* How long to wait before looking again, having waited `waited` ns. */
+static uint64_t backoff(uint64_t waited, uint64_t cap)
+{
+    if (waited < SPIN_NS)
+        return 0;
+    uint64_t ns = waited / 16;
+    return ns < cap ? ns : cap;
+}
+
+static void await_request(MPI_Request *req)
+{
+    uint64_t t0 = mproc__now();
+    for (;;) {
+        int done = 0;
+        MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return;
+        uint64_t ns = backoff(mproc__now() - t0, PROXY_NAP_NS);
+        if (ns)
+            nap(ns);
+        else
+            mproc__relax();
+    }
+}
+
+/* ---- rank 0: the proxies ------------------------------------------------ */
+
+static int send_job(struct proxy *px, int rank, const struct mproc__job *j,
+                    uint32_t flags)
+{
+    size_t id_size = flags & FOLD_THERE ? j->out_size : 0;
+    size_t arg_at = SECTION(sizeof(struct job_msg));
+    size_t id_at = arg_at + SECTION(j->arg_size);
+    size_t size = id_at + id_size;
+    if (!grow(&px->sbuf, &px->scap, size))
+        return MPROC_ENOMEM;
+    struct job_msg *m = (struct job_msg *)px->sbuf;
+    memset(m, 0, sizeof *m);
+    m->in_size = j->in_size;
+    m->out_size = j->out_size;
+    m->arg_size = j->arg_size;
+    m->flags = flags;
+    /* The pool checked at submit that both resolve (pool.c, check_job). */
+    void *fn;
+    memcpy(&fn, &j->fn, sizeof fn);
+    mproc__code_ref(fn, &m->fn);
+    if (flags & FOLD_THERE) {
+        void *red;
+        memcpy(&red, &j->reduce, sizeof red);
+        mproc__code_ref(red, &m->reduce);
+    }
+    if (j->arg_size)
+        memcpy(px->sbuf + arg_at, j->arg, j->arg_size);
+    if (id_size)
+        memcpy(px->sbuf + id_at, j->acc, id_size);
+    MPI_Send(px->sbuf, (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
+    return 0;
+}
+
+/* Run items [start, end) of j on the proxy's rank (see mproc__exec_fn). */
+static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
+                           uint64_t id, uint64_t start, uint64_t end,
+                           uint64_t *failedp)
+{
+    struct proxy *px = &the.proxies[wk->w];
+    int rank = wk->w + 1;
+    size_t isz = j->in_size, osz = j->out_size;
+    uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
+                     (j->reduce && !j->out ? FOLD_THERE : 0);
+    uint64_t failed = 0, i = start;
+    *failedp = 0;
+
+    if (px->sent != id) {
+        if (send_job(px, rank, j, flags) != 0)
+            return 0; /* nothing ran: settle marks the chunk cancelled */
+        px->sent = id;
+    }
+    size_t per = isz > osz + sizeof(int) ? isz : osz + sizeof(int);
+    uint64_t piece = MSG_BYTES / (per ? per : 1);
+    if (piece < 1)
+        piece = 1;
+    char *partial = j->reduce ? mproc__partial_buf(j, wk->w, 0) : NULL;
+    while (i < end) {
+        if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
+            break;
+        uint64_t len = end - i < piece ? end - i : piece;
+        size_t in_at = SECTION(sizeof(struct chunk_msg)), out_at;
+        size_t ssize = in_at + len * isz;
+        size_t rsize = result_size(flags, len, osz, &out_at);
+        if (!grow(&px->sbuf, &px->scap, ssize) || !grow(&px->rbuf, &px->rcap, rsize))
+            break; /* the rest counts as cancelled: nothing of it ran */
+        struct chunk_msg *cm = (struct chunk_msg *)px->sbuf;
+        cm->start = i;
+        cm->len = len;
+        if (isz)
+            memcpy(px->sbuf + in_at, j->in + i * isz, len * isz);
+
+        /* The receive is posted first, so that the rank's answer never
+           waits for it. */
+        MPI_Request req;
+        MPI_Irecv(px->rbuf, (int)rsize, MPI_BYTE, rank, TAG_RESULT, the.comm, &req);
+        MPI_Send(px->sbuf, (int)ssize, MPI_BYTE, rank, TAG_CHUNK, the.comm);
+        await_request(&req);
+
+        const struct result_msg *rm = (const struct result_msg *)px->rbuf;
+        const char *at = px->rbuf + out_at;
+        if (flags & HAS_STATUS)
+            memcpy(j->status + i, px->rbuf + SECTION(sizeof *rm), len * sizeof(int));
+        if (flags & HAS_OUT) {
+            memcpy(j->out + i * osz, at, len * osz);
+            if (j->reduce)
+                for (uint64_t k = 0; k < len; k++)
+                    j->reduce(partial, j->out + (i + k) * osz, j->arg);
+        } else if (flags & FOLD_THERE) {
+            j->reduce(partial, at, j->arg);
+        }
+        failed += rm->failed;
+        i += len;
+    }
+    *failedp = failed;
+    return i - start;
+}
+
+/* ---- the other ranks: serving ---------------------------------------------- */
+
+struct served {
+    mproc_fn fn;
+    void (*reduce)(void *, const void *, void *);
+    size_t in_size, out_size;
+    uint32_t flags;
+    char *arg, *identity;
+    char *scratch;
+};
+
+static void take_job(struct served *s, const char *buf, int rank)
+{
+    const struct job_msg *m = (const struct job_msg *)buf;
+    free(s->arg);
+    free(s->identity);
+    free(s->scratch);
+    *s = (struct served){.in_size = m->in_size, .out_size = m->out_size,
+                         .flags = m->flags};
+    void *fn = mproc__code_find(&m->fn);
+    memcpy(&s->fn, &fn, sizeof fn);
+    if (!fn)
+        fprintf(stderr,
+                "mproc: rank %d: no function at %s+%#llx in this program; its "
+                "items fail with MPROC_ENOTSUP\n",
+                rank, m->fn.object[0] ? m->fn.object : "(main program)",
+                (unsigned long long)m->fn.offset);
+    if (m->flags & FOLD_THERE) {
+        void *red = mproc__code_find(&m->reduce);
+        memcpy(&s->reduce, &red, sizeof red);
+        if (!red)
+            s->fn = NULL;
+    }
+    /* Each copy 64-byte aligned, as the caller's might be. A few bytes
+       each, at most a message's worth, which MPI just held: allocation
+       cannot fail in practice. */
+    size_t arg_at = SECTION(sizeof *m), id_at = arg_at + SECTION(m->arg_size);
+    if (m->arg_size) {
+        s->arg = aligned_alloc(MPROC__LINE, SECTION(m->arg_size));
+        if (!s->arg)
+            abort();
+        memcpy(s->arg, buf + arg_at, m->arg_size);
+    }
+    if (m->flags & FOLD_THERE) {
+        s->identity = aligned_alloc(MPROC__LINE, SECTION(m->out_size));
+        if (!s->identity)
+            abort();
+        memcpy(s->identity, buf + id_at, m->out_size);
+    }
+    if (m->out_size && !(m->flags & HAS_OUT)) {
+        s->scratch = aligned_alloc(MPROC__LINE, SECTION(m->out_size));
+        if (!s->scratch)
+            abort();
+    }
+}
+
+static void run_chunk(struct served *s, const char *buf, char **rbuf, size_t *rcap)
+{
+    const struct chunk_msg *cm = (const struct chunk_msg *)buf;
+    uint64_t len = cm->len;
+    size_t osz = s->out_size, out_at;
+    size_t rsize = result_size(s->flags, len, osz, &out_at);
+    if (!grow(rbuf, rcap, rsize))
+        abort(); /* rank 0 holds as much for the answer */
+    struct result_msg *rm = (struct result_msg *)*rbuf;
+    int *status = s->flags & HAS_STATUS
+                      ? (int *)(void *)(*rbuf + SECTION(sizeof *rm))
+                      : NULL;
+    char *out = s->flags & HAS_OUT ? *rbuf + out_at : NULL;
+    char *acc = s->flags & FOLD_THERE ? *rbuf + out_at : NULL;
+    if (acc)
+        memcpy(acc, s->identity, osz);
+    const char *in = s->in_size ? buf + SECTION(sizeof *cm) : NULL;
+    uint64_t failed = 0;
+    for (uint64_t k = 0; k < len; k++) {
+        char *op = out ? out + k * osz : s->scratch;
+        int rc = s->fn ? s->fn(in, osz ? op : NULL, s->arg) : MPROC_ENOTSUP;
+        if (acc && s->fn)
+            s->reduce(acc, op, s->arg);
+        if (status)
+            status[k] = rc;
+        failed += rc != 0;
+        if (in)
+            in += s->in_size;
+    }
+    rm->failed = failed;
+    MPI_Send(*rbuf, (int)rsize, MPI_BYTE, 0, TAG_RESULT, the.comm);
+}
+
+static _Noreturn void serve(int rank)
+{
+    struct served s = {0};
+    char *buf = NULL, *rbuf = NULL;
+    size_t cap = 0, rcap = 0;
+    for (;;) {
+        /* Wait for rank 0, spinning only while messages come quickly. */
+        MPI_Status st;
+        uint64_t t0 = mproc__now();
+        for (;;) {
+            int any = 0;
+            MPI_Iprobe(0, MPI_ANY_TAG, the.comm, &any, &st);
+            if (any)
+                break;
+            uint64_t ns = backoff(mproc__now() - t0, IDLE_NAP_NS);
+            if (ns)
+                nap(ns);
+            else
+                mproc__relax();
+        }
+        int count = 0;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        if (!grow(&buf, &cap, count ? (size_t)count : 1))
+            abort();
+        MPI_Recv(buf, count, MPI_BYTE, 0, st.MPI_TAG, the.comm, MPI_STATUS_IGNORE);
+        if (st.MPI_TAG == TAG_JOB)
+            take_job(&s, buf, rank);
+        else if (st.MPI_TAG == TAG_CHUNK)
+            run_chunk(&s, buf, &rbuf, &rcap);
+        else if (st.MPI_TAG == TAG_STOP)
+            break;
+    }
+    free(s.arg);
+    free(s.identity);
+    free(s.scratch);
+    free(buf);
+    free(rbuf);
+    MPI_Comm_free(&the.comm);
+    MPI_Finalize();
+    exit(0);
+}
+
+/* ---- opening and closing ------------------------------------------------------- */
+
+static void leave(void)
+{
+    MPI_Comm_free(&the.comm);
+    if (the.finalize)
+        MPI_Finalize();
+    the.finalize = false;
+}
+
+int mproc__mpi_open(mproc_pool *pool)
+{
+    if (atomic_exchange(&used, true))
+        return MPROC_ENOTSUP;
+    int inited = 0, finalized = 0, provided = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (finalized)
+        return MPROC_ENOTSUP;
+    if (!inited) {
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
+            return MPROC_ENOTSUP;
+        the.finalize = true;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    if (provided < MPI_THREAD_MULTIPLE) {
+        if (the.finalize)
+            MPI_Finalize();
+        the.finalize = false;
+        return MPROC_ENOTSUP;
+    }
+    MPI_Comm_dup(MPI_COMM_WORLD, &the.comm);
+    int rank = 0;
+    MPI_Comm_rank(the.comm, &rank);
+    MPI_Comm_size(the.comm, &the.size);
+    int workers = pool->opt.workers ? pool->opt.workers : the.size - 1;
+    /* Every rank decides alike, from the same options and size. */
+    if (the.size < 2 || workers > the.size - 1) {
+        leave();
+        return the.size < 2 ? MPROC_ENOTSUP : MPROC_EINVAL;
+    }
+
+    /* init runs on every worker rank; rank 0 learns whether all succeeded
+       and tells them whether the pool opened. */
+    int mine = 0;
+    if (rank) {
+        mproc__self_id = rank - 1;
+        mproc__self_pool = pool;
+        if (pool->opt.init && pool->opt.init(pool->opt.init_arg))
+            mine = MPROC_EINIT;
+    }
+    int *all = rank ? NULL : calloc((size_t)the.size, sizeof *all);
+    if (!rank && !all)
+        abort(); /* a few ints per rank */
+    MPI_Gather(&mine, 1, MPI_INT, all, 1, MPI_INT, 0, the.comm);
+    int err = 0;
+    for (int r = 1; !rank && r < the.size; r++)
+        if (all[r])
+            err = all[r];
+    free(all);
+    MPI_Bcast(&err, 1, MPI_INT, 0, the.comm);
+    if (rank) {
+        if (err) {
+            leave();
+            exit(0);
+        }
+        serve(rank);
+    }
+    if (err) {
+        leave();
+        return err;
+    }
+    the.proxies = calloc((size_t)workers, sizeof *the.proxies);
+    if (!the.proxies) {
+        mproc__mpi_close(pool);
+        return MPROC_ENOMEM;
+    }
+    pool->workers = workers;
+    pool->exec = proxy_exec;
+    return 0;
+}
+
+void mproc__mpi_close(mproc_pool *pool)
+{
+    for (int r = 1; r < the.size; r++)
+        MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, the.comm);
+    for (int w = 0; the.proxies && w < pool->workers; w++) {
+        free(the.proxies[w].sbuf);
+        free(the.proxies[w].rbuf);
+    }
+    free(the.proxies);
+    the.proxies = NULL;
+    leave();
+}

@@ -1,0 +1,444 @@
+/*
+ * MPI workers: the same maps, on the other ranks of MPI_COMM_WORLD.
+ *
+ * Run under mpirun (tests/CMakeLists.txt: 3 ranks). Every rank opens the
+ * pool in main(); ranks other than 0 serve inside mproc_pool_open and exit
+ * when rank 0 closes it, so the cases below run on rank 0 only, on the one
+ * pool a run may have. `--init-fails` and `--singleton` are runs of their
+ * own: an init failing on the worker ranks, and a program started without
+ * mpirun.
+ */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int mpi_items_cube(const void *in, void *out, void *arg); /* libmpi_items.so */
+
+static mproc_pool *pool;
+static pid_t rank0;
+
+static int square(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    long x = *(const long *)in;
+    *(long *)out = x * x;
+    return 0;
+}
+
+/* Where an item ran: its process and its worker id. */
+struct where {
+    int pid, worker;
+};
+
+static int locate(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)arg;
+    usleep(2000);
+    *(struct where *)out = (struct where){(int)getpid(), mproc_worker_id()};
+    return 0;
+}
+
+static void squares_in_order(void **state)
+{
+    (void)state;
+    static const size_t ns[] = {0, 1, 2, 3, 97, 10007, 1000003};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        size_t n = ns[k];
+        long *in = malloc((n + 1) * sizeof *in), *out = malloc((n + 1) * sizeof *out);
+        for (size_t i = 0; i < n; i++) {
+            in[i] = (long)i;
+            out[i] = -1;
+        }
+        assert_int_equal(MPROC_MAP(pool, square, in, out, n), 0);
+        for (size_t i = 0; i < n; i++)
+            if (out[i] != (long)(i * i))
+                fail_msg("n %zu: out[%zu] = %ld, want %zu", n, i, out[i], i * i);
+        free(in);
+        free(out);
+    }
+}
+
+static void items_run_on_the_other_ranks(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    struct where w[N];
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = locate, .out = w,
+                                                  .out_size = sizeof *w, .n = N,
+                                                  .chunk = 1}),
+                     0);
+    int workers = mproc_pool_size(pool), seen[64] = {0};
+    for (int i = 0; i < N; i++) {
+        if (w[i].pid == (int)rank0)
+            fail_msg("item %d ran on rank 0", i);
+        assert_in_range(w[i].worker, 0, workers - 1);
+        seen[w[i].worker] = w[i].pid;
+    }
+    /* Each worker is a process of its own. */
+    for (int a = 0; a < workers; a++)
+        for (int b = a + 1; b < workers; b++)
+            if (seen[a] && seen[b])
+                assert_int_not_equal(seen[a], seen[b]);
+}
+
+static int coded(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    long x = *(const long *)in;
+    *(long *)out = x + 1;
+    return x % 7 == 3 ? 9 : 0;
+}
+
+static void item_codes_in_status(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    long in[N], out[N];
+    int status[N];
+    int want = 0;
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        want += i % 7 == 3;
+    }
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = coded, .in = in,
+                                                  .in_size = sizeof *in, .out = out,
+                                                  .out_size = sizeof *out, .n = N,
+                                                  .status = status}),
+                     want);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(status[i], i % 7 == 3 ? 9 : 0);
+        assert_int_equal(out[i], i + 1);
+    }
+}
+
+struct scale {
+    long mul, add;
+};
+
+static int scaled(const void *in, void *out, void *arg)
+{
+    const struct scale *s = arg;
+    *(long *)out = *(const long *)in * s->mul + s->add;
+    return 0;
+}
+
+static void arg_bytes_travel(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    long in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    struct scale s = {3, 7};
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled, .in = in,
+                                                  .in_size = sizeof *in, .out = out,
+                                                  .out_size = sizeof *out, .n = N,
+                                                  .arg = &s, .arg_size = sizeof s}),
+                     0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(out[i], 3L * i + 7);
+}
+
+/* A pointer means nothing on another rank: only bytes cross. */
+static void arg_pointer_refused(void **state)
+{
+    (void)state;
+    long in[4] = {1, 2, 3, 4}, out[4];
+    struct scale s = {1, 0};
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled, .in = in,
+                                                  .in_size = sizeof *in, .out = out,
+                                                  .out_size = sizeof *out, .n = 4,
+                                                  .arg = &s}),
+                     MPROC_EINVAL);
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled, .in = in,
+                                                  .in_size = (size_t)1 << 31,
+                                                  .out = out, .out_size = sizeof *out,
+                                                  .n = 1, .arg = &s,
+                                                  .arg_size = sizeof s}),
+                     MPROC_EINVAL);
+}
+
+static int as_long(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = *(const long *)in;
+    return 0;
+}
+
+static void add_long(void *acc, const void *v, void *arg)
+{
+    (void)arg;
+    *(long *)acc += *(const long *)v;
+}
+
+static int as_double(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(double *)out = 1.0 / (double)(*(const long *)in + 1);
+    return 0;
+}
+
+static void add_double(void *acc, const void *v, void *arg)
+{
+    (void)arg;
+    *(double *)acc += *(const double *)v;
+}
+
+/* Without out, each rank folds its chunks and only totals come back. */
+static void reduce_on_the_ranks(void **state)
+{
+    (void)state;
+    size_t n = 200000;
+    long *in = malloc(n * sizeof *in);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (long)i;
+    long total = 0;
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = as_long, .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out_size = sizeof(long), .n = n,
+                                                  .reduce = add_long, .acc = &total}),
+                     0);
+    assert_int_equal(total, (long)(n * (n - 1) / 2));
+    double h = 0, want = 0;
+    for (size_t i = 0; i < n; i++)
+        want += 1.0 / (double)(i + 1);
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = as_double, .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out_size = sizeof(double), .n = n,
+                                                  .reduce = add_double, .acc = &h}),
+                     0);
+    if (fabs(h - want) > 1e-9 * want)
+        fail_msg("harmonic sum %.15g, want %.15g", h, want);
+    free(in);
+}
+
+/* With out, the results come back and rank 0 folds them too. */
+static void reduce_with_results(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    long in[N], out[N], total = 0;
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = square, .in = in,
+                                                  .in_size = sizeof *in, .out = out,
+                                                  .out_size = sizeof *out, .n = N,
+                                                  .reduce = add_long, .acc = &total}),
+                     0);
+    long want = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(out[i], (long)i * i);
+        want += (long)i * i;
+    }
+    assert_int_equal(total, want);
+}
+
+static int fill_page(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    const unsigned char *a = in;
+    unsigned char *b = out;
+    for (int k = 0; k < 4096; k++)
+        b[k] = (unsigned char)(a[k] ^ 0x5a);
+    return 0;
+}
+
+static void large_items(void **state)
+{
+    (void)state;
+    size_t n = 4000; /* 16 MB each way: more than one message per chunk */
+    unsigned char *in = malloc(n * 4096), *out = malloc(n * 4096);
+    for (size_t i = 0; i < n * 4096; i++)
+        in[i] = (unsigned char)(i * 131 + i / 4096);
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = fill_page, .in = in,
+                                                  .in_size = 4096, .out = out,
+                                                  .out_size = 4096, .n = n,
+                                                  .chunk = 2000}),
+                     0);
+    for (size_t i = 0; i < n * 4096; i++)
+        if (out[i] != (unsigned char)(in[i] ^ 0x5a))
+            fail_msg("byte %zu: %d, want %d", i, out[i], in[i] ^ 0x5a);
+    free(in);
+    free(out);
+}
+
+static int count_call(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)arg;
+    if (out)
+        *(long *)out = 5;
+    return 0;
+}
+
+static void no_in_and_no_out(void **state)
+{
+    (void)state;
+    long out[10];
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = count_call, .out = out,
+                                                  .out_size = sizeof *out, .n = 10}),
+                     0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(out[i], 5);
+    int status[10];
+    memset(status, 0x7f, sizeof status);
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = count_call, .n = 10,
+                                                  .out_size = sizeof(long),
+                                                  .status = status}),
+                     0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(status[i], 0);
+}
+
+/* A function in a shared library crosses as (library, offset). */
+static void function_in_a_shared_library(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    long in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    assert_int_equal(MPROC_MAP(pool, mpi_items_cube, in, out, N), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(out[i], (long)i * i * i);
+}
+
+static int nap_ms(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)arg;
+    usleep(1000);
+    *(long *)out = 1;
+    return 0;
+}
+
+static void next_progress_and_cancel(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    long in[N], out[N];
+    int status[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    mproc_task *t;
+    assert_int_equal(mproc_submit(pool, &(mproc_job){.fn = square, .in = in,
+                                                     .in_size = sizeof *in, .out = out,
+                                                     .out_size = sizeof *out, .n = N,
+                                                     .status = status},
+                                  &t),
+                     0);
+    unsigned char seen[N] = {0};
+    size_t idx, count = 0;
+    int r;
+    while ((r = mproc_task_next(t, &idx, 30)) == 0) {
+        assert_true(idx < N);
+        assert_false(seen[idx]);
+        seen[idx] = 1;
+        assert_int_equal(out[idx], (long)idx * (long)idx);
+        count++;
+    }
+    assert_int_equal(r, MPROC_EOF);
+    assert_int_equal(count, N);
+    size_t done = 0, n = 0;
+    assert_int_equal(mproc_task_progress(t, &done, &n), 0);
+    assert_int_equal(done, N);
+    assert_int_equal(n, N);
+    assert_int_equal(mproc_task_wait(t, -1), 0);
+    mproc_task_free(t);
+
+    /* A long map, cancelled: what ran has its result, the rest its code. */
+    size_t big = 20000;
+    long *o = malloc(big * sizeof *o);
+    int *st = malloc(big * sizeof *st);
+    for (size_t i = 0; i < big; i++)
+        o[i] = 0;
+    assert_int_equal(mproc_submit(pool, &(mproc_job){.fn = nap_ms, .out = o,
+                                                     .out_size = sizeof *o, .n = big,
+                                                     .status = st},
+                                  &t),
+                     0);
+    usleep(50000);
+    assert_int_equal(mproc_task_cancel(t), 0);
+    r = mproc_task_wait(t, 30);
+    assert_true(r > 0 && (size_t)r < big);
+    size_t cancelled = 0;
+    for (size_t i = 0; i < big; i++) {
+        if (st[i] == MPROC_ECANCELED) {
+            cancelled++;
+            assert_int_equal(o[i], 0);
+        } else {
+            assert_int_equal(st[i], 0);
+            assert_int_equal(o[i], 1);
+        }
+    }
+    assert_int_equal(cancelled, (size_t)r);
+    mproc_task_free(t);
+    free(o);
+    free(st);
+}
+
+static void one_mpi_pool_a_run(void **state)
+{
+    (void)state;
+    mproc_pool *again = NULL;
+    assert_int_equal(mproc_pool_open(&again, &(mproc_options){.kind = MPROC_MPI}),
+                     MPROC_ENOTSUP);
+    assert_null(again);
+    assert_int_equal(mproc_pool_open(&again, &(mproc_options){.kind = MPROC_MPI,
+                                                              .timeout = 1}),
+                     MPROC_ENOTSUP);
+}
+
+static int fail_init(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    rank0 = getpid();
+    bool init_fails = argc > 1 && !strcmp(argv[1], "--init-fails");
+    bool singleton = argc > 1 && !strcmp(argv[1], "--singleton");
+    int r = mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_MPI,
+                                                    .init = init_fails ? fail_init
+                                                                       : NULL});
+    /* Only rank 0 gets here. */
+    if (init_fails || singleton) {
+        int want = init_fails ? MPROC_EINIT : MPROC_ENOTSUP;
+        if (r != want || pool) {
+            fprintf(stderr, "open: %d (%s), want %d (%s)\n", r, mproc_strerror(r),
+                    want, mproc_strerror(want));
+            return 1;
+        }
+        printf("open: %s, as it should\n", mproc_strerror(r));
+        return 0;
+    }
+    if (r) {
+        fprintf(stderr, "open: %s\n", mproc_strerror(r));
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(squares_in_order),
+        cmocka_unit_test(items_run_on_the_other_ranks),
+        cmocka_unit_test(item_codes_in_status),
+        cmocka_unit_test(arg_bytes_travel),
+        cmocka_unit_test(arg_pointer_refused),
+        cmocka_unit_test(reduce_on_the_ranks),
+        cmocka_unit_test(reduce_with_results),
+        cmocka_unit_test(large_items),
+        cmocka_unit_test(no_in_and_no_out),
+        cmocka_unit_test(function_in_a_shared_library),
+        cmocka_unit_test(next_progress_and_cancel),
+        cmocka_unit_test(one_mpi_pool_a_run),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    assert_int_equal(mproc_pool_close(pool), 0);
+    return failed ? 1 : 0;
+}
