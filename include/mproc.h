@@ -111,12 +111,15 @@ typedef enum mproc_kind {
        which then folds on the ranks) is sent as its place in the program
        and must be a function of the program or of a library it loaded.
        mproc initialises MPI (MPI_THREAD_MULTIPLE) unless the program did,
-       with at least that level, and then finalises it at close. One MPI
-       pool per run of the program; no timeout, no max_items (a rank that
-       crashes ends the MPI job); the arena is rank 0's ordinary memory.
-       mproc_pool_open returns MPROC_ENOTSUP in a build without MPI, under
-       fewer than 2 ranks, for a second MPI pool, or without
-       MPI_THREAD_MULTIPLE. */
+       with at least that level, and then finalises it at close: open and
+       close the pool on the program's main thread. One MPI pool per run of
+       the program; no timeout, no max_items (a rank that crashes ends the
+       MPI job); the arena is rank 0's ordinary memory. A function another
+       build of the program (MPMD, a stale copy on a node) does not have
+       fails its items with MPROC_ENOTSUP. An open that fails returns its
+       code on rank 0; the other ranks finalise MPI and exit. It returns
+       MPROC_ENOTSUP in a build without MPI, under fewer than 2 ranks, for
+       a second MPI pool, or without MPI_THREAD_MULTIPLE on every rank. */
     MPROC_MPI = 2
 } mproc_kind;
 
@@ -129,7 +132,8 @@ typedef struct mproc_options {
     /* Number of workers, 1 to 1024; 0: the CPUs this process may use (its
        affinity mask, lowered to its cgroup's CPU quota where one is set).
        More workers than CPUs is allowed and useful for items that wait.
-       MPI: ranks 1 to `workers` serve; 0: every rank but 0. */
+       MPI: ranks 1 to `workers` serve (others only wait for the close);
+       0: every rank but 0, at most 1024. */
     int workers;
     /* Seconds one item may run; 0: no limit. A process worker running an
        item past its limit is killed, the item marked MPROC_ETIMEDOUT and the
@@ -177,7 +181,8 @@ typedef struct mproc_job {
     size_t chunk;          /* items per claim; 0: automatic (guided, sized from
                               measured item cost) */
     int *status;           /* optional: n item codes (0, fn's code, or
-                              MPROC_ECRASHED / MPROC_ETIMEDOUT / MPROC_ECANCELED) */
+                              MPROC_ECRASHED / MPROC_ETIMEDOUT / MPROC_ECANCELED,
+                              MPI: MPROC_ENOTSUP) */
     /* Optional fold: results are folded into acc, which holds out_size bytes:
        the identity on entry, the total when the job finishes. Each worker
        folds its own results into a private partial; the caller then folds
@@ -216,8 +221,9 @@ MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
 
 /*
  * Close a pool: cancel what is still queued (unstarted items are marked
- * MPROC_ECANCELED), wait for running items to finish (set options.timeout to
- * bound that), stop the workers and release everything. Tasks not yet freed
+ * MPROC_ECANCELED), wait for running items to finish (in a process pool,
+ * options.timeout bounds that), stop the workers and release everything (an
+ * MPI pool's ranks exit). Tasks not yet freed
  * stay valid for mproc_task_wait/next/progress/free, which then see the final
  * state. Must not run concurrently with other calls on the same pool.
  *

@@ -322,11 +322,16 @@ bool mproc__heap_owns(const struct mproc__heap *h, const void *p, size_t size);
 /*
  * A code address as (loaded object, offset), so that a process whose objects
  * are loaded elsewhere (ASLR), an MPI rank running the same program, finds
- * the same function. The main program's object is "".
+ * the same function. The main program's object is "". The object's build
+ * id, where it has one, tells a different build of the same file (another
+ * binary under MPMD, a node with a stale copy), whose offset would point
+ * at other code.
  */
 struct mproc__code {
     uint64_t offset;
-    char object[504];
+    uint32_t id_len;
+    unsigned char id[36];
+    char object[464];
 };
 
 int mproc__code_ref(const void *addr, struct mproc__code *ref);
@@ -408,6 +413,7 @@ extern mproc_pool *mproc__registry;
 /* ---- the operating system (os_linux.c) ------------------------------ */
 
 uint64_t mproc__now(void);
+void mproc__sleep(uint64_t ns);
 void mproc__relax(void);
 int mproc__futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t deadline,
                       bool shared);

@@ -33,14 +33,12 @@
  * timeout and no max_items), and one MPI pool serves a run of the program:
  * its ranks exit when it closes.
  */
-#define _GNU_SOURCE
 #include "internal.h"
 
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SPIN_NS 50000
 #define PROXY_NAP_NS 200000
@@ -76,9 +74,12 @@ struct chunk_msg {
 };
 
 /* RESULT: followed, with HAS_STATUS, by len ints; with HAS_OUT by
-   len * out_size bytes of results, with FOLD_THERE by out_size bytes. */
+   len * out_size bytes of results, with FOLD_THERE by out_size bytes.
+   `missing`: the rank has no such function; the items failed with
+   MPROC_ENOTSUP and there are no results to take. */
 struct result_msg {
     uint64_t failed;
+    uint64_t missing;
 };
 
 struct proxy {
@@ -101,19 +102,20 @@ bool mproc__mpi_built(void)
     return true;
 }
 
-/* Make *buf, 64-byte aligned, hold at least `want` bytes; its contents go. */
-static bool grow(char **buf, size_t *cap, size_t want)
+/* Make *buf, 64-byte aligned, hold at least `want` bytes; its contents go.
+   At most a message's worth, about MSG_BYTES (or one item): failing to get
+   it is failing to get the buffers MPI itself needs, and aborts. */
+static void grow(char **buf, size_t *cap, size_t want)
 {
     if (*cap >= want)
-        return true;
+        return;
     size_t size = SECTION(want);
     char *p = aligned_alloc(MPROC__LINE, size);
     if (!p)
-        return false;
+        abort();
     free(*buf);
     *buf = p;
     *cap = size;
-    return true;
 }
 
 /* Bytes of a RESULT for len items, and where its arrays start. */
@@ -128,12 +130,6 @@ static size_t result_size(uint32_t flags, uint64_t len, size_t osz, size_t *out_
     else if (flags & FOLD_THERE)
         at += osz;
     return at;
-}
-
-static void nap(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ns};
-    nanosleep(&ts, NULL);
 }
 
 /* How long to wait before looking again, having waited `waited` ns. */
@@ -155,7 +151,7 @@ static void await_request(MPI_Request *req)
             return;
         uint64_t ns = backoff(mproc__now() - t0, PROXY_NAP_NS);
         if (ns)
-            nap(ns);
+            mproc__sleep(ns);
         else
             mproc__relax();
     }
@@ -163,15 +159,16 @@ static void await_request(MPI_Request *req)
 
 /* ---- rank 0: the proxies ------------------------------------------------ */
 
-static int send_job(struct proxy *px, int rank, const struct mproc__job *j,
-                    uint32_t flags)
+/* Send j to the proxy's rank. Its size fits an int: the pool checked that
+   arg and result together are at most MPI_ITEM_MAX (pool.c, check_job). */
+static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
+                     uint32_t flags)
 {
     size_t id_size = flags & FOLD_THERE ? j->out_size : 0;
     size_t arg_at = SECTION(sizeof(struct job_msg));
     size_t id_at = arg_at + SECTION(j->arg_size);
     size_t size = id_at + id_size;
-    if (!grow(&px->sbuf, &px->scap, size))
-        return MPROC_ENOMEM;
+    grow(&px->sbuf, &px->scap, size);
     struct job_msg *m = (struct job_msg *)px->sbuf;
     memset(m, 0, sizeof *m);
     m->in_size = j->in_size;
@@ -192,7 +189,6 @@ static int send_job(struct proxy *px, int rank, const struct mproc__job *j,
     if (id_size)
         memcpy(px->sbuf + id_at, j->acc, id_size);
     MPI_Send(px->sbuf, (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
-    return 0;
 }
 
 /* Run items [start, end) of j on the proxy's rank (see mproc__exec_fn). */
@@ -209,8 +205,7 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     *failedp = 0;
 
     if (px->sent != id) {
-        if (send_job(px, rank, j, flags) != 0)
-            return 0; /* nothing ran: settle marks the chunk cancelled */
+        send_job(px, rank, j, flags);
         px->sent = id;
     }
     size_t per = isz > osz + sizeof(int) ? isz : osz + sizeof(int);
@@ -225,8 +220,8 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
         size_t in_at = SECTION(sizeof(struct chunk_msg)), out_at;
         size_t ssize = in_at + len * isz;
         size_t rsize = result_size(flags, len, osz, &out_at);
-        if (!grow(&px->sbuf, &px->scap, ssize) || !grow(&px->rbuf, &px->rcap, rsize))
-            break; /* the rest counts as cancelled: nothing of it ran */
+        grow(&px->sbuf, &px->scap, ssize);
+        grow(&px->rbuf, &px->rcap, rsize);
         struct chunk_msg *cm = (struct chunk_msg *)px->sbuf;
         cm->start = i;
         cm->len = len;
@@ -244,7 +239,9 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
         const char *at = px->rbuf + out_at;
         if (flags & HAS_STATUS)
             memcpy(j->status + i, px->rbuf + SECTION(sizeof *rm), len * sizeof(int));
-        if (flags & HAS_OUT) {
+        if (rm->missing) {
+            /* No results: the caller's out keeps what it held. */
+        } else if (flags & HAS_OUT) {
             memcpy(j->out + i * osz, at, len * osz);
             if (j->reduce)
                 for (uint64_t k = 0; k < len; k++)
@@ -282,8 +279,8 @@ static void take_job(struct served *s, const char *buf, int rank)
     memcpy(&s->fn, &fn, sizeof fn);
     if (!fn)
         fprintf(stderr,
-                "mproc: rank %d: no function at %s+%#llx in this program; its "
-                "items fail with MPROC_ENOTSUP\n",
+                "mproc: rank %d: no function at %s+%#llx in this build of the "
+                "program (another binary?); its items fail with MPROC_ENOTSUP\n",
                 rank, m->fn.object[0] ? m->fn.object : "(main program)",
                 (unsigned long long)m->fn.offset);
     if (m->flags & FOLD_THERE) {
@@ -321,8 +318,7 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf, size_t *rc
     uint64_t len = cm->len;
     size_t osz = s->out_size, out_at;
     size_t rsize = result_size(s->flags, len, osz, &out_at);
-    if (!grow(rbuf, rcap, rsize))
-        abort(); /* rank 0 holds as much for the answer */
+    grow(rbuf, rcap, rsize);
     struct result_msg *rm = (struct result_msg *)*rbuf;
     int *status = s->flags & HAS_STATUS
                       ? (int *)(void *)(*rbuf + SECTION(sizeof *rm))
@@ -345,10 +341,26 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf, size_t *rc
             in += s->in_size;
     }
     rm->failed = failed;
+    rm->missing = !s->fn;
+    if (!s->fn) /* nothing was written: send zeros, not stale bytes */
+        memset(*rbuf + out_at, 0, rsize - out_at);
     MPI_Send(*rbuf, (int)rsize, MPI_BYTE, 0, TAG_RESULT, the.comm);
 }
 
-static _Noreturn void serve(int rank)
+/* ---- opening and closing ------------------------------------------------------- */
+
+/* A rank other than 0 whose pool closed, or never opened: it never returns
+   to the program, and leaves MPI as it must before exiting (MPI_Finalize
+   waits there for the other ranks, rank 0 last). */
+static _Noreturn void retire(void)
+{
+    if (the.comm != MPI_COMM_NULL)
+        MPI_Comm_free(&the.comm);
+    MPI_Finalize();
+    exit(0);
+}
+
+static _Noreturn void serve(int rank, bool working)
 {
     struct served s = {0};
     char *buf = NULL, *rbuf = NULL;
@@ -364,18 +376,17 @@ static _Noreturn void serve(int rank)
                 break;
             uint64_t ns = backoff(mproc__now() - t0, IDLE_NAP_NS);
             if (ns)
-                nap(ns);
+                mproc__sleep(ns);
             else
                 mproc__relax();
         }
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
-        if (!grow(&buf, &cap, count ? (size_t)count : 1))
-            abort();
+        grow(&buf, &cap, count ? (size_t)count : 1);
         MPI_Recv(buf, count, MPI_BYTE, 0, st.MPI_TAG, the.comm, MPI_STATUS_IGNORE);
-        if (st.MPI_TAG == TAG_JOB)
+        if (st.MPI_TAG == TAG_JOB && working)
             take_job(&s, buf, rank);
-        else if (st.MPI_TAG == TAG_CHUNK)
+        else if (st.MPI_TAG == TAG_CHUNK && working)
             run_chunk(&s, buf, &rbuf, &rcap);
         else if (st.MPI_TAG == TAG_STOP)
             break;
@@ -385,16 +396,14 @@ static _Noreturn void serve(int rank)
     free(s.scratch);
     free(buf);
     free(rbuf);
-    MPI_Comm_free(&the.comm);
-    MPI_Finalize();
-    exit(0);
+    retire();
 }
 
-/* ---- opening and closing ------------------------------------------------------- */
-
+/* Rank 0: let go of MPI, as the open found it. */
 static void leave(void)
 {
-    MPI_Comm_free(&the.comm);
+    if (the.comm != MPI_COMM_NULL)
+        MPI_Comm_free(&the.comm);
     if (the.finalize)
         MPI_Finalize();
     the.finalize = false;
@@ -404,6 +413,7 @@ int mproc__mpi_open(mproc_pool *pool)
 {
     if (atomic_exchange(&used, true))
         return MPROC_ENOTSUP;
+    the.comm = MPI_COMM_NULL;
     int inited = 0, finalized = 0, provided = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
@@ -416,27 +426,39 @@ int mproc__mpi_open(mproc_pool *pool)
     } else {
         MPI_Query_thread(&provided);
     }
-    if (provided < MPI_THREAD_MULTIPLE) {
-        if (the.finalize)
-            MPI_Finalize();
-        the.finalize = false;
-        return MPROC_ENOTSUP;
+
+    /* Every rank decides alike, so that either all serve or rank 0 alone
+       returns an error and the others leave: the lowest thread level
+       decides for all, and the options and size are the same everywhere. */
+    int rank = 0, level = provided;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &the.size);
+    MPI_Allreduce(&provided, &level, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    int workers = pool->opt.workers;
+    if (!workers)
+        workers = the.size - 1 < MPROC__MAX_WORKERS ? the.size - 1 : MPROC__MAX_WORKERS;
+    int err = 0;
+    if (level < MPI_THREAD_MULTIPLE || the.size < 2)
+        err = MPROC_ENOTSUP;
+    else if (workers > the.size - 1)
+        err = MPROC_EINVAL;
+    if (err) {
+        if (rank)
+            retire();
+        leave();
+        return err;
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &the.comm);
-    int rank = 0;
-    MPI_Comm_rank(the.comm, &rank);
-    MPI_Comm_size(the.comm, &the.size);
-    int workers = pool->opt.workers ? pool->opt.workers : the.size - 1;
-    /* Every rank decides alike, from the same options and size. */
-    if (the.size < 2 || workers > the.size - 1) {
-        leave();
-        return the.size < 2 ? MPROC_ENOTSUP : MPROC_EINVAL;
-    }
+    /* A failed call must never be taken for a message: whatever handler
+       the program chose for its own communicators, errors here end the
+       job, as a crashed rank does. */
+    MPI_Comm_set_errhandler(the.comm, MPI_ERRORS_ARE_FATAL);
 
-    /* init runs on every worker rank; rank 0 learns whether all succeeded
-       and tells them whether the pool opened. */
+    /* init runs on every rank that works; rank 0 learns whether all
+       succeeded and tells them whether the pool opened. */
+    bool working = rank >= 1 && rank <= workers;
     int mine = 0;
-    if (rank) {
+    if (working) {
         mproc__self_id = rank - 1;
         mproc__self_pool = pool;
         if (pool->opt.init && pool->opt.init(pool->opt.init_arg))
@@ -446,28 +468,23 @@ int mproc__mpi_open(mproc_pool *pool)
     if (!rank && !all)
         abort(); /* a few ints per rank */
     MPI_Gather(&mine, 1, MPI_INT, all, 1, MPI_INT, 0, the.comm);
-    int err = 0;
     for (int r = 1; !rank && r < the.size; r++)
         if (all[r])
             err = all[r];
     free(all);
     MPI_Bcast(&err, 1, MPI_INT, 0, the.comm);
     if (rank) {
-        if (err) {
-            leave();
-            exit(0);
-        }
-        serve(rank);
+        if (err)
+            retire();
+        serve(rank, working);
     }
     if (err) {
         leave();
         return err;
     }
     the.proxies = calloc((size_t)workers, sizeof *the.proxies);
-    if (!the.proxies) {
-        mproc__mpi_close(pool);
-        return MPROC_ENOMEM;
-    }
+    if (!the.proxies)
+        abort(); /* a few bytes per rank */
     pool->workers = workers;
     pool->exec = proxy_exec;
     return 0;

@@ -33,6 +33,14 @@ uint64_t mproc__now(void)
     return (uint64_t)ts.tv_sec * MPROC__NS + (uint64_t)ts.tv_nsec;
 }
 
+void mproc__sleep(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / MPROC__NS),
+                          .tv_nsec = (long)(ns % MPROC__NS)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 void mproc__relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -520,6 +528,35 @@ static bool holds_code(const struct dl_phdr_info *info, uintptr_t addr)
     return false;
 }
 
+/* The object's GNU build id, from its notes: its length, 0 if none. */
+static uint32_t build_id(const struct dl_phdr_info *info, unsigned char *id,
+                         size_t cap)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        size_t align = ph->p_align == 8 ? 8 : 4;
+        const char *at = (const char *)(info->dlpi_addr + ph->p_vaddr);
+        const char *end = at + ph->p_memsz;
+        while ((size_t)(end - at) >= sizeof(ElfW(Nhdr))) {
+            const ElfW(Nhdr) *nh = (const void *)at;
+            const char *name = at + sizeof *nh;
+            const char *desc = name + MPROC__ALIGN_UP(nh->n_namesz, align);
+            const char *next = desc + MPROC__ALIGN_UP(nh->n_descsz, align);
+            if (next > end)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                !memcmp(name, "GNU", 4) && nh->n_descsz <= cap) {
+                memcpy(id, desc, nh->n_descsz);
+                return nh->n_descsz;
+            }
+            at = next;
+        }
+    }
+    return 0;
+}
+
 static int ref_of(struct dl_phdr_info *info, size_t size, void *p)
 {
     (void)size;
@@ -531,6 +568,7 @@ static int ref_of(struct dl_phdr_info *info, size_t size, void *p)
         return -1;
     strcpy(cs->ref->object, name);
     cs->ref->offset = cs->addr - info->dlpi_addr;
+    cs->ref->id_len = build_id(info, cs->ref->id, sizeof cs->ref->id);
     return 1;
 }
 
@@ -551,6 +589,10 @@ static int find_of(struct dl_phdr_info *info, size_t size, void *p)
     uintptr_t addr = info->dlpi_addr + (uintptr_t)cs->want->offset;
     if (!holds_code(info, addr))
         return 0;
+    unsigned char id[sizeof cs->want->id];
+    uint32_t len = build_id(info, id, sizeof id);
+    if (len != cs->want->id_len || memcmp(id, cs->want->id, len) != 0)
+        return -1; /* the same name, another build */
     cs->found = addr;
     return 1;
 }

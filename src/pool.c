@@ -422,10 +422,12 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if (j->arg_size && !j->arg)
         return MPROC_EINVAL;
     /* Across MPI ranks only bytes travel: a pointer arg would mean nothing
-       on the other side, and a message holds at most INT_MAX bytes. */
+       on the other side, and a message holds at most INT_MAX bytes (a job's
+       carries arg and, for a reduction, the identity). */
     if (pool->opt.kind == MPROC_MPI &&
         ((j->arg && !j->arg_size) || j->in_size > MPI_ITEM_MAX ||
          j->out_size > MPI_ITEM_MAX || j->arg_size > MPI_ITEM_MAX ||
+         j->arg_size + j->out_size > MPI_ITEM_MAX ||
          !crosses(j->fn, NULL) || (j->reduce && !j->out && !crosses(NULL, j->reduce))))
         return MPROC_EINVAL;
     int err = usable(pool);

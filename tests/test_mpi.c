@@ -4,14 +4,20 @@
  * Run under mpirun (tests/CMakeLists.txt: 3 ranks). Every rank opens the
  * pool in main(); ranks other than 0 serve inside mproc_pool_open and exit
  * when rank 0 closes it, so the cases below run on rank 0 only, on the one
- * pool a run may have. `--init-fails` and `--singleton` are runs of their
- * own: an init failing on the worker ranks, and a program started without
- * mpirun.
+ * pool a run may have. Runs of their own, each a case:
+ *
+ *   --init-fails      init fails on the worker ranks: MPROC_EINIT on rank 0
+ *   --singleton       started without mpirun: MPROC_ENOTSUP
+ *   --too-many        more workers than other ranks: MPROC_EINVAL on rank 0
+ *   --program-init    the program initialises MPI itself, and finalises it
+ *   --twin            ranks 1.. run test_mpi_twin, another build (MPMD):
+ *                     every item fails with MPROC_ENOTSUP, no result written
  */
 #define _GNU_SOURCE
 #include "util.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,7 +369,9 @@ static void next_progress_and_cancel(void **state)
                                                      .status = st},
                                   &t),
                      0);
-    usleep(50000);
+    size_t started = 0;
+    while (mproc_task_progress(t, &started, NULL) == 0 && started == 0)
+        usleep(1000);
     assert_int_equal(mproc_task_cancel(t), 0);
     r = mproc_task_wait(t, 30);
     assert_true(r > 0 && (size_t)r < big);
@@ -401,29 +409,101 @@ static int fail_init(void *arg)
     return 1;
 }
 
+#ifdef TEST_MPI_TWIN
+/* Makes this build's code differ from test_mpi's, as another program's
+   would. */
+volatile int twin_marker = 42;
+#endif
+
+static int expect_open(int r, int want)
+{
+    if (r != want || pool) {
+        fprintf(stderr, "open: %d (%s), want %d (%s)\n", r, mproc_strerror(r), want,
+                mproc_strerror(want));
+        return 1;
+    }
+    printf("open: %s, as it should\n", mproc_strerror(r));
+    return 0;
+}
+
+/* Ranks running another build find no function at the offsets sent: every
+   item fails with MPROC_ENOTSUP, and results are left as they were. */
+static int twin_run(void)
+{
+    enum { N = 50 };
+    long in[N], out[N];
+    int status[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        out[i] = -7;
+    }
+    int r = mproc_map(pool, &(mproc_job){.fn = square, .in = in, .in_size = sizeof *in,
+                                         .out = out, .out_size = sizeof *out, .n = N,
+                                         .status = status});
+    mproc_pool_close(pool);
+    if (r != N) {
+        fprintf(stderr, "twin map: %d, want %d\n", r, N);
+        return 1;
+    }
+    for (int i = 0; i < N; i++)
+        if (status[i] != MPROC_ENOTSUP || out[i] != -7) {
+            fprintf(stderr, "twin item %d: status %d, out %ld\n", i, status[i], out[i]);
+            return 1;
+        }
+    printf("another build's ranks: every item MPROC_ENOTSUP, as it should\n");
+    return 0;
+}
+
+/* The program owns MPI: mproc neither initialises nor finalises it. */
+static int program_init_run(void)
+{
+    long in[20], out[20];
+    for (int i = 0; i < 20; i++)
+        in[i] = i;
+    int r = MPROC_MAP(pool, square, in, out, 20);
+    mproc_pool_close(pool);
+    int finalized = 1;
+    MPI_Finalized(&finalized);
+    if (r != 0 || finalized) {
+        fprintf(stderr, "program-init: map %d, finalized %d\n", r, finalized);
+        return 1;
+    }
+    for (int i = 0; i < 20; i++)
+        if (out[i] != (long)i * i)
+            return 1;
+    MPI_Finalize();
+    printf("the program's own MPI: left to it, as it should\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     rank0 = getpid();
-    bool init_fails = argc > 1 && !strcmp(argv[1], "--init-fails");
-    bool singleton = argc > 1 && !strcmp(argv[1], "--singleton");
-    int r = mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_MPI,
-                                                    .init = init_fails ? fail_init
-                                                                       : NULL});
-    /* Only rank 0 gets here. */
-    if (init_fails || singleton) {
-        int want = init_fails ? MPROC_EINIT : MPROC_ENOTSUP;
-        if (r != want || pool) {
-            fprintf(stderr, "open: %d (%s), want %d (%s)\n", r, mproc_strerror(r),
-                    want, mproc_strerror(want));
-            return 1;
-        }
-        printf("open: %s, as it should\n", mproc_strerror(r));
-        return 0;
+    const char *run = argc > 1 ? argv[1] : "";
+    if (!strcmp(run, "--program-init")) {
+        int provided = 0;
+        MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     }
+    int r = mproc_pool_open(&pool, &(mproc_options){
+                                       .kind = MPROC_MPI,
+                                       .workers = !strcmp(run, "--too-many") ? 1000 : 0,
+                                       .init = !strcmp(run, "--init-fails") ? fail_init
+                                                                            : NULL});
+    /* Only rank 0 gets here. */
+    if (!strcmp(run, "--init-fails"))
+        return expect_open(r, MPROC_EINIT);
+    if (!strcmp(run, "--singleton"))
+        return expect_open(r, MPROC_ENOTSUP);
+    if (!strcmp(run, "--too-many"))
+        return expect_open(r, MPROC_EINVAL);
     if (r) {
         fprintf(stderr, "open: %s\n", mproc_strerror(r));
         return 1;
     }
+    if (!strcmp(run, "--twin"))
+        return twin_run();
+    if (!strcmp(run, "--program-init"))
+        return program_init_run();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(squares_in_order),
         cmocka_unit_test(items_run_on_the_other_ranks),
