@@ -7,16 +7,10 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build/release"
-if [ ! -f "$build/libmproc.a" ]; then
-    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMPROC_TESTS=OFF >/dev/null
-    cmake --build "$build" -j "$(nproc)" --target mproc_static >/dev/null
-fi
-bin=$(mktemp -d)
-trap 'rm -rf "$bin"' EXIT
-cc -O2 -I"$top/include" "$top/bench/faults.c" "$build/libmproc.a" -lpthread -lm \
-   -o "$bin/faults"
+cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMPROC_TESTS=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target bench_faults >/dev/null
 echo "mproc $(git -C "$top" describe --always 2>/dev/null || echo), $(uname -sr), $(nproc) CPUs"
-"$bin/faults"
+"$build/bench/bench_faults"
 if command -v python3 >/dev/null; then
     echo
     python3 "$top/bench/faults.py"
