@@ -309,10 +309,18 @@ static int atomic_bump(const void *in, void *out, void *arg)
     return 0;
 }
 
+/* The item takes a moment, as the notebook's print does in Python, so that
+   both workers get some of the eight and each shows its own total. */
+static void moment(void)
+{
+    usleep(3000);
+}
+
 static int increment_pid(const void *in, void *out, void *arg)
 {
     (void)out;
     (void)arg;
+    moment();
     total += *(const int *)in;
     printf("%d: sub total so far: %d\n", (int)getpid(), total);
     fflush(stdout);
@@ -374,6 +382,7 @@ static int add_shared(const void *in, void *out, void *arg)
 {
     (void)out;
     _Atomic long *shared_total = arg;
+    moment();
     long t = atomic_fetch_add_explicit(shared_total, *(const int *)in,
                                        memory_order_relaxed) +
              *(const int *)in;
