@@ -394,6 +394,7 @@ void mproc__threads_stop(mproc_pool *pool);
    mproc__mpi_close, after they stopped, releases the ranks. */
 bool mproc__mpi_built(void);
 int mproc__mpi_open(mproc_pool *pool);
+bool mproc__mpi_spare_cores(void);
 void mproc__mpi_close(mproc_pool *pool);
 
 /* processes.c */
@@ -415,6 +416,8 @@ extern mproc_pool *mproc__registry;
 uint64_t mproc__now(void);
 void mproc__sleep(uint64_t ns);
 void mproc__relax(void);
+void mproc__yield(void);
+void mproc__sleep_precisely(void);
 int mproc__futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t deadline,
                       bool shared);
 void mproc__futex_wake(_Atomic uint32_t *w, int n, bool shared);

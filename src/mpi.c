@@ -24,10 +24,12 @@
  * results come back and the proxy folds them, as a thread worker would.
  *
  * Waiting: MPI's blocking calls spin, which would take the CPU from ranks on
- * the same machine, and from the caller. Every wait here tests, spins for a
- * few tens of microseconds, then sleeps for a sixteenth of the time already
- * waited, up to a cap (200 us for a proxy, 1 ms for an idle rank): a late
- * wake-up costs at most about 6% of the wait, and an idle pool no CPU.
+ * the same machine, and from the caller. Every wait here tests, then for a
+ * few tens of microseconds tests again between yields of the CPU (which cost
+ * nothing where a rank has its core, and let the others run where ranks
+ * share cores), then sleeps for a sixteenth of the time already waited, up
+ * to a cap (200 us for a proxy, 1 ms for an idle rank): a late wake-up
+ * costs at most about 6% of the wait, and an idle pool no CPU.
  *
  * What MPI cannot give: a rank that crashes ends the MPI job (so there is no
  * timeout and no max_items), and one MPI pool serves a run of the program:
@@ -92,6 +94,7 @@ struct proxy {
 static struct {
     MPI_Comm comm;
     int size;
+    int local;               /* ranks on rank 0's machine, rank 0 included */
     bool finalize;           /* mproc initialised MPI, and finalises it */
     struct proxy *proxies;
 } the;
@@ -153,7 +156,7 @@ static void await_request(MPI_Request *req)
         if (ns)
             mproc__sleep(ns);
         else
-            mproc__relax();
+            mproc__yield();
     }
 }
 
@@ -198,6 +201,8 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
 {
     struct proxy *px = &the.proxies[wk->w];
     int rank = wk->w + 1;
+    if (!px->sent)
+        mproc__sleep_precisely(); /* this thread's naps, from its first job */
     size_t isz = j->in_size, osz = j->out_size;
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
                      (j->reduce && !j->out ? FOLD_THERE : 0);
@@ -362,6 +367,7 @@ static _Noreturn void retire(void)
 
 static _Noreturn void serve(int rank, bool working)
 {
+    mproc__sleep_precisely();
     struct served s = {0};
     char *buf = NULL, *rbuf = NULL;
     size_t cap = 0, rcap = 0;
@@ -378,7 +384,7 @@ static _Noreturn void serve(int rank, bool working)
             if (ns)
                 mproc__sleep(ns);
             else
-                mproc__relax();
+                mproc__yield();
         }
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
@@ -453,6 +459,10 @@ int mproc__mpi_open(mproc_pool *pool)
        the program chose for its own communicators, errors here end the
        job, as a crashed rank does. */
     MPI_Comm_set_errhandler(the.comm, MPI_ERRORS_ARE_FATAL);
+    MPI_Comm node;
+    MPI_Comm_split_type(the.comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &the.local);
+    MPI_Comm_free(&node);
 
     /* init runs on every rank that works; rank 0 learns whether all
        succeeded and tells them whether the pool opened. */
@@ -488,6 +498,11 @@ int mproc__mpi_open(mproc_pool *pool)
     pool->workers = workers;
     pool->exec = proxy_exec;
     return 0;
+}
+
+bool mproc__mpi_spare_cores(void)
+{
+    return mproc__cpu_count() > the.local;
 }
 
 void mproc__mpi_close(mproc_pool *pool)

@@ -19,3 +19,8 @@ void mproc__mpi_close(mproc_pool *pool)
 {
     (void)pool;
 }
+
+bool mproc__mpi_spare_cores(void)
+{
+    return false;
+}

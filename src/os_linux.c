@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <dlfcn.h>
 #include <link.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -39,6 +40,16 @@ void mproc__sleep(uint64_t ns)
                           .tv_nsec = (long)(ns % MPROC__NS)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+void mproc__sleep_precisely(void)
+{
+    prctl(PR_SET_TIMERSLACK, 1UL);
+}
+
+void mproc__yield(void)
+{
+    sched_yield();
 }
 
 void mproc__relax(void)
@@ -572,11 +583,51 @@ static int ref_of(struct dl_phdr_info *info, size_t size, void *p)
     return 1;
 }
 
+/*
+ * Walking every loaded object (an MPI program has a hundred) costs tens of
+ * microseconds, and a map looks up the same function each time: each thread
+ * remembers its last answer, with the object it was found in. The answer
+ * holds while that object is still the one loaded there, which
+ * _dl_find_object tells without a lock.
+ */
+struct code_memo {
+    uintptr_t addr;
+    struct link_map *map;
+    void *start;
+    struct mproc__code ref;
+};
+
+static bool still_loaded(const struct code_memo *m, uintptr_t addr)
+{
+    struct dl_find_object fo;
+    return m->map && _dl_find_object((void *)addr, &fo) == 0 &&
+           fo.dlfo_link_map == m->map && fo.dlfo_map_start == m->start;
+}
+
+static void remember(struct code_memo *m, uintptr_t addr, const struct mproc__code *ref)
+{
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)addr, &fo) != 0) {
+        m->map = NULL;
+        return;
+    }
+    *m = (struct code_memo){.addr = addr, .map = fo.dlfo_link_map,
+                            .start = fo.dlfo_map_start, .ref = *ref};
+}
+
 int mproc__code_ref(const void *addr, struct mproc__code *ref)
 {
+    static _Thread_local struct code_memo memo;
+    if (memo.addr == (uintptr_t)addr && still_loaded(&memo, (uintptr_t)addr)) {
+        *ref = memo.ref;
+        return 0;
+    }
     memset(ref, 0, sizeof *ref);
     struct code_search cs = {.addr = (uintptr_t)addr, .ref = ref};
-    return dl_iterate_phdr(ref_of, &cs) == 1 ? 0 : MPROC_EINVAL;
+    if (dl_iterate_phdr(ref_of, &cs) != 1)
+        return MPROC_EINVAL;
+    remember(&memo, (uintptr_t)addr, ref);
+    return 0;
 }
 
 static int find_of(struct dl_phdr_info *info, size_t size, void *p)
@@ -599,8 +650,16 @@ static int find_of(struct dl_phdr_info *info, size_t size, void *p)
 
 void *mproc__code_find(const struct mproc__code *ref)
 {
-    struct code_search cs = {.want = ref};
+    static _Thread_local struct code_memo memo;
     if (memchr(ref->object, 0, sizeof ref->object) == NULL)
         return NULL;
-    return dl_iterate_phdr(find_of, &cs) == 1 ? (void *)cs.found : NULL;
+    if (memo.map && memo.ref.offset == ref->offset && memo.ref.id_len == ref->id_len &&
+        !memcmp(memo.ref.id, ref->id, ref->id_len) &&
+        !strcmp(memo.ref.object, ref->object) && still_loaded(&memo, memo.addr))
+        return (void *)memo.addr;
+    struct code_search cs = {.want = ref};
+    if (dl_iterate_phdr(find_of, &cs) != 1)
+        return NULL;
+    remember(&memo, cs.found, ref);
+    return (void *)cs.found;
 }

@@ -302,8 +302,14 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
             tns = 1;
     }
     mproc__board_init(p->board, p->workers, p->isolated, tns, o.max_items);
-    if (o.kind == MPROC_MPI)
+    if (o.kind == MPROC_MPI) {
         p->board->target_ns = MPI_TARGET_NS;
+        /* The caller and the proxies spin only on a machine with cores to
+           spare beyond its ranks'; else they would take the CPU the ranks
+           on it need to answer. */
+        if (!mproc__mpi_spare_cores())
+            p->board->spin = 0;
+    }
 
     if (p->isolated) {
         err = mproc__procs_start(p);
