@@ -135,13 +135,17 @@ static size_t result_size(uint32_t flags, uint64_t len, size_t osz, size_t *out_
     return at;
 }
 
-/* How long to wait before looking again, having waited `waited` ns. */
-static uint64_t backoff(uint64_t waited, uint64_t cap)
+/* Between two looks at what is awaited since t0: yield the CPU while the
+   wait is young, then sleep a sixteenth of it, at most cap. */
+static void between_looks(uint64_t t0, uint64_t cap)
 {
-    if (waited < SPIN_NS)
-        return 0;
+    uint64_t waited = mproc__now() - t0;
+    if (waited < SPIN_NS) {
+        mproc__yield();
+        return;
+    }
     uint64_t ns = waited / 16;
-    return ns < cap ? ns : cap;
+    mproc__sleep(ns < cap ? ns : cap);
 }
 
 static void await_request(MPI_Request *req)
@@ -152,11 +156,7 @@ static void await_request(MPI_Request *req)
         MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (done)
             return;
-        uint64_t ns = backoff(mproc__now() - t0, PROXY_NAP_NS);
-        if (ns)
-            mproc__sleep(ns);
-        else
-            mproc__yield();
+        between_looks(t0, PROXY_NAP_NS);
     }
 }
 
@@ -380,11 +380,7 @@ static _Noreturn void serve(int rank, bool working)
             MPI_Iprobe(0, MPI_ANY_TAG, the.comm, &any, &st);
             if (any)
                 break;
-            uint64_t ns = backoff(mproc__now() - t0, IDLE_NAP_NS);
-            if (ns)
-                mproc__sleep(ns);
-            else
-                mproc__yield();
+            between_looks(t0, IDLE_NAP_NS);
         }
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);

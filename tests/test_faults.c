@@ -1053,20 +1053,6 @@ static void orphan_at_birth(int point)
         usleep(1000);
 }
 
-static bool gone_or_zombie(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = 0;
-    char *rp = strrchr(buf, ')');
-    return !rp || rp[2] == 'Z' || rp[2] == 'X';
-}
-
 /* PR_SET_PDEATHSIG asked for after the supervisor died never fires: the
    worker must see that it was orphaned and leave on its own. */
 static void worker_orphaned_before_pdeathsig_exits(void **state)
@@ -1085,9 +1071,9 @@ static void worker_orphaned_before_pdeathsig_exits(void **state)
     pid_t w = atomic_load(born);
     assert_true(w > 0);
     double until = tu_now() + 5 * tu_slow();
-    while (!gone_or_zombie(w) && tu_now() < until)
+    while (!gone(w) && tu_now() < until)
         usleep(5000);
-    if (!gone_or_zombie(w))
+    if (!gone(w))
         fail_msg("orphaned worker %d still runs", (int)w);
     tu_assert_released(before);
     munmap((void *)born, 4096);
