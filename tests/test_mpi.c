@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 int mpi_items_cube(const void *in, void *out, void *arg); /* libmpi_items.so */
@@ -168,6 +169,31 @@ static void arg_pointer_refused(void **state)
                                                   .n = 1, .arg = &s,
                                                   .arg_size = sizeof s}),
                      MPROC_EINVAL);
+}
+
+/* A function made at run time lies in no loaded object: no rank could find
+   it, and the map is refused. */
+static void function_made_at_run_time_refused(void **state)
+{
+    (void)state;
+#if defined(__x86_64__)
+    static const unsigned char ret0[] = {0x31, 0xc0, 0xc3}; /* xor eax,eax; ret */
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+        skip();
+    memcpy(page, ret0, sizeof ret0);
+    mproc_fn fn;
+    memcpy(&fn, &page, sizeof fn);
+    long in[2] = {1, 2}, out[2];
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = fn, .in = in,
+                                                  .in_size = sizeof *in, .out = out,
+                                                  .out_size = sizeof *out, .n = 2}),
+                     MPROC_EINVAL);
+    munmap(page, 4096);
+#else
+    skip();
+#endif
 }
 
 static int as_long(const void *in, void *out, void *arg)
@@ -510,6 +536,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(item_codes_in_status),
         cmocka_unit_test(arg_bytes_travel),
         cmocka_unit_test(arg_pointer_refused),
+        cmocka_unit_test(function_made_at_run_time_refused),
         cmocka_unit_test(reduce_on_the_ranks),
         cmocka_unit_test(reduce_with_results),
         cmocka_unit_test(large_items),
