@@ -334,8 +334,8 @@ struct mproc__code {
     char object[464];
 };
 
-int mproc__code_ref(const void *addr, struct mproc__code *ref);
-void *mproc__code_find(const struct mproc__code *ref);
+int mproc__code_ref(void (*fn)(void), struct mproc__code *ref);
+void (*mproc__code_find(const struct mproc__code *ref))(void);
 
 /* ---- the pool and tasks (pool.c) ------------------------------------- */
 

@@ -179,14 +179,9 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     m->arg_size = j->arg_size;
     m->flags = flags;
     /* The pool checked at submit that both resolve (pool.c, check_job). */
-    void *fn;
-    memcpy(&fn, &j->fn, sizeof fn);
-    mproc__code_ref(fn, &m->fn);
-    if (flags & FOLD_THERE) {
-        void *red;
-        memcpy(&red, &j->reduce, sizeof red);
-        mproc__code_ref(red, &m->reduce);
-    }
+    mproc__code_ref((void (*)(void))j->fn, &m->fn);
+    if (flags & FOLD_THERE)
+        mproc__code_ref((void (*)(void))j->reduce, &m->reduce);
     if (j->arg_size)
         memcpy(px->sbuf + arg_at, j->arg, j->arg_size);
     if (id_size)
@@ -207,7 +202,6 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
                      (j->reduce && !j->out ? FOLD_THERE : 0);
     uint64_t failed = 0, i = start;
-    *failedp = 0;
 
     if (px->sent != id) {
         send_job(px, rank, j, flags);
@@ -272,6 +266,19 @@ struct served {
     char *scratch;
 };
 
+/* A 64-byte aligned block of size bytes, as the caller's might be, holding
+   a copy of `from` (or nothing yet, when NULL). At most a message's worth,
+   which MPI just held: failing to get it is failing to get memory at all. */
+static char *aligned_copy(const char *from, size_t size)
+{
+    char *p = aligned_alloc(MPROC__LINE, SECTION(size));
+    if (!p)
+        abort();
+    if (from)
+        memcpy(p, from, size);
+    return p;
+}
+
 static void take_job(struct served *s, const char *buf, int rank)
 {
     const struct job_msg *m = (const struct job_msg *)buf;
@@ -280,41 +287,25 @@ static void take_job(struct served *s, const char *buf, int rank)
     free(s->scratch);
     *s = (struct served){.in_size = m->in_size, .out_size = m->out_size,
                          .flags = m->flags};
-    void *fn = mproc__code_find(&m->fn);
-    memcpy(&s->fn, &fn, sizeof fn);
-    if (!fn)
+    s->fn = (mproc_fn)mproc__code_find(&m->fn);
+    if (!s->fn)
         fprintf(stderr,
                 "mproc: rank %d: no function at %s+%#llx in this build of the "
                 "program (another binary?); its items fail with MPROC_ENOTSUP\n",
                 rank, m->fn.object[0] ? m->fn.object : "(main program)",
                 (unsigned long long)m->fn.offset);
     if (m->flags & FOLD_THERE) {
-        void *red = mproc__code_find(&m->reduce);
-        memcpy(&s->reduce, &red, sizeof red);
-        if (!red)
+        s->reduce = (void (*)(void *, const void *, void *))mproc__code_find(&m->reduce);
+        if (!s->reduce)
             s->fn = NULL;
     }
-    /* Each copy 64-byte aligned, as the caller's might be. A few bytes
-       each, at most a message's worth, which MPI just held: allocation
-       cannot fail in practice. */
     size_t arg_at = SECTION(sizeof *m), id_at = arg_at + SECTION(m->arg_size);
-    if (m->arg_size) {
-        s->arg = aligned_alloc(MPROC__LINE, SECTION(m->arg_size));
-        if (!s->arg)
-            abort();
-        memcpy(s->arg, buf + arg_at, m->arg_size);
-    }
-    if (m->flags & FOLD_THERE) {
-        s->identity = aligned_alloc(MPROC__LINE, SECTION(m->out_size));
-        if (!s->identity)
-            abort();
-        memcpy(s->identity, buf + id_at, m->out_size);
-    }
-    if (m->out_size && !(m->flags & HAS_OUT)) {
-        s->scratch = aligned_alloc(MPROC__LINE, SECTION(m->out_size));
-        if (!s->scratch)
-            abort();
-    }
+    if (m->arg_size)
+        s->arg = aligned_copy(buf + arg_at, m->arg_size);
+    if (m->flags & FOLD_THERE)
+        s->identity = aligned_copy(buf + id_at, m->out_size);
+    if (m->out_size && !(m->flags & HAS_OUT))
+        s->scratch = aligned_copy(NULL, m->out_size);
 }
 
 static void run_chunk(struct served *s, const char *buf, char **rbuf, size_t *rcap)

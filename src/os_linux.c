@@ -615,18 +615,28 @@ static void remember(struct code_memo *m, uintptr_t addr, const struct mproc__co
                             .start = fo.dlfo_map_start, .ref = *ref};
 }
 
-int mproc__code_ref(const void *addr, struct mproc__code *ref)
+/* A function's address as a number, and back (ISO C has no cast between
+   function and object pointers; every ELF platform agrees on the bits). */
+static uintptr_t code_addr(void (*fn)(void))
+{
+    uintptr_t a;
+    memcpy(&a, &fn, sizeof a);
+    return a;
+}
+
+int mproc__code_ref(void (*fn)(void), struct mproc__code *ref)
 {
     static _Thread_local struct code_memo memo;
-    if (memo.addr == (uintptr_t)addr && still_loaded(&memo, (uintptr_t)addr)) {
+    uintptr_t addr = code_addr(fn);
+    if (memo.addr == addr && still_loaded(&memo, addr)) {
         *ref = memo.ref;
         return 0;
     }
     memset(ref, 0, sizeof *ref);
-    struct code_search cs = {.addr = (uintptr_t)addr, .ref = ref};
+    struct code_search cs = {.addr = addr, .ref = ref};
     if (dl_iterate_phdr(ref_of, &cs) != 1)
         return MPROC_EINVAL;
-    remember(&memo, (uintptr_t)addr, ref);
+    remember(&memo, addr, ref);
     return 0;
 }
 
@@ -648,18 +658,25 @@ static int find_of(struct dl_phdr_info *info, size_t size, void *p)
     return 1;
 }
 
-void *mproc__code_find(const struct mproc__code *ref)
+static void (*code_fn(uintptr_t a))(void)
+{
+    void (*fn)(void);
+    memcpy(&fn, &a, sizeof fn);
+    return fn;
+}
+
+void (*mproc__code_find(const struct mproc__code *ref))(void)
 {
     static _Thread_local struct code_memo memo;
     if (memchr(ref->object, 0, sizeof ref->object) == NULL)
         return NULL;
-    if (memo.map && memo.ref.offset == ref->offset && memo.ref.id_len == ref->id_len &&
-        !memcmp(memo.ref.id, ref->id, ref->id_len) &&
-        !strcmp(memo.ref.object, ref->object) && still_loaded(&memo, memo.addr))
-        return (void *)memo.addr;
+    /* Refs are whole structs, zero past the object's name (mproc__code_ref
+       clears them): equal refs are equal bytes. */
+    if (memo.map && !memcmp(&memo.ref, ref, sizeof *ref) && still_loaded(&memo, memo.addr))
+        return code_fn(memo.addr);
     struct code_search cs = {.want = ref};
     if (dl_iterate_phdr(find_of, &cs) != 1)
         return NULL;
     remember(&memo, cs.found, ref);
-    return (void *)cs.found;
+    return code_fn(cs.found);
 }

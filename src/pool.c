@@ -212,8 +212,12 @@ static int map_private(mproc_pool *p)
     return 0;
 }
 
+/* Give back what the pool holds. Its workers are stopped by now: an MPI
+   pool's proxies too, so its ranks can be released. */
 static void release(mproc_pool *p)
 {
+    if (p->opt.kind == MPROC_MPI)
+        mproc__mpi_close(p);
     mproc__heap_destroy(&p->arena);
     mproc__heap_destroy(&p->logs);
     if (p->region) {
@@ -290,8 +294,6 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
         err = map_private(p);
     }
     if (err) {
-        if (o.kind == MPROC_MPI)
-            mproc__mpi_close(p);
         release(p);
         return err;
     }
@@ -322,8 +324,6 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
         err = mproc__threads_start(p);
         if (err) {
             mproc__threads_stop(p);
-            if (o.kind == MPROC_MPI)
-                mproc__mpi_close(p);
             release(p);
             return err;
         }
@@ -384,8 +384,6 @@ int mproc_pool_close(mproc_pool *pool)
         unregister_release(pool);
     } else {
         mproc__threads_stop(pool);
-        if (pool->opt.kind == MPROC_MPI)
-            mproc__mpi_close(pool);
         release(pool);
     }
     return 0;
@@ -400,15 +398,10 @@ static bool mul_overflows(size_t a, size_t b, size_t *r)
 
 /* Can this function be found by a rank running the same program: does it
    lie in a loaded object (not in memory made at run time)? */
-static bool crosses(mproc_fn fn, void (*reduce)(void *, const void *, void *))
+static bool crosses(void (*f)(void))
 {
-    void *addr;
-    if (fn)
-        memcpy(&addr, &fn, sizeof addr);
-    else
-        memcpy(&addr, &reduce, sizeof addr);
     struct mproc__code ref;
-    return mproc__code_ref(addr, &ref) == 0;
+    return mproc__code_ref(f, &ref) == 0;
 }
 
 static int check_job(const mproc_pool *pool, const mproc_job *j)
@@ -436,7 +429,8 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
         ((j->arg && !j->arg_size) || j->in_size > MPI_ITEM_MAX ||
          j->out_size > MPI_ITEM_MAX || j->arg_size > MPI_ITEM_MAX ||
          j->arg_size + j->out_size > MPI_ITEM_MAX ||
-         !crosses(j->fn, NULL) || (j->reduce && !j->out && !crosses(NULL, j->reduce))))
+         !crosses((void (*)(void))j->fn) ||
+         (j->reduce && !j->out && !crosses((void (*)(void))j->reduce))))
         return MPROC_EINVAL;
     int err = usable(pool);
     if (err)
@@ -963,8 +957,8 @@ static int by_start(const void *a, const void *b)
 /* Mark items [from, to) crashed: they were never finished. */
 static void mark_lost(mproc_task *t, uint64_t from, uint64_t to)
 {
-    for (uint64_t i = from; i < to; i++)
-        if (t->user.status)
+    if (t->user.status)
+        for (uint64_t i = from; i < to; i++)
             t->user.status[i] = MPROC_ECRASHED;
     t->failed += to - from;
 }
@@ -976,15 +970,16 @@ static void mark_lost(mproc_task *t, uint64_t from, uint64_t to)
  */
 static void salvage(mproc_task *t)
 {
-    const mproc_job *u = &t->user;
-    uint64_t n = u->n, fin = task_fin(t);
+    uint64_t n = t->user.n, fin = task_fin(t);
     scan(t, fin);
     uint64_t nrec = records_of(fin, t->log_cap), tag = mproc__tag(t->id);
     /* The sealed ranges, as (start, end) pairs sorted by start; the items
-       between them are the lost ones. Records are disjoint. Without memory
-       for the list, the next range is looked for afresh each time: slower,
-       never wrong. */
+       between them are the lost ones (records are disjoint). One pair per
+       record: at most LOG_MAX, 128 MiB, as much as the log itself, so
+       failing to get them is failing to get memory at all. */
     uint64_t (*ranges)[2] = malloc((nrec ? nrec : 1) * sizeof *ranges);
+    if (!ranges)
+        abort();
     uint64_t nr = 0;
     for (uint64_t r = 0; r < nrec; r++) {
         if (!mproc__sealed(&t->log[r], tag))
@@ -996,42 +991,18 @@ static void salvage(mproc_task *t)
             copy_range(t, start, len, seal & MPROC__NORUN);
         if (r >= t->sealed)
             t->failed += seal & MPROC__MAX_LEN;
-        if (ranges) {
-            ranges[nr][0] = start;
-            ranges[nr][1] = start + len;
-            nr++;
-        }
+        ranges[nr][0] = start;
+        ranges[nr][1] = start + len;
+        nr++;
     }
+    qsort(ranges, nr, sizeof *ranges, by_start);
     uint64_t at = 0;
-    if (ranges) {
-        qsort(ranges, nr, sizeof *ranges, by_start);
-        for (uint64_t k = 0; k < nr; k++) {
-            mark_lost(t, at, ranges[k][0]);
-            at = ranges[k][1];
-        }
-        free(ranges);
-    } else {
-        for (;;) {
-            uint64_t best = n, end = n;
-            for (uint64_t r = 0; r < nrec; r++) {
-                if (!mproc__sealed(&t->log[r], tag))
-                    continue;
-                uint64_t range = atomic_load_explicit(&t->log[r].range,
-                                                      memory_order_relaxed);
-                uint64_t start = range & MPROC__IDX_MASK;
-                if (start >= at && start < best) {
-                    best = start;
-                    end = start + (range >> MPROC__IDX_BITS);
-                }
-            }
-            mark_lost(t, at, best);
-            if (best == n)
-                break;
-            at = end;
-        }
-        at = n;
+    for (uint64_t k = 0; k < nr; k++) {
+        mark_lost(t, at, ranges[k][0]);
+        at = ranges[k][1];
     }
     mark_lost(t, at, n);
+    free(ranges);
     t->next_r = t->sealed = nrec; /* next reports nothing more */
     t->next_off = 0;
     uint64_t f = t->failed;

@@ -20,8 +20,6 @@ struct demo {
     mproc_kind kind;
     int workers;      /* 0: the notebook's own counts */
     bool quick;
-    long sleep_us;    /* the slow add's sleep */
-    uint64_t spins;   /* the CPU-bound add's loop */
 };
 
 static double now(void)
@@ -106,7 +104,6 @@ static void sleep_cells(const struct demo *d)
 {
     double t0, t1;
     int one, res[10];
-    sleep_us = d->sleep_us;
 
     cell("3", "one slow add");
     t0 = now();
@@ -207,7 +204,6 @@ static int cpus(void)
 static void cpu_cells(const struct demo *d)
 {
     int res[10];
-    spins = d->spins;
     int many = d->workers ? d->workers : 10;
     if (d->kind == MPROC_MPI)
         many = mproc_pool_size(ranks);
@@ -529,13 +525,11 @@ int mproc__demo(int argc, char **argv)
             return tool_usage("demo: unknown option");
         }
     }
-    d.sleep_us = d.quick ? 20000 : 100000;
-    d.spins = d.quick ? 3000000 : 60000000;
     for (int i = 0; i < 10; i++)
         pairs[i] = (pair){10, i + 1};
 
-    sleep_us = d.sleep_us;
-    spins = d.spins;
+    sleep_us = d.quick ? 20000 : 100000;
+    spins = d.quick ? 3000000 : 60000000;
     if (d.kind == MPROC_MPI) {
         /* After the globals the items read are set (each rank runs this
            program from the start, and its items see what its own run set

@@ -231,14 +231,25 @@ done:
     return code;
 }
 
-static void emit(const struct output *o)
+/* Print item k's output, name it on stderr if it failed, and let its
+   output go. Returns whether it failed. */
+static bool report(size_t k, const char *item, struct output *o, int code)
 {
     if (o->out_len)
         fwrite(o->out, 1, o->out_len, stdout);
     fflush(stdout);
     if (o->err_len)
         fwrite(o->err, 1, o->err_len, stderr);
+    if (code)
+        fprintf(stderr, "mproc run: item %zu (%s): %s %d\n", k, item,
+                code == CODE_TIMEOUT   ? "timed out, code"
+                : code == CODE_NOSTART ? "not started, code"
+                                       : "exit code",
+                code);
     fflush(stderr);
+    free(o->out);
+    free(o->err);
+    return code != 0;
 }
 
 /* Items from standard input, one per line. */
@@ -351,25 +362,15 @@ int mproc__run(int argc, char **argv)
                          &t);
     size_t failed = 0, next = 0, idx;
     while (!r && (r = mproc_task_next(t, &idx, -1)) == 0) {
-        ready[idx] = true;
-        /* In the items' order: print what is ready from the first not
-           printed on (with --as-done, each as it comes). */
-        for (size_t k = as_done ? idx : next; k < n && ready[k]; k++) {
-            emit(&outs[k]);
-            if (codes[k]) {
-                failed++;
-                fprintf(stderr, "mproc run: item %zu (%s): %s %d\n", k, items[k],
-                        codes[k] == CODE_TIMEOUT   ? "timed out, code"
-                        : codes[k] == CODE_NOSTART ? "not started, code"
-                                                   : "exit code",
-                        codes[k]);
-            }
-            free(outs[k].out);
-            free(outs[k].err);
-            if (as_done)
-                break;
-            next = k + 1;
+        if (as_done) {
+            failed += report(idx, items[idx], &outs[idx], codes[idx]);
+            continue;
         }
+        /* In the items' order: all that is ready from the first not yet
+           printed on. */
+        ready[idx] = true;
+        for (; next < n && ready[next]; next++)
+            failed += report(next, items[next], &outs[next], codes[next]);
     }
     if (r == MPROC_EOF)
         r = 0;
