@@ -23,16 +23,16 @@
 
 struct bench {
     bool quick;
-    int reps;                /* measured repetitions of each figure */
-    int cores;               /* what mproc uses for workers = 0 */
-    bool python;             /* run the Python systems */
-    const char *no_python;   /* why not, when not */
-    mproc_pool *threads;     /* warm pools of `cores` workers, opened once */
+    int reps;              /* measured repetitions of each figure */
+    int cores;             /* what mproc uses for workers = 0 */
+    bool python;           /* run the Python systems */
+    const char *no_python; /* why not, when not */
+    mproc_pool *threads;   /* warm pools of `cores` workers, opened once */
     mproc_pool *procs;
-    double spins_per_us;     /* bench_chain steps per microsecond */
-    int index, count;        /* workload being run, of how many */
+    double spins_per_us; /* bench_chain steps per microsecond */
+    int index, count;    /* workload being run, of how many */
     const char *title;
-    bool progress;           /* show the progress line (stderr is a terminal) */
+    bool progress; /* show the progress line (stderr is a terminal) */
 };
 
 /* report.c: show what runs now on the progress line (stderr, when
@@ -42,7 +42,8 @@ void bench_progress(const struct bench *b, const char *fmt, ...)
 
 /* report.c: print an error and exit 1. A map that failed or a result that
    is wrong makes every figure meaningless. */
-_Noreturn void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void bench_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* report.c: CLOCK_MONOTONIC, in seconds. */
 double bench_now(void);
@@ -57,13 +58,13 @@ typedef struct bench_pair {
     int x, y;
 } bench_pair;
 
-#define BENCH_SLEEP_US 100000  /* the notebook's sleep cell */
-#define BENCH_BIG 4096         /* bytes in and out of a large item */
+#define BENCH_SLEEP_US 100000 /* the notebook's sleep cell */
+#define BENCH_BIG      4096   /* bytes in and out of a large item */
 
-int bench_add(const void *in, void *out, void *arg);       /* x + y */
-int bench_slow_add(const void *in, void *out, void *arg);  /* sleep, y + y */
-int bench_burn(const void *in, void *out, void *arg);      /* in: uint64 steps */
-int bench_big(const void *in, void *out, void *arg);       /* byte + 1, 4 KiB */
+int bench_add(const void *in, void *out, void *arg);      /* x + y */
+int bench_slow_add(const void *in, void *out, void *arg); /* sleep, y + y */
+int bench_burn(const void *in, void *out, void *arg);     /* in: uint64 steps */
+int bench_big(const void *in, void *out, void *arg);      /* byte + 1, 4 KiB */
 
 /* A dependent multiply chain of `steps`: CPU work the compiler cannot drop. */
 uint64_t bench_chain(uint64_t steps);
@@ -116,21 +117,21 @@ int bench_python(const struct bench *b, const char *workload, const char *args,
 
 enum bench_target {
     BENCH_NONE,
-    BENCH_RATIO_AT_MOST,   /* ratio <= limit */
-    BENCH_BELOW,           /* median < limit */
-    BENCH_AT_LEAST,        /* median >= limit */
-    BENCH_WITHIN           /* |median - limit| <= limit2 */
+    BENCH_RATIO_AT_MOST, /* ratio <= limit */
+    BENCH_BELOW,         /* median < limit */
+    BENCH_AT_LEAST,      /* median >= limit */
+    BENCH_WITHIN         /* |median - limit| <= limit2 */
 };
 
 struct bench_row {
-    const char *workload;    /* its key: sleep, cpu, trivial, ... */
+    const char *workload; /* its key: sleep, cpu, trivial, ... */
     char system[48];
     char param[24];
     const char *unit;
     double median, min, max;
-    double ratio;            /* to the workload's reference; NAN: none */
-    bool ref_wide;           /* the reference's runs varied over 2x */
-    const char *note;        /* set: no figures, and why */
+    double ratio;     /* to the workload's reference; NAN: none */
+    bool ref_wide;    /* the reference's runs varied over 2x */
+    const char *note; /* set: no figures, and why */
     enum bench_target target;
     double limit, limit2;
     bool met;
@@ -153,7 +154,8 @@ void bench_ratios(const char *workload, const char *ref, double value);
 void bench_target(const char *workload, const char *system, const char *param,
                   enum bench_target t, double limit, double limit2);
 
-void bench_table(const char *workload, const char *title, const char *ratio_note);
+void bench_table(const char *workload, const char *title,
+                 const char *ratio_note);
 /* Every target, met or missed; returns how many were missed. */
 int bench_targets_summary(void);
 /* One line per row with figures: 0 or -errno. */
@@ -172,9 +174,9 @@ void bench_stats(double *v, int n, double *median, double *min, double *max);
 /* ---- the workloads (workloads.c) -------------------------------------- */
 
 struct bench_workload {
-    const char *key;         /* for --only, and the CSV's workload column */
+    const char *key; /* for --only, and the CSV's workload column */
     const char *title;
-    const char *ratio;       /* what the ratio column is, or NULL */
+    const char *ratio; /* what the ratio column is, or NULL */
     void (*run)(struct bench *b);
 };
 

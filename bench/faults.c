@@ -20,9 +20,12 @@
 enum fault { NONE, SEGV, ABRT, EXIT, KILL, HANG, CODE, LEAK };
 
 static const char *names[] = {
-    [SEGV] = "segmentation fault", [ABRT] = "abort()",
-    [EXIT] = "_exit(3)",           [KILL] = "SIGKILL (as from outside, or the OOM killer)",
-    [HANG] = "hangs for ever",     [CODE] = "returns an error",
+    [SEGV] = "segmentation fault",
+    [ABRT] = "abort()",
+    [EXIT] = "_exit(3)",
+    [KILL] = "SIGKILL (as from outside, or the OOM killer)",
+    [HANG] = "hangs for ever",
+    [CODE] = "returns an error",
     [LEAK] = "leaks 50 MB per item (max_items = 2)",
 };
 
@@ -95,24 +98,35 @@ static void row(enum fault f)
     for (int i = 0; i < 10; i++)
         in[i] = i;
     mproc_pool *p;
-    mproc_options o = {.workers = 2, .timeout = 1.0, .max_items = f == LEAK ? 2 : 0};
+    mproc_options o = {
+        .workers = 2, .timeout = 1.0, .max_items = f == LEAK ? 2 : 0};
     if (mproc_pool_open(&p, &o)) {
         printf("| %s | open failed | | | | |\n", names[f]);
         return;
     }
-    mproc_job j = {.fn = item, .in = in, .in_size = sizeof in[0], .out = out,
-                   .out_size = sizeof out[0], .n = 10, .chunk = 1, .arg = &f,
-                   .arg_size = sizeof f, .status = status, .wstatus = ws};
+    mproc_job j = {.fn = item,
+                   .in = in,
+                   .in_size = sizeof in[0],
+                   .out = out,
+                   .out_size = sizeof out[0],
+                   .n = 10,
+                   .chunk = 1,
+                   .arg = &f,
+                   .arg_size = sizeof f,
+                   .status = status,
+                   .wstatus = ws};
     double t0 = now();
     int r = mproc_map(p, &j);
     double took = now() - t0;
     char code[96] = "0";
     if (status[3] < 0 && WIFSIGNALED(ws[3]))
         snprintf(code, sizeof code, "%s (signal %d)",
-                 status[3] == MPROC_ETIMEDOUT ? "MPROC_ETIMEDOUT" : "MPROC_ECRASHED",
+                 status[3] == MPROC_ETIMEDOUT ? "MPROC_ETIMEDOUT"
+                                              : "MPROC_ECRASHED",
                  WTERMSIG(ws[3]));
     else if (status[3] < 0 && WIFEXITED(ws[3]))
-        snprintf(code, sizeof code, "MPROC_ECRASHED (exit %d)", WEXITSTATUS(ws[3]));
+        snprintf(code, sizeof code, "MPROC_ECRASHED (exit %d)",
+                 WEXITSTATUS(ws[3]));
     else
         snprintf(code, sizeof code, "%d", status[3]);
     int good = 0;
@@ -127,10 +141,11 @@ static void row(enum fault f)
             again += out[i] == i * i;
     mproc_pool_close(p);
     usleep(100000);
-    printf("| %s | %d failed, %d of 10 results | %s | %.1f ms | %s | %d processes, %d "
+    printf("| %s | %d failed, %d of 10 results | %s | %.1f ms | %s | %d "
+           "processes, %d "
            "descriptors |\n",
-           names[f], r, good, code, took * 1e3, again == 10 ? "yes" : "no", children(),
-           fds() - fd0);
+           names[f], r, good, code, took * 1e3, again == 10 ? "yes" : "no",
+           children(), fds() - fd0);
 }
 
 /* The caller dies (SIGKILL) while its pool works: what is left a second on? */
@@ -145,9 +160,15 @@ static void caller_death(void)
         mproc_pool_open(&p, &(mproc_options){.workers = 2});
         int f = HANG, in[2] = {0, 3}, out[2];
         mproc_task *t;
-        mproc_submit(p, &(mproc_job){.fn = item, .in = in, .in_size = sizeof in[0],
-                                     .out = out, .out_size = sizeof out[0], .n = 2,
-                                     .arg = &f, .arg_size = sizeof f},
+        mproc_submit(p,
+                     &(mproc_job){.fn = item,
+                                  .in = in,
+                                  .in_size = sizeof in[0],
+                                  .out = out,
+                                  .out_size = sizeof out[0],
+                                  .n = 2,
+                                  .arg = &f,
+                                  .arg_size = sizeof f},
                      &t);
         if (write(pfd[1], "x", 1) != 1)
             _exit(1);
@@ -198,7 +219,8 @@ static void caller_death(void)
         if (left)
             usleep(1000);
     }
-    printf("| the caller is SIGKILLed while items hang | | | all %d of its processes "
+    printf("| the caller is SIGKILLed while items hang | | | all %d of its "
+           "processes "
            "gone in %.1f ms | | %d processes left |\n",
            n, (now() - t0) * 1e3, left);
 }
@@ -207,7 +229,8 @@ int main(void)
 {
     signal(SIGSEGV, SIG_DFL);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("| fault in item 3 of 10 | map returns | item 3's code | map took | pool "
+    printf("| fault in item 3 of 10 | map returns | item 3's code | map took | "
+           "pool "
            "maps again | left after close |\n|---|---|---|---|---|---|\n");
     for (enum fault f = SEGV; f <= LEAK; f++)
         row(f);

@@ -41,15 +41,18 @@ static struct figure summary(double *v, int n)
     return (struct figure){v[n / 2], v[0], v[n - 1]};
 }
 
-static void row(const char *what, const char *unit, struct figure f, const char *note)
+static void row(const char *what, const char *unit, struct figure f,
+                const char *note)
 {
-    printf("| %s | %.4g %s | %.4g-%.4g | %s |\n", what, f.median, unit, f.lo, f.hi, note);
+    printf("| %s | %.4g %s | %.4g-%.4g | %s |\n", what, f.median, unit, f.lo,
+           f.hi, note);
 }
 
 static void check(int r, const char *what)
 {
     if (r != 0) {
-        fprintf(stderr, "mpi bench: %s: %s\n", what, r < 0 ? mproc_strerror(r) : "items failed");
+        fprintf(stderr, "mpi bench: %s: %s\n", what,
+                r < 0 ? mproc_strerror(r) : "items failed");
         exit(1);
     }
 }
@@ -70,7 +73,8 @@ int main(void)
     mproc_pool *pool;
     int r = mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_MPI});
     if (r) {
-        fprintf(stderr, "mpi bench: open: %s (run under mpirun, 2 ranks or more)\n",
+        fprintf(stderr,
+                "mpi bench: open: %s (run under mpirun, 2 ranks or more)\n",
                 mproc_strerror(r));
         return 1;
     }
@@ -100,8 +104,8 @@ int main(void)
         bench_add(&pairs[i], &sums[i], NULL);
     double serial = (now() - t0) / (double)n * 1e9;
     char note[160];
-    snprintf(note, sizeof note, "serial C on rank 0: %.3g ns; 8 bytes in, 4 out per item",
-             serial);
+    snprintf(note, sizeof note,
+             "serial C on rank 0: %.3g ns; 8 bytes in, 4 out per item", serial);
     row("trivial items (a + b), 10^6, per item", "ns", summary(v, REPS), note);
 
     /* A warm map of one item: the round trip to a rank. */
@@ -114,7 +118,8 @@ int main(void)
         }
         v[k] = summary(lat, 1001).median;
     }
-    row("a warm map of one item", "us", summary(v, REPS), "median of 1001 maps per run");
+    row("a warm map of one item", "us", summary(v, REPS),
+        "median of 1001 maps per run");
 
     /* CPU-bound: the notebook's cell, 10 items of ~70 ms, then one per rank. */
     uint64_t steps[64], outs[64];
@@ -131,7 +136,8 @@ int main(void)
         check(MPROC_MAP(pool, bench_burn, steps, outs, cn), "cpu");
         v[k] = cserial / (now() - a);
     }
-    snprintf(note, sizeof note, "serial on rank 0 %.3f s; ideal min(%d, cores)", cserial, w);
+    snprintf(note, sizeof note, "serial on rank 0 %.3f s; ideal min(%d, cores)",
+             cserial, w);
     row("CPU-bound cell, speedup over serial", "x", summary(v, REPS), note);
 
     /* Uneven items: 1 to 100 us drawn, efficiency against their sum. */

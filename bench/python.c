@@ -77,7 +77,8 @@ static bool parse(char *line, struct bench_py *r)
     snprintf(r->system, sizeof r->system, "%s", sys);
     snprintf(r->param, sizeof r->param, "%s", param);
     r->n = 0;
-    for (char *v; (v = strtok_r(NULL, " \t\n", &save)) && r->n < BENCH_MAX_REPS;)
+    for (char *v;
+         (v = strtok_r(NULL, " \t\n", &save)) && r->n < BENCH_MAX_REPS;)
         r->s[r->n++] = strtod(v, NULL);
     return r->n > 0;
 }
@@ -162,7 +163,7 @@ int bench_python(const struct bench *b, const char *workload, const char *args,
     if (r != CHILD_OK) {
         *why = r == CHILD_NOT_STARTED ? "python3 could not be started"
                : r == CHILD_LATE      ? "pool_bench.py ran past its time limit"
-                                      : "pool_bench.py failed (see its error above)";
+                                 : "pool_bench.py failed (see its error above)";
         return -1;
     }
     int n = 0;

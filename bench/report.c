@@ -25,7 +25,7 @@ extern char **environ;
 
 static struct bench_row *rows;
 static int nrows, caprows;
-static bool line_shown;      /* the progress line is on the terminal */
+static bool line_shown; /* the progress line is on the terminal */
 
 double bench_now(void)
 {
@@ -193,7 +193,8 @@ static const char *num(char *buf, size_t size, double v)
     return buf;
 }
 
-static const char *target_text(char *buf, size_t size, const struct bench_row *r)
+static const char *target_text(char *buf, size_t size,
+                               const struct bench_row *r)
 {
     char a[32], c[32];
     switch (r->target) {
@@ -232,13 +233,16 @@ static void print_row(const struct bench_row *r)
         snprintf(ratio, sizeof ratio, "%sx", num(m, sizeof m, r->ratio));
     else
         snprintf(ratio, sizeof ratio, "-");
-    printf("%-34s %-11s %14s  %-19s %7s", r->system, r->param, med, spread, ratio);
+    printf("%-34s %-11s %14s  %-19s %7s", r->system, r->param, med, spread,
+           ratio);
     if (r->target)
-        printf("  %s %s", target_text(tgt, sizeof tgt, r), r->met ? "met" : "MISSED");
+        printf("  %s %s", target_text(tgt, sizeof tgt, r),
+               r->met ? "met" : "MISSED");
     putchar('\n');
 }
 
-void bench_table(const char *workload, const char *title, const char *ratio_note)
+void bench_table(const char *workload, const char *title,
+                 const char *ratio_note)
 {
     printf("\n== %s ==\n", title);
     if (ratio_note)
@@ -281,12 +285,14 @@ int bench_targets_summary(void)
         char what[96];
         snprintf(what, sizeof what, "%s: %s%s%s", r->workload, r->system,
                  r->param[0] ? ", " : "", r->param);
-        const char *shown = num(m, sizeof m, r->target == BENCH_RATIO_AT_MOST
-                                                 ? r->ratio
-                                                 : r->median);
-        printf("%-6s %-52s %10s%s  (target %s)%s%s\n", r->met ? "met" : "MISSED",
-               what, shown,
-               r->target == BENCH_RATIO_AT_MOST ? "x" : r->unit[0] == '%' ? "%" : "",
+        const char *shown =
+            num(m, sizeof m,
+                r->target == BENCH_RATIO_AT_MOST ? r->ratio : r->median);
+        printf("%-6s %-52s %10s%s  (target %s)%s%s\n",
+               r->met ? "met" : "MISSED", what, shown,
+               r->target == BENCH_RATIO_AT_MOST ? "x"
+               : r->unit[0] == '%'              ? "%"
+                                                : "",
                target_text(tgt, sizeof tgt, r),
                wide(r) ? "; its runs varied over 2x" : "",
                r->target == BENCH_RATIO_AT_MOST && r->ref_wide
@@ -353,7 +359,8 @@ static int params_of(const char *workload, const char **out, int max)
 static int bars(FILE *f, const char *workload, const char **params, int max)
 {
     const char *sys[32];
-    int ns = systems_of(workload, sys, 32), np = params_of(workload, params, max);
+    int ns = systems_of(workload, sys, 32),
+        np = params_of(workload, params, max);
     for (int s = 0; s < ns; s++) {
         fprintf(f, "\"%s\"", sys[s]);
         for (int p = 0; p < np; p++) {
@@ -463,7 +470,8 @@ int bench_plot_prepare(const char *dir)
     /* As mkdir -p: each missing parent in turn, then the directory. */
     char path[4096];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-        fprintf(stderr, "mproc bench: --plot %s: %s\n", dir, strerror(ENAMETOOLONG));
+        fprintf(stderr, "mproc bench: --plot %s: %s\n", dir,
+                strerror(ENAMETOOLONG));
         return -1;
     }
     for (char *p = path + 1;; p++) {
@@ -472,8 +480,8 @@ int bench_plot_prepare(const char *dir)
         char c = *p;
         *p = 0;
         if (mkdir(path, 0777) && errno != EEXIST) {
-            fprintf(stderr, "mproc bench: --plot %s: cannot create %s: %s\n", dir,
-                    path, strerror(errno));
+            fprintf(stderr, "mproc bench: --plot %s: cannot create %s: %s\n",
+                    dir, path, strerror(errno));
             return -1;
         }
         *p = c;

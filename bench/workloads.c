@@ -38,19 +38,19 @@ static const char *const names[] = {
     [PROCS] = "mproc processes",
 };
 
-#define PROCS_COPIED "mproc processes, data copied"
-#define PROCS_SHARED "mproc processes, shared arena"
-#define PY_POOL "Python Pool"
+#define PROCS_COPIED  "mproc processes, data copied"
+#define PROCS_SHARED  "mproc processes, shared arena"
+#define PY_POOL       "Python Pool"
 #define PY_THREADPOOL "Python ThreadPool"
 
 /* What one system runs: the map, and where. */
 struct run {
     enum sys sys;
-    const char *name;        /* row name; NULL: names[sys] */
-    mproc_pool *pool;        /* THREADS, PROCS */
-    int threads;             /* OMP_*: threads */
+    const char *name; /* row name; NULL: names[sys] */
+    mproc_pool *pool; /* THREADS, PROCS */
+    int threads;      /* OMP_*: threads */
     struct bench_map m;
-    int reps;                /* 0: b->reps */
+    int reps; /* 0: b->reps */
     /* Set by run_all: whether the system is in this build, and the seconds
        of each repetition. */
     bool ok;
@@ -65,7 +65,8 @@ static const char *name_of(const struct run *r)
 static mproc_pool *open_pool(mproc_kind kind, int workers)
 {
     mproc_pool *p;
-    int rc = mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
+    int rc =
+        mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
     if (rc)
         bench_fail("opening a pool of %d: %s", workers, mproc_strerror(rc));
     return p;
@@ -189,7 +190,7 @@ static const char *n_param(char *buf, size_t size, size_t n)
 
 static const char *py_name(const char *system)
 {
-    return !strcmp(system, "pool") ? PY_POOL
+    return !strcmp(system, "pool")         ? PY_POOL
            : !strcmp(system, "threadpool") ? PY_THREADPOOL
                                            : NULL;
 }
@@ -252,7 +253,8 @@ static void sleep_cell(struct bench *b)
     for (int i = 0; i < 10; i++)
         in[i] = (bench_pair){10, i + 1};
     struct bench_map m = {bench_slow_add, in, sizeof *in, out, sizeof *out, 10};
-    mproc_pool *tp = open_pool(MPROC_THREADS, 5), *pp = open_pool(MPROC_PROCESSES, 5);
+    mproc_pool *tp = open_pool(MPROC_THREADS, 5),
+               *pp = open_pool(MPROC_PROCESSES, 5);
     struct run runs[] = {
         {.sys = SERIAL, .m = m},
         {.sys = OMP_GUIDED, .threads = 5, .m = m},
@@ -278,7 +280,8 @@ static void sleep_cell(struct bench *b)
     python_scaled("sleep", py, n, params, (double[]){1}, 1, "s");
 
     bench_ratios("sleep", NULL, 0.2);
-    bench_target("sleep", names[THREADS], "workers=5", BENCH_WITHIN, 0.2, 0.002);
+    bench_target("sleep", names[THREADS], "workers=5", BENCH_WITHIN, 0.2,
+                 0.002);
     bench_target("sleep", names[PROCS], "workers=5", BENCH_WITHIN, 0.2, 0.002);
 }
 
@@ -325,7 +328,8 @@ static void cpu_cell(struct bench *b)
             {.sys = PROCS, .pool = open_pool(MPROC_PROCESSES, w), .m = m},
         };
         const size_t nruns = w == 1 ? 5 : 4, first = w == 1 ? 0 : 1;
-        run_all(b, runs + first, nruns, param, false, clear_u64, check_expected);
+        run_all(b, runs + first, nruns, param, false, clear_u64,
+                check_expected);
         mproc_pool_close(runs[3].pool);
         mproc_pool_close(runs[4].pool);
         if (w == 1)
@@ -368,8 +372,9 @@ static void cpu_cell(struct bench *b)
     /* Ratios: the speedup over the ideal, min(workers, cores). */
     for (int w = 1; w <= maxw; w++) {
         snprintf(param, sizeof param, "workers=%d", w);
-        const char *all[] = {names[OMP_GUIDED], names[OMP_DYNAMIC], names[THREADS],
-                             names[PROCS], PY_POOL, PY_THREADPOOL};
+        const char *all[] = {names[OMP_GUIDED], names[OMP_DYNAMIC],
+                             names[THREADS],    names[PROCS],
+                             PY_POOL,           PY_THREADPOOL};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
             struct bench_row *r = bench_find("cpu", all[i], param);
             if (r && !r->note)
@@ -377,8 +382,10 @@ static void cpu_cell(struct bench *b)
         }
     }
     snprintf(param, sizeof param, "workers=%d", b->cores);
-    bench_target("cpu", names[THREADS], param, BENCH_AT_LEAST, 0.97 * b->cores, 0);
-    bench_target("cpu", names[PROCS], param, BENCH_AT_LEAST, 0.97 * b->cores, 0);
+    bench_target("cpu", names[THREADS], param, BENCH_AT_LEAST, 0.97 * b->cores,
+                 0);
+    bench_target("cpu", names[PROCS], param, BENCH_AT_LEAST, 0.97 * b->cores,
+                 0);
 }
 
 /* ---- trivial items ------------------------------------------------------------- */
@@ -412,7 +419,8 @@ static void trivial(struct bench *b)
         size_t n = ns[p];
         n_param(param, sizeof param, n);
         struct bench_map m = {bench_add, in, sizeof *in, out, sizeof *out, n};
-        struct bench_map sm = {bench_add, s_in, sizeof *s_in, s_out, sizeof *s_out, n};
+        struct bench_map sm = {bench_add, s_in,          sizeof *s_in,
+                               s_out,     sizeof *s_out, n};
         struct run runs[] = {
             {.sys = SERIAL, .m = m},
             {.sys = SERIAL_INLINED, .m = m},
@@ -443,13 +451,16 @@ static void trivial(struct bench *b)
     python_scaled("trivial", py, n, params, per_item, 2, "ns");
     if (b->quick && n >= 0) {
         bench_row_missing("trivial", PY_POOL, "n=10^7", "skipped in --quick");
-        bench_row_missing("trivial", PY_THREADPOOL, "n=10^7", "skipped in --quick");
+        bench_row_missing("trivial", PY_THREADPOOL, "n=10^7",
+                          "skipped in --quick");
     }
 
     bench_ratios("trivial", names[OMP_GUIDED], 0);
     for (int p = 0; p < 2; p++) {
-        bench_target("trivial", names[THREADS], params[p], BENCH_RATIO_AT_MOST, 1.5, 0);
-        bench_target("trivial", PROCS_SHARED, params[p], BENCH_RATIO_AT_MOST, 2, 0);
+        bench_target("trivial", names[THREADS], params[p], BENCH_RATIO_AT_MOST,
+                     1.5, 0);
+        bench_target("trivial", PROCS_SHARED, params[p], BENCH_RATIO_AT_MOST, 2,
+                     0);
         bench_target("trivial", PROCS_COPIED, params[p], BENCH_BELOW, 5, 0);
     }
 }
@@ -468,7 +479,8 @@ static void latency(struct bench *b)
         bench_fail("latency: out of memory");
     *s_in = in;
     struct bench_map m = {bench_add, &in, sizeof in, &out, sizeof out, 1};
-    struct bench_map sm = {bench_add, s_in, sizeof *s_in, s_out, sizeof *s_out, 1};
+    struct bench_map sm = {bench_add, s_in,          sizeof *s_in,
+                           s_out,     sizeof *s_out, 1};
     struct run runs[] = {
         {.sys = SERIAL, .m = m},
         {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
@@ -555,7 +567,8 @@ static void cancel_case(struct bench *b, const char *param, double item_us,
     for (size_t i = 0; i < n; i++)
         in[i] = s_in[i] = steps + i % 4;
     struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
-    struct bench_map sm = {bench_burn, s_in, sizeof *s_in, s_out, sizeof *s_out, n};
+    struct bench_map sm = {bench_burn, s_in,          sizeof *s_in,
+                           s_out,      sizeof *s_out, n};
     struct run runs[] = {
         {.sys = THREADS, .pool = b->threads, .m = m},
         {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
@@ -576,13 +589,14 @@ static void cancel_case(struct bench *b, const char *param, double item_us,
                 for (size_t j = 0; j < n; j++)
                     status[j] = INT_MIN;
                 mproc_task *task;
-                int rc = mproc_submit(r->pool, &(mproc_job){.fn = bench_burn,
-                                                            .in = r->m.in,
-                                                            .in_size = sizeof *in,
-                                                            .out = o,
-                                                            .out_size = sizeof *o,
-                                                            .n = n,
-                                                            .status = status},
+                int rc = mproc_submit(r->pool,
+                                      &(mproc_job){.fn = bench_burn,
+                                                   .in = r->m.in,
+                                                   .in_size = sizeof *in,
+                                                   .out = o,
+                                                   .out_size = sizeof *o,
+                                                   .n = n,
+                                                   .status = status},
                                       &task);
                 if (rc)
                     bench_fail("cancel: %s: mproc_submit: %s", name,
@@ -590,7 +604,8 @@ static void cancel_case(struct bench *b, const char *param, double item_us,
                 /* 2 ms for the map to be well under way, then a step of
                    0.379 item lengths per call: the cancel's phase within
                    the running items goes round, not the same each time. */
-                double delay_us = 2000 + item_us * (double)((c * 379) % 1000) / 1000;
+                double delay_us =
+                    2000 + item_us * (double)((c * 379) % 1000) / 1000;
                 struct timespec ts = {0, (long)(delay_us * 1000)};
                 nanosleep(&ts, NULL);
                 double t0 = bench_now();
@@ -614,13 +629,15 @@ static void cancel_case(struct bench *b, const char *param, double item_us,
                 }
                 if (!cancelled || cancelled != (size_t)rc)
                     bench_fail("cancel: %s: %zu items cancelled, the wait "
-                               "returned %d", name, cancelled, rc);
+                               "returned %d",
+                               name, cancelled, rc);
             }
             if (k >= 0)
                 bench_stats(t, calls, &s[k], &lo, &hi);
         }
         scale(s, b->reps, 1e6);
-        struct bench_row *row = bench_row("cancel", name, param, "us", s, b->reps);
+        struct bench_row *row =
+            bench_row("cancel", name, param, "us", s, b->reps);
         row->ratio = row->median / item_us;
     }
     free(in);
@@ -658,8 +675,8 @@ static void open_close(struct bench *b)
                 if (r < 0)
                     bench_progress(b, "%s %s, warm-up", name, params[i]);
                 else
-                    bench_progress(b, "%s %s, run %d of %d", name, params[i], r + 1,
-                                   b->reps);
+                    bench_progress(b, "%s %s, run %d of %d", name, params[i],
+                                   r + 1, b->reps);
                 double t0 = bench_now();
                 mproc_pool *p = open_pool(kinds[k], ws[i]);
                 mproc_pool_close(p);
@@ -674,7 +691,8 @@ static void open_close(struct bench *b)
     char args[96];
     snprintf(args, sizeof args, "--reps %d --n 1,2,8,32", b->reps);
     int n = python(b, "open", args, py, 16);
-    python_scaled("open", py, n, params, (double[]){1e3, 1e3, 1e3, 1e3}, 4, "ms");
+    python_scaled("open", py, n, params, (double[]){1e3, 1e3, 1e3, 1e3}, 4,
+                  "ms");
 
     bench_target("open", names[PROCS], "workers=8", BENCH_BELOW, 3, 0);
 }
@@ -714,7 +732,8 @@ static void uneven(struct bench *b)
         bench_fail("uneven items: out of memory");
     memcpy(s_in, in, n * sizeof *in);
     struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
-    struct bench_map sm = {bench_burn, s_in, sizeof *s_in, s_out, sizeof *s_out, n};
+    struct bench_map sm = {bench_burn, s_in,          sizeof *s_in,
+                           s_out,      sizeof *s_out, n};
     char param[24];
     n_param(param, sizeof param, n);
     double serial, lo, hi, v[BENCH_MAX_REPS];
@@ -757,7 +776,8 @@ static void uneven(struct bench *b)
 
     /* Ratios: efficiency is already over the ideal. */
     const char *all[] = {names[OMP_GUIDED], names[OMP_DYNAMIC], names[THREADS],
-                         PROCS_COPIED, PROCS_SHARED, PY_POOL, PY_THREADPOOL};
+                         PROCS_COPIED,      PROCS_SHARED,       PY_POOL,
+                         PY_THREADPOOL};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         struct bench_row *row = bench_find("uneven", all[i], param);
         if (row && !row->note)
@@ -841,12 +861,14 @@ const struct bench_workload bench_workloads[] = {
      "time over OpenMP guided's", trivial},
     {"latency", "a map of one item on a warm pool: microseconds",
      "time over OpenMP guided's (a parallel for of one item)", latency},
-    {"cancel", "cancelling a long map: microseconds from mproc_task_cancel until "
-               "mproc_task_wait returns (mproc only)",
+    {"cancel",
+     "cancelling a long map: microseconds from mproc_task_cancel until "
+     "mproc_task_wait returns (mproc only)",
      "median over one item's time (items running finish first)", cancel},
     {"open", "opening and closing a pool: milliseconds", NULL, open_close},
-    {"uneven", "uneven items (1 to 100 us each): efficiency, serial C time over "
-               "workers x time",
+    {"uneven",
+     "uneven items (1 to 100 us each): efficiency, serial C time over "
+     "workers x time",
      "efficiency over the ideal, 100%", uneven},
     {"large", "large items (4 KiB in, 4 KiB out): GB/s in and out",
      "throughput over OpenMP guided's", large},

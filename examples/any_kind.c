@@ -59,13 +59,19 @@ int main(int argc, char **argv)
     long sums[10], offset = 0;
     for (int i = 0; i < 10; i++)
         xy[i] = (pair){10, i + 1};
-    r = mproc_map(pool, &(mproc_job){.fn = add, .in = xy, .in_size = sizeof *xy,
-                                     .out = sums, .out_size = sizeof *sums, .n = 10,
-                                     .arg = &offset, .arg_size = sizeof offset});
+    r = mproc_map(pool, &(mproc_job){.fn = add,
+                                     .in = xy,
+                                     .in_size = sizeof *xy,
+                                     .out = sums,
+                                     .out_size = sizeof *sums,
+                                     .n = 10,
+                                     .arg = &offset,
+                                     .arg_size = sizeof offset});
     printf("%d %s:", mproc_pool_size(pool), word);
     mproc_pool_close(pool);
     if (r != 0) {
-        fprintf(stderr, "\nmap: %s\n", r < 0 ? mproc_strerror(r) : "items failed");
+        fprintf(stderr, "\nmap: %s\n",
+                r < 0 ? mproc_strerror(r) : "items failed");
         return 1;
     }
     for (int i = 0; i < 10; i++) {

@@ -34,14 +34,16 @@ static int square(const void *in, void *out, void *arg)
 static int check(const char *what, int r)
 {
     if (r != 0)
-        fprintf(stderr, "%s: %s\n", what, r < 0 ? mproc_strerror(r) : "items failed");
+        fprintf(stderr, "%s: %s\n", what,
+                r < 0 ? mproc_strerror(r) : "items failed");
     return r != 0;
 }
 
 int main(void)
 {
     mproc_pool *pool;
-    int r = mproc_pool_open(&pool, &(mproc_options){.workers = 2, .shared_size = 4 << 20});
+    int r = mproc_pool_open(
+        &pool, &(mproc_options){.workers = 2, .shared_size = 4 << 20});
     if (check("open", r))
         return 1;
     int ok = 0;
@@ -53,8 +55,11 @@ int main(void)
         goto done;
     }
     int fives[8] = {5, 5, 5, 5, 5, 5, 5, 5};
-    r = mproc_map(pool, &(mproc_job){.fn = add, .in = fives, .in_size = sizeof fives[0],
-                                     .n = 8, .arg = total}); /* arg_size 0: as is */
+    r = mproc_map(pool, &(mproc_job){.fn = add,
+                                     .in = fives,
+                                     .in_size = sizeof fives[0],
+                                     .n = 8,
+                                     .arg = total}); /* arg_size 0: as is */
     if (check("map add", r))
         goto done;
     long shared = atomic_load((_Atomic long *)total);
@@ -62,7 +67,8 @@ int main(void)
 
     for (long i = 0; i < N; i++)
         in[i] = i; /* written after open: workers see it, it is the arena */
-    r = MPROC_MAP(pool, square, in, out, N); /* zero copy: in and out in the arena */
+    r = MPROC_MAP(pool, square, in, out,
+                  N); /* zero copy: in and out in the arena */
     if (check("map square", r))
         goto done;
     long bad = 0;

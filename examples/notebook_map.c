@@ -42,17 +42,19 @@ int main(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     mproc_pool_close(pool);
     if (r != 0) {
-        fprintf(stderr, "%s\n", r < 0 ? mproc_strerror(r) : "some items failed");
+        fprintf(stderr, "%s\n",
+                r < 0 ? mproc_strerror(r) : "some items failed");
         return 1;
     }
     for (int i = 0; i < 10; i++) {
         printf("result: %d\n", sums[i]);
         if (sums[i] != xy[i].x + xy[i].y) {
-            fprintf(stderr, "item %d: %d + %d gave %d\n", i, xy[i].x, xy[i].y, sums[i]);
+            fprintf(stderr, "item %d: %d + %d gave %d\n", i, xy[i].x, xy[i].y,
+                    sums[i]);
             return 1;
         }
     }
-    printf("%.3f seconds\n",
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    printf("%.3f seconds\n", (double)(t1.tv_sec - t0.tv_sec) +
+                                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     return 0;
 }

@@ -47,17 +47,23 @@ int main(void)
         return 1;
     }
     struct stats total = {.sum = 0, .max = LONG_MIN}; /* the identity */
-    r = mproc_map(pool, &(mproc_job){.fn = square, .in = in, .in_size = sizeof in[0],
-                                     .out = NULL, /* results are not kept ... */
-                                     .out_size = sizeof total, /* ... but sized */
-                                     .n = N, .reduce = fold, .acc = &total});
+    r = mproc_map(pool,
+                  &(mproc_job){.fn = square,
+                               .in = in,
+                               .in_size = sizeof in[0],
+                               .out = NULL, /* results are not kept ... */
+                               .out_size = sizeof total, /* ... but sized */
+                               .n = N,
+                               .reduce = fold,
+                               .acc = &total});
     int c = mproc_pool_close(pool);
     if (r != 0 || c != 0) {
-        fprintf(stderr, "map: %s, close: %s\n", r > 0 ? "items failed" : mproc_strerror(r),
-                mproc_strerror(c));
+        fprintf(stderr, "map: %s, close: %s\n",
+                r > 0 ? "items failed" : mproc_strerror(r), mproc_strerror(c));
         return 1;
     }
     long n = N, want = n * (n + 1) * (2 * n + 1) / 6;
-    printf("sum of squares of 1..%ld: %ld, largest %ld\n", n, total.sum, total.max);
+    printf("sum of squares of 1..%ld: %ld, largest %ld\n", n, total.sum,
+           total.max);
     return total.sum == want && total.max == n * n ? 0 : 1;
 }

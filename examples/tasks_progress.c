@@ -23,7 +23,8 @@ static int nap(const void *in, void *out, void *arg) /* *in milliseconds */
 
 static int fail(const char *what, int r)
 {
-    fprintf(stderr, "%s: %s\n", what, r < 0 ? mproc_strerror(r) : "wrong result");
+    fprintf(stderr, "%s: %s\n", what,
+            r < 0 ? mproc_strerror(r) : "wrong result");
     return 1;
 }
 
@@ -34,8 +35,13 @@ int main(void)
     int r = mproc_pool_open(&pool, &(mproc_options){.workers = 4});
     if (r < 0)
         return fail("open", r);
-    mproc_job job = {.fn = nap, .in = ms, .in_size = sizeof ms[0], .out = out,
-                     .out_size = sizeof out[0], .status = status, .chunk = 1};
+    mproc_job job = {.fn = nap,
+                     .in = ms,
+                     .in_size = sizeof ms[0],
+                     .out = out,
+                     .out_size = sizeof out[0],
+                     .status = status,
+                     .chunk = 1};
     mproc_task *t;
     size_t done, n, i, seen = 0;
     for (int k = 0; k < N; k++)
@@ -72,8 +78,10 @@ int main(void)
         return fail("submit", r);
     for (int k = 0; k < 4 && r == 0; k++)
         r = mproc_task_next(t, &i, -1);
-    if (r < 0 || (r = mproc_task_cancel(t)) < 0 || (w = mproc_task_wait(t, -1)) < 0)
-        return fail("cancel", r < 0 ? r : w); /* else w: how many items failed */
+    if (r < 0 || (r = mproc_task_cancel(t)) < 0 ||
+        (w = mproc_task_wait(t, -1)) < 0)
+        return fail("cancel",
+                    r < 0 ? r : w); /* else w: how many items failed */
     int cancelled = 0, ran = 0;
     for (int k = 0; k < N; k++) {
         cancelled += status[k] == MPROC_ECANCELED;

@@ -51,21 +51,21 @@ extern "C" {
  * codes should be positive so that they never collide.
  */
 enum {
-    MPROC_EPERM = -EPERM,         /* pool used from a process that did not open it */
-    MPROC_EAGAIN = -EAGAIN,       /* the system refused a process or thread */
-    MPROC_ENOMEM = -ENOMEM,       /* out of memory, or the staging area is full */
-    MPROC_EINVAL = -EINVAL,       /* a bad argument */
-    MPROC_EDEADLK = -EDEADLK,     /* called from a worker of the same pool */
+    MPROC_EPERM = -EPERM,   /* pool used from a process that did not open it */
+    MPROC_EAGAIN = -EAGAIN, /* the system refused a process or thread */
+    MPROC_ENOMEM = -ENOMEM, /* out of memory, or the staging area is full */
+    MPROC_EINVAL = -EINVAL, /* a bad argument */
+    MPROC_EDEADLK = -EDEADLK, /* called from a worker of the same pool */
 
-    MPROC_ECRASHED = -5001,       /* item: its worker died (signal, _exit, OOM) */
-    MPROC_ETIMEDOUT = -5002,      /* item: ran past options.timeout and was killed;
+    MPROC_ECRASHED = -5001,  /* item: its worker died (signal, _exit, OOM) */
+    MPROC_ETIMEDOUT = -5002, /* item: ran past options.timeout and was killed;
                                      call: a wait ran out of time */
-    MPROC_ECANCELED = -5003,      /* item: cancelled before it started */
-    MPROC_EOF = -5004,            /* mproc_task_next: every item was handed out */
-    MPROC_ENOTSUP = -5005,        /* option or kind this pool cannot do;
+    MPROC_ECANCELED = -5003, /* item: cancelled before it started */
+    MPROC_EOF = -5004,       /* mproc_task_next: every item was handed out */
+    MPROC_ENOTSUP = -5005,   /* option or kind this pool cannot do;
                                      item: an MPI rank did not find fn */
-    MPROC_EINIT = -5006,          /* options.init returned nonzero in a worker */
-    MPROC_EBROKEN = -5007         /* the pool's supervisor died; close the pool */
+    MPROC_EINIT = -5006,     /* options.init returned nonzero in a worker */
+    MPROC_EBROKEN = -5007    /* the pool's supervisor died; close the pool */
 };
 
 /*
@@ -163,13 +163,13 @@ typedef struct mproc_options {
  * mproc_task_wait / mproc_task_next hands the results back).
  */
 typedef struct mproc_job {
-    mproc_fn fn;           /* required */
-    const void *in;        /* n items; may be NULL only if n is 0 or in_size is 0 */
-    size_t in_size;        /* bytes per item; fn gets NULL `in` when 0 */
-    void *out;             /* n results; NULL: results are not kept (with reduce,
+    mproc_fn fn;     /* required */
+    const void *in;  /* n items; may be NULL only if n is 0 or in_size is 0 */
+    size_t in_size;  /* bytes per item; fn gets NULL `in` when 0 */
+    void *out;       /* n results; NULL: results are not kept (with reduce,
                               fn writes into a per-worker scratch) */
-    size_t out_size;       /* bytes per result; fn gets NULL `out` when 0 */
-    size_t n;              /* number of items, at most 2^39 */
+    size_t out_size; /* bytes per result; fn gets NULL `out` when 0 */
+    size_t n;        /* number of items, at most 2^39 */
     /* Passed to every call of fn. With arg_size > 0, the arg_size bytes at
        arg are copied once per job (in every kind; in process pools not at
        all if they lie in the shared arena), so the caller may reuse them as
@@ -178,9 +178,9 @@ typedef struct mproc_job {
        arena, and for memory that existed, unchanged, when the pool opened. */
     void *arg;
     size_t arg_size;
-    size_t chunk;          /* items per claim; 0: automatic (guided, sized from
+    size_t chunk; /* items per claim; 0: automatic (guided, sized from
                               measured item cost) */
-    int *status;           /* optional: n item codes (0, fn's code, or
+    int *status;  /* optional: n item codes (0, fn's code, or
                               MPROC_ECRASHED / MPROC_ETIMEDOUT / MPROC_ECANCELED,
                               MPI: MPROC_ENOTSUP) */
     /* Optional fold: results are folded into acc, which holds out_size bytes:
@@ -264,7 +264,8 @@ MPROC_API int mproc_map(mproc_pool *pool, const mproc_job *job);
  * points to must stay valid until the task is waited for (or freed).
  * Errors as mproc_map, plus MPROC_EINVAL for NULL task.
  */
-MPROC_API int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task);
+MPROC_API int mproc_submit(mproc_pool *pool, const mproc_job *job,
+                           mproc_task **task);
 
 /*
  * Wait until every item of the task is done, then return as mproc_map would
@@ -301,7 +302,8 @@ MPROC_API int mproc_task_next(mproc_task *task, size_t *index, double timeout);
  * Monotonic; callable from any thread while another waits. Either pointer
  * may be NULL. Returns 0 or MPROC_EINVAL (NULL task).
  */
-MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done, size_t *n);
+MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done,
+                                  size_t *n);
 
 /*
  * Cancel a task: items not yet started are marked MPROC_ECANCELED and never
@@ -353,12 +355,12 @@ MPROC_API const char *mproc_strerror(int code);
  * Map with sizes taken from the pointed-to types:
  *     int failed = MPROC_MAP(pool, fn, in, out, n);
  */
-#define MPROC_MAP(pool_, fn_, in_, out_, n_)                                  \
-    mproc_map((pool_), &(const mproc_job){.fn = (fn_),                        \
-                                          .in = (in_),                        \
-                                          .in_size = sizeof *(in_),           \
-                                          .out = (out_),                      \
-                                          .out_size = sizeof *(out_),         \
+#define MPROC_MAP(pool_, fn_, in_, out_, n_)                          \
+    mproc_map((pool_), &(const mproc_job){.fn = (fn_),                \
+                                          .in = (in_),                \
+                                          .in_size = sizeof *(in_),   \
+                                          .out = (out_),              \
+                                          .out_size = sizeof *(out_), \
                                           .n = (n_)})
 
 #ifdef __cplusplus

@@ -77,7 +77,7 @@ void (*mproc__test_hook)(int point);
 #endif
 
 #define TARGET_NS 100000 /* work per claim, unless the board says otherwise */
-#define SPIN_NS 50000    /* idle spin before sleeping */
+#define SPIN_NS   50000  /* idle spin before sleeping */
 
 size_t mproc__board_size(int workers)
 {
@@ -107,7 +107,8 @@ void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
 {
     if (r >= mproc__log_cap(j))
         return;
-    uint64_t tag = mproc__tag(atomic_load_explicit(&j->id, memory_order_relaxed));
+    uint64_t tag =
+        mproc__tag(atomic_load_explicit(&j->id, memory_order_relaxed));
     struct mproc__rec *rec = &mproc__log(j)[r];
     atomic_store_explicit(&rec->range, start | len << MPROC__IDX_BITS,
                           memory_order_relaxed);
@@ -149,8 +150,8 @@ void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
         uint64_t f = failed < piece ? failed : piece;
         /* seq_cst: see "Crashes" above. Also a release of the items'
            results to whoever acquires the count. */
-        uint64_t old = atomic_fetch_add_explicit(&j->fin, MPROC__REC_ONE | piece,
-                                                 memory_order_seq_cst);
+        uint64_t old = atomic_fetch_add_explicit(
+            &j->fin, MPROC__REC_ONE | piece, memory_order_seq_cst);
         MPROC__HOOK(MPROC__HOOK_COUNTED);
         mproc__seal(j, old >> MPROC__IDX_BITS, start, piece, f | norun);
         start += piece;
@@ -224,7 +225,8 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     atomic_store_explicit(&s->js, js, memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
     MPROC__HOOK(MPROC__HOOK_CLAIMING);
-    uint64_t old = atomic_fetch_add_explicit(&j->claim, k, memory_order_seq_cst);
+    uint64_t old =
+        atomic_fetch_add_explicit(&j->claim, k, memory_order_seq_cst);
     MPROC__HOOK(MPROC__HOOK_CLAIMED);
 
     /* Whose items are these? Read the slot as a seqlock (see "Recycling"):
@@ -263,8 +265,8 @@ static bool exhausted(struct mproc__job *j, uint64_t p)
         return true;
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
     return cl >> MPROC__IDX_BITS == mproc__gen(p) &&
-           (cl & MPROC__IDX_MASK) >= atomic_load_explicit(&j->n,
-                                                          memory_order_relaxed);
+           (cl & MPROC__IDX_MASK) >=
+               atomic_load_explicit(&j->n, memory_order_relaxed);
 }
 
 /* Find the oldest job with unclaimed items and claim a chunk of it. */
@@ -321,8 +323,9 @@ static void condemned(void)
  * best of 200 maps of 10^6 items).
  */
 static __attribute__((noinline)) uint64_t
-run_plain(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz, size_t ostep,
-          int *status, uint64_t len, const _Atomic uint32_t *cancel, uint64_t *failedp)
+run_plain(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
+          size_t ostep, int *status, uint64_t len,
+          const _Atomic uint32_t *cancel, uint64_t *failedp)
 {
     uint64_t failed = 0, k = 0;
     for (; k < len; k++) {
@@ -344,8 +347,8 @@ run_plain(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz, size_t o
 static __attribute__((noinline)) uint64_t
 run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
                    size_t ostep, int *status, uint64_t i, uint64_t end,
-                   const _Atomic uint32_t *cancel, struct mproc__slot *s, unsigned buf,
-                   uint64_t *failedp)
+                   const _Atomic uint32_t *cancel, struct mproc__slot *s,
+                   unsigned buf, uint64_t *failedp)
 {
     uint64_t failed = 0, start = i;
     for (; i < end; i++) {
@@ -358,7 +361,8 @@ run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
             atomic_store_explicit(&s->failed, ++failed, memory_order_relaxed);
         /* Release: a reader of commit (the supervisor, after our death)
            also sees the item's effects. */
-        atomic_store_explicit(&s->commit, (i + 1) << 1 | buf, memory_order_release);
+        atomic_store_explicit(&s->commit, (i + 1) << 1 | buf,
+                              memory_order_release);
         ip += isz;
         op += ostep;
     }
@@ -401,8 +405,9 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     uint64_t failed = 0, i = c->start;
 
     if (!b->isolated && !reduce)
-        return run_plain(fn, ip, op, arg, isz, ostep, status ? status + i : NULL,
-                         c->end - i, &j->cancel, failedp);
+        return run_plain(fn, ip, op, arg, isz, ostep,
+                         status ? status + i : NULL, c->end - i, &j->cancel,
+                         failedp);
     if (!b->isolated) {
         char *acc = mproc__partial_buf(j, wk->w, 0);
         for (; i < c->end; i++) {
@@ -421,11 +426,11 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     }
 
     uint64_t limit = b->timeout_ns;
-    unsigned buf = (unsigned)(atomic_load_explicit(&s->commit,
-                                                   memory_order_relaxed) & 1);
+    unsigned buf =
+        (unsigned)(atomic_load_explicit(&s->commit, memory_order_relaxed) & 1);
     if (!limit && !reduce)
-        return run_plain_isolated(fn, ip, op, arg, isz, ostep, status, i, c->end,
-                                  &j->cancel, s, buf, failedp);
+        return run_plain_isolated(fn, ip, op, arg, isz, ostep, status, i,
+                                  c->end, &j->cancel, s, buf, failedp);
     for (; i < c->end; i++) {
         if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
             break;
@@ -436,8 +441,8 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         }
         int rc = fn(ip, op, arg);
         if (limit && !atomic_compare_exchange_strong_explicit(
-                          &s->deadline, &d, 0, memory_order_acq_rel,
-                          memory_order_acquire))
+                         &s->deadline, &d, 0, memory_order_acq_rel,
+                         memory_order_acquire))
             condemned();
         if (status)
             status[i] = rc;
@@ -490,7 +495,8 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
     if (ran) {
         atomic_store_explicit(&s->end, c->start + ran, memory_order_relaxed);
         atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
-        atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        atomic_store_explicit(&s->state, MPROC__FINISHING,
+                              memory_order_seq_cst);
         MPROC__HOOK(MPROC__HOOK_FINISHING);
         mproc__finish(c->j, c->start, ran, failed, b->isolated);
         MPROC__HOOK(MPROC__HOOK_SEALED);
@@ -506,7 +512,8 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
         atomic_store_explicit(&s->end, c->end, memory_order_relaxed);
         atomic_store_explicit(&s->failed, len | MPROC__NORUN,
                               memory_order_relaxed);
-        atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        atomic_store_explicit(&s->state, MPROC__FINISHING,
+                              memory_order_seq_cst);
         mproc__finish(c->j, from, len, len | MPROC__NORUN, b->isolated);
     }
     atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
@@ -585,7 +592,8 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j)
     uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
     atomic_store_explicit(&j->cancel, 1, memory_order_release);
 
-    atomic_store_explicit(&s->js, (uint32_t)(j - b->jobs), memory_order_relaxed);
+    atomic_store_explicit(&s->js, (uint32_t)(j - b->jobs),
+                          memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
     while ((cl & MPROC__IDX_MASK) < n &&
@@ -598,7 +606,8 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j)
         atomic_store_explicit(&s->job, id, memory_order_relaxed);
         atomic_store_explicit(&s->start, from, memory_order_relaxed);
         atomic_store_explicit(&s->end, n, memory_order_relaxed);
-        atomic_store_explicit(&s->state, MPROC__FINISHING, memory_order_seq_cst);
+        atomic_store_explicit(&s->state, MPROC__FINISHING,
+                              memory_order_seq_cst);
         mproc__fail_range(j, from, n - from, MPROC_ECANCELED, 0, b->isolated);
     }
     atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
@@ -626,8 +635,8 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
 
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
     if (j->reduce)
-        atomic_store_explicit(&mproc__partial(j, w)->buf, (uint32_t)(commit & 1),
-                              memory_order_relaxed);
+        atomic_store_explicit(&mproc__partial(j, w)->buf,
+                              (uint32_t)(commit & 1), memory_order_relaxed);
     if (cur > start)
         mproc__finish(j, start, cur - start, failed, true);
     if (cur >= end)
@@ -688,7 +697,8 @@ static bool in_window(struct mproc__board *b, int w, uint32_t js)
         return atomic_load_explicit(&s->js, memory_order_relaxed) == js;
     if (st == MPROC__FINISHING)
         return (atomic_load_explicit(&s->job, memory_order_relaxed) - 1) %
-                   MPROC__RING == js;
+                   MPROC__RING ==
+               js;
     return false;
 }
 
@@ -696,13 +706,14 @@ static bool in_window(struct mproc__board *b, int w, uint32_t js)
    it can only be the one a dead finisher sealed before it died. */
 static bool sealed_at(struct mproc__job *j, uint64_t tag, uint64_t start)
 {
-    uint64_t nrec = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
-                    MPROC__IDX_BITS;
+    uint64_t nrec =
+        atomic_load_explicit(&j->fin, memory_order_seq_cst) >> MPROC__IDX_BITS;
     if (nrec > mproc__log_cap(j))
         nrec = mproc__log_cap(j);
     for (uint64_t r = 0; r < nrec; r++)
         if (mproc__sealed(&mproc__log(j)[r], tag) &&
-            (atomic_load_explicit(&mproc__log(j)[r].range, memory_order_relaxed) &
+            (atomic_load_explicit(&mproc__log(j)[r].range,
+                                  memory_order_relaxed) &
              MPROC__IDX_MASK) == start)
             return true;
     return false;
@@ -759,13 +770,15 @@ static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
     struct mproc__slot *s = &b->slots[w];
     for (int tries = 0; tries < 1000; tries++) {
         /* inherit first: a replacement stores RUNNING, then clears it. */
-        bool inherited = atomic_load_explicit(&s->inherit, memory_order_seq_cst);
+        bool inherited =
+            atomic_load_explicit(&s->inherit, memory_order_seq_cst);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
         uint64_t job = atomic_load_explicit(&s->job, memory_order_seq_cst);
         uint64_t start = atomic_load_explicit(&s->start, memory_order_seq_cst);
         uint64_t end = atomic_load_explicit(&s->end, memory_order_seq_cst);
-        bool held = (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
-                    inherited;
+        bool held =
+            (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
+            inherited;
         if (atomic_load_explicit(&s->state, memory_order_seq_cst) != st ||
             atomic_load_explicit(&s->job, memory_order_seq_cst) != job ||
             atomic_load_explicit(&s->start, memory_order_seq_cst) != start ||
@@ -773,7 +786,8 @@ static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
             mproc__relax();
             continue;
         }
-        *r = held && job == id ? (struct range){start, end} : (struct range){0, 0};
+        *r = held && job == id ? (struct range){start, end}
+                               : (struct range){0, 0};
         return true;
     }
     return false;
@@ -797,8 +811,8 @@ void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
 {
     struct mproc__job *j = &b->jobs[js];
     atomic_store_explicit(&j->gone, id, memory_order_seq_cst);
-    for (unsigned k = 1; atomic_load_explicit(&j->readers, memory_order_seq_cst);
-         k++) {
+    for (unsigned k = 1;
+         atomic_load_explicit(&j->readers, memory_order_seq_cst); k++) {
         if (k % 1024 == 0 && !alive(arg))
             return;
         mproc__relax();
@@ -852,9 +866,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
     uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
     uint64_t tag = mproc__tag(id);
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_seq_cst);
-    uint64_t top = cl >> MPROC__IDX_BITS == mproc__gen(id - 1)
-                       ? cl & MPROC__IDX_MASK
-                       : 0;
+    uint64_t top =
+        cl >> MPROC__IDX_BITS == mproc__gen(id - 1) ? cl & MPROC__IDX_MASK : 0;
     if (top > n)
         top = n;
     uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
@@ -923,8 +936,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
     }
     /* Live workers go on finishing while this runs: every record counted
        by now is read, this reconciliation's own included. */
-    uint64_t nnow = atomic_load_explicit(&j->fin, memory_order_seq_cst) >>
-                    MPROC__IDX_BITS;
+    uint64_t nnow =
+        atomic_load_explicit(&j->fin, memory_order_seq_cst) >> MPROC__IDX_BITS;
     if (nnow > mproc__log_cap(j))
         nnow = mproc__log_cap(j);
     if (takers) {
@@ -938,11 +951,12 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
     for (uint64_t r = 0; takers && r < nnow; r++) {
         if (!mproc__sealed(&mproc__log(j)[r], tag))
             continue; /* a live finisher's: its slot covered it */
-        uint64_t range = atomic_load_explicit(&mproc__log(j)[r].range,
-                                              memory_order_relaxed);
+        uint64_t range =
+            atomic_load_explicit(&mproc__log(j)[r].range, memory_order_relaxed);
         uint64_t start = range & MPROC__IDX_MASK;
         if (start < top)
-            rs[nr++] = (struct range){start, start + (range >> MPROC__IDX_BITS)};
+            rs[nr++] =
+                (struct range){start, start + (range >> MPROC__IDX_BITS)};
     }
     qsort(rs, nr, sizeof *rs, by_start);
 
@@ -969,10 +983,10 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
             if (next < ndead) {
                 int w = dead[next++].w;
                 struct mproc__slot *s = &b->slots[w];
-                unsigned buf = j->reduce ? atomic_load_explicit(
-                                               &mproc__partial(j, w)->buf,
-                                               memory_order_relaxed)
-                                         : 0;
+                unsigned buf =
+                    j->reduce ? atomic_load_explicit(&mproc__partial(j, w)->buf,
+                                                     memory_order_relaxed)
+                              : 0;
                 atomic_store_explicit(&s->job, id, memory_order_relaxed);
                 atomic_store_explicit(&s->start, at, memory_order_relaxed);
                 atomic_store_explicit(&s->end, at + len, memory_order_relaxed);

@@ -14,19 +14,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MPROC__LINE 64
+#define MPROC__LINE        64
 #define MPROC__MAX_WORKERS 1024
-#define MPROC__RING 128                     /* job slots on the board */
-#define MPROC__IDX_BITS 40
-#define MPROC__IDX_MASK ((UINT64_C(1) << MPROC__IDX_BITS) - 1)
-#define MPROC__MAX_N (UINT64_C(1) << 39)    /* items per job */
-#define MPROC__MAX_LEN ((UINT64_C(1) << 24) - 1) /* items per chunk and record */
-#define MPROC__LOG_MAX (UINT64_C(1) << 23)  /* records kept per job */
-#define MPROC__REC_ONE (UINT64_C(1) << MPROC__IDX_BITS)
-#define MPROC__KILLED UINT64_MAX            /* slot deadline: condemned */
-#define MPROC__NS 1000000000ull
+#define MPROC__RING        128 /* job slots on the board */
+#define MPROC__IDX_BITS    40
+#define MPROC__IDX_MASK    ((UINT64_C(1) << MPROC__IDX_BITS) - 1)
+#define MPROC__MAX_N       (UINT64_C(1) << 39) /* items per job */
+/* items per chunk and record */
+#define MPROC__MAX_LEN     ((UINT64_C(1) << 24) - 1)
+#define MPROC__LOG_MAX     (UINT64_C(1) << 23) /* records kept per job */
+#define MPROC__REC_ONE     (UINT64_C(1) << MPROC__IDX_BITS)
+#define MPROC__KILLED      UINT64_MAX /* slot deadline: condemned */
+#define MPROC__NS          1000000000ull
 
-#define MPROC__ALIGN_UP(x, a) (((x) + (a) - 1) & ~((size_t)(a) - 1))
+#define MPROC__ALIGN_UP(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
 
 /*
  * Test hooks: points inside the board's protocol windows where the fault
@@ -44,10 +45,10 @@ enum {
 };
 #ifdef MPROC_TEST_HOOKS
 extern void (*mproc__test_hook)(int point);
-#define MPROC__HOOK(p)                                                        \
-    do {                                                                      \
-        if (mproc__test_hook)                                                 \
-            mproc__test_hook(p);                                              \
+#define MPROC__HOOK(p)           \
+    do {                         \
+        if (mproc__test_hook)    \
+            mproc__test_hook(p); \
     } while (0)
 #else
 #define MPROC__HOOK(p) ((void)0)
@@ -69,7 +70,7 @@ struct mproc__rec {
 /* In a record's seal, and in the `failed` passed to mproc__finish: none of
    these items produced a result (cancelled, crashed, timed out), so their
    results must not be copied back to the caller. */
-#define MPROC__NORUN (UINT64_C(1) << 63)
+#define MPROC__NORUN    (UINT64_C(1) << 63)
 #define MPROC__TAG_MASK ((UINT64_C(1) << 39) - 1)
 
 /*
@@ -79,30 +80,31 @@ struct mproc__rec {
  * each on its own line.
  */
 struct mproc__job {
-    alignas(MPROC__LINE) _Atomic uint64_t id; /* position + 1; 0 while written */
+    alignas(
+        MPROC__LINE) _Atomic uint64_t id; /* position + 1; 0 while written */
     mproc_fn fn;
     const char *in;
     char *out;
     void *arg;
     size_t in_size, out_size;
-    size_t arg_size;         /* > 0: arg holds that many bytes (MPI sends them) */
-    const void *acc;         /* with reduce: the identity (MPI sends it) */
-    _Atomic uint64_t n, chunk;   /* atomic: read by claimers racing a recycle */
+    size_t arg_size; /* > 0: arg holds that many bytes (MPI sends them) */
+    const void *acc; /* with reduce: the identity (MPI sends it) */
+    _Atomic uint64_t n, chunk; /* atomic: read by claimers racing a recycle */
     int *status, *wstatus;
     void (*reduce)(void *acc, const void *result, void *arg);
-    char *partials;          /* per worker: header line, buffer 0, buffer 1 */
-    size_t pstride;          /* bytes per worker in partials */
-    struct mproc__rec *_Atomic log;  /* atomic as n: read by waiters racing */
-    _Atomic uint64_t log_cap;        /* a recycle (pool.c, job_complete) */
-    _Atomic uint32_t cancel; /* set once by the caller; read per item */
+    char *partials; /* per worker: header line, buffer 0, buffer 1 */
+    size_t pstride; /* bytes per worker in partials */
+    struct mproc__rec *_Atomic log; /* atomic as n: read by waiters racing */
+    _Atomic uint64_t log_cap;       /* a recycle (pool.c, job_complete) */
+    _Atomic uint32_t cancel;        /* set once by the caller; read per item */
 
     /* gen << 40 | next unclaimed index; gen tells recycled slots apart */
     alignas(MPROC__LINE) _Atomic uint64_t claim;
 
     /* records << 40 | items done */
     alignas(MPROC__LINE) _Atomic uint64_t fin;
-    _Atomic uint32_t bell;   /* futex: bumped when a waiter may proceed */
-    _Atomic uint32_t want;   /* waiters: for the end (low 16 bits), for each
+    _Atomic uint32_t bell; /* futex: bumped when a waiter may proceed */
+    _Atomic uint32_t want; /* waiters: for the end (low 16 bits), for each
                                 record (high 16); never reset, since a waiter
                                 may leave after its job's slot is reused */
 
@@ -128,18 +130,18 @@ static inline uint64_t mproc__log_cap(const struct mproc__job *j)
 
 /* Header of one worker's partial accumulator, in job->partials. */
 struct mproc__partial {
-    _Atomic uint32_t buf;    /* which of the two buffers holds the total */
+    _Atomic uint32_t buf; /* which of the two buffers holds the total */
 };
 
 /* States of a worker slot. See board.c for what each promises. */
 enum {
-    MPROC__FREE = 0,      /* no worker */
-    MPROC__INIT,          /* starting: init runs */
-    MPROC__IDLE,          /* looking for work or asleep */
-    MPROC__CLAIMING,      /* about to take a chunk of job slot `js` */
-    MPROC__RUNNING,       /* holds [start, end) of job `job`; `commit` says how far */
-    MPROC__FINISHING,     /* appending the record of [start, end) */
-    MPROC__EXITING        /* leaving (closing or max_items) */
+    MPROC__FREE = 0, /* no worker */
+    MPROC__INIT,     /* starting: init runs */
+    MPROC__IDLE,     /* looking for work or asleep */
+    MPROC__CLAIMING, /* about to take a chunk of job slot `js` */
+    MPROC__RUNNING, /* holds [start, end) of job `job`; `commit` says how far */
+    MPROC__FINISHING, /* appending the record of [start, end) */
+    MPROC__EXITING    /* leaving (closing or max_items) */
 };
 
 /*
@@ -149,15 +151,15 @@ enum {
  */
 struct mproc__slot {
     alignas(MPROC__LINE) _Atomic uint32_t state;
-    _Atomic uint32_t js;          /* CLAIMING: job slot index */
-    _Atomic uint64_t job;         /* RUNNING, FINISHING: job id */
-    _Atomic uint64_t start, end;  /* the chunk */
-    _Atomic uint64_t commit;      /* next item << 1 | partial buffer */
-    _Atomic uint64_t failed;      /* items of [start, commit) that failed */
-    _Atomic uint64_t deadline;    /* ns of the running item's limit; KILLED */
+    _Atomic uint32_t js;         /* CLAIMING: job slot index */
+    _Atomic uint64_t job;        /* RUNNING, FINISHING: job id */
+    _Atomic uint64_t start, end; /* the chunk */
+    _Atomic uint64_t commit;     /* next item << 1 | partial buffer */
+    _Atomic uint64_t failed;     /* items of [start, commit) that failed */
+    _Atomic uint64_t deadline;   /* ns of the running item's limit; KILLED */
 
     alignas(MPROC__LINE) _Atomic int32_t pid;
-    _Atomic uint32_t inherit;     /* 1: job/start/end is work left by the
+    _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
                                      worker this one replaces */
 };
 
@@ -168,27 +170,27 @@ struct mproc__slot {
  * it cancels).
  */
 struct mproc__board {
-    alignas(MPROC__LINE) _Atomic uint32_t epoch;  /* futex: bumped per post */
+    alignas(MPROC__LINE) _Atomic uint32_t epoch; /* futex: bumped per post */
     _Atomic uint32_t sleepers;
 
     alignas(MPROC__LINE) _Atomic uint64_t claim_head; /* first position that
                                                           may have items */
     alignas(MPROC__LINE) _Atomic uint64_t tail;       /* next position */
 
-    alignas(MPROC__LINE) _Atomic uint32_t zlock;  /* robust futex held by the
+    alignas(MPROC__LINE) _Atomic uint32_t zlock; /* robust futex held by the
                                                      supervisor; see processes.c */
-    alignas(MPROC__LINE) _Atomic uint32_t ready;  /* futex: workers started */
-    _Atomic int32_t open_error;                   /* first error at open */
+    alignas(MPROC__LINE) _Atomic uint32_t ready; /* futex: workers started */
+    _Atomic int32_t open_error;                  /* first error at open */
     _Atomic uint32_t closing;
-    _Atomic uint32_t broken;                      /* supervisor gave up */
-    _Atomic uint32_t z_idle;                      /* supervisor sleeps without
+    _Atomic uint32_t broken; /* supervisor gave up */
+    _Atomic uint32_t z_idle; /* supervisor sleeps without
                                                      a deadline */
 
     /* Read-only after open. */
     int workers;
-    bool isolated;            /* process workers */
-    int spin;                 /* idle spin budget, ns; 0 when oversubscribed */
-    uint64_t target_ns;       /* work a worker claims at once, ns */
+    bool isolated;      /* process workers */
+    int spin;           /* idle spin budget, ns; 0 when oversubscribed */
+    uint64_t target_ns; /* work a worker claims at once, ns */
     uint64_t timeout_ns;
     unsigned long max_items;
 
@@ -208,19 +210,20 @@ struct mproc__worker;
  * results, statuses and folds in place as a thread worker would, and return
  * how many ran (fewer when j was cancelled), with *failed set.
  */
-typedef uint64_t (*mproc__exec_fn)(struct mproc__worker *wk, struct mproc__job *j,
-                                   uint64_t id, uint64_t start, uint64_t end,
+typedef uint64_t (*mproc__exec_fn)(struct mproc__worker *wk,
+                                   struct mproc__job *j, uint64_t id,
+                                   uint64_t start, uint64_t end,
                                    uint64_t *failed);
 
 /* What a worker keeps to itself: chunk sizing and scratch memory. */
 struct mproc__worker {
     struct mproc__board *b;
     int w;
-    mproc__exec_fn exec;     /* NULL: items run here */
-    uint64_t est_id;         /* job the estimate is for */
-    uint64_t ns_per_item;    /* measured, scaled by 16 */
+    mproc__exec_fn exec;  /* NULL: items run here */
+    uint64_t est_id;      /* job the estimate is for */
+    uint64_t ns_per_item; /* measured, scaled by 16 */
     uint64_t last_len;
-    unsigned long budget;    /* items left before retiring; 0: unlimited */
+    unsigned long budget; /* items left before retiring; 0: unlimited */
     char *scratch;
     size_t scratch_cap;
 };
@@ -300,11 +303,11 @@ void mproc__fail_range(struct mproc__job *j, uint64_t start, uint64_t len,
 struct mproc__heap {
     char *base;
     size_t size;
-    bool zero;               /* freed memory is given back zeroed */
-    bool shared;             /* the range is MAP_SHARED */
+    bool zero;   /* freed memory is given back zeroed */
+    bool shared; /* the range is MAP_SHARED */
     size_t page;
-    size_t keep;             /* freed bytes kept committed before discarding */
-    size_t dirty;            /* freed bytes not yet discarded */
+    size_t keep;  /* freed bytes kept committed before discarding */
+    size_t dirty; /* freed bytes not yet discarded */
     struct mproc__extent *free, *used;
     size_t nfree, nused, capfree, capused;
     pthread_mutex_t lock;
@@ -343,7 +346,7 @@ struct mproc_pool {
     mproc_options opt;
     int workers;
     bool isolated;
-    pid_t owner;                 /* process that opened the pool */
+    pid_t owner; /* process that opened the pool */
     struct mproc__board *board;
     size_t board_size;
 
@@ -351,19 +354,19 @@ struct mproc_pool {
     char *region;
     size_t region_size;
     struct mproc__heap arena;
-    struct mproc__heap staging;      /* process pools: copies of job data */
-    struct mproc__heap logs;         /* job logs, and nothing else, so stale
+    struct mproc__heap staging;         /* process pools: copies of job data */
+    struct mproc__heap logs;            /* job logs, and nothing else, so stale
                                         memory never looks like a record */
     char *private_arena, *private_logs; /* thread pools: their ranges */
     size_t arena_size, logs_size;
 
     /* Caller side: submit, harvest, cancel, and the task of each slot. */
     pthread_mutex_t lock;
-    uint64_t next_pos;           /* position of the next job */
+    uint64_t next_pos;                     /* position of the next job */
     struct mproc_task *tasks[MPROC__RING]; /* task of each slot, if alive */
     _Atomic uint64_t retired[MPROC__RING]; /* id of a freed task's job: its
                                               slot is free, whatever its log */
-    struct mproc_task *live;     /* every task not yet freed */
+    struct mproc_task *live;               /* every task not yet freed */
 
     /* Thread workers, and the proxy threads of MPI ranks (with exec). */
     pthread_t *threads;
@@ -372,12 +375,12 @@ struct mproc_pool {
     mproc__exec_fn exec;
 
     /* The supervisor of a process pool. */
-    pid_t zpid;                  /* 0 once reaped */
-    int zevent;                  /* eventfd: close, or work for a sleeper */
-    int lifeline;                /* pipe write end the supervisor watches,
+    pid_t zpid;   /* 0 once reaped */
+    int zevent;   /* eventfd: close, or work for a sleeper */
+    int lifeline; /* pipe write end the supervisor watches,
                                     where pidfds are missing; else -1 */
 
-    struct mproc_pool *next_open;    /* registry of open process pools */
+    struct mproc_pool *next_open; /* registry of open process pools */
 };
 
 /* ---- workers --------------------------------------------------------- */
@@ -425,7 +428,7 @@ int mproc__futex_wait2(_Atomic uint32_t *w, uint32_t val, _Atomic uint32_t *w2,
                        uint32_t val2, uint64_t deadline);
 int mproc__robust_hold(_Atomic uint32_t *word);
 #define MPROC__OWNER_DIED 0x40000000u
-#define MPROC__WAITERS 0x80000000u
+#define MPROC__WAITERS    0x80000000u
 
 int mproc__cpu_count(void);
 int mproc__cpu_count_at(const char *root);

@@ -42,10 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SPIN_NS 50000
+#define SPIN_NS      50000
 #define PROXY_NAP_NS 200000
-#define IDLE_NAP_NS 1000000
-#define MSG_BYTES (8u << 20) /* a chunk is sent in pieces of about this */
+#define IDLE_NAP_NS  1000000
+#define MSG_BYTES    (8u << 20) /* a chunk is sent in pieces of about this */
 
 enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP };
 
@@ -85,7 +85,7 @@ struct result_msg {
 };
 
 struct proxy {
-    uint64_t sent;           /* id of the job its rank holds */
+    uint64_t sent; /* id of the job its rank holds */
     char *sbuf, *rbuf;
     size_t scap, rcap;
 };
@@ -94,8 +94,8 @@ struct proxy {
 static struct {
     MPI_Comm comm;
     int size;
-    int local;               /* ranks on rank 0's machine, rank 0 included */
-    bool finalize;           /* mproc initialised MPI, and finalises it */
+    int local;     /* ranks on rank 0's machine, rank 0 included */
+    bool finalize; /* mproc initialised MPI, and finalises it */
     struct proxy *proxies;
 } the;
 static _Atomic bool used;
@@ -122,7 +122,8 @@ static void grow(char **buf, size_t *cap, size_t want)
 }
 
 /* Bytes of a RESULT for len items, and where its arrays start. */
-static size_t result_size(uint32_t flags, uint64_t len, size_t osz, size_t *out_at)
+static size_t result_size(uint32_t flags, uint64_t len, size_t osz,
+                          size_t *out_at)
 {
     size_t at = SECTION(sizeof(struct result_msg));
     if (flags & HAS_STATUS)
@@ -230,14 +231,16 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
         /* The receive is posted first, so that the rank's answer never
            waits for it. */
         MPI_Request req;
-        MPI_Irecv(px->rbuf, (int)rsize, MPI_BYTE, rank, TAG_RESULT, the.comm, &req);
+        MPI_Irecv(px->rbuf, (int)rsize, MPI_BYTE, rank, TAG_RESULT, the.comm,
+                  &req);
         MPI_Send(px->sbuf, (int)ssize, MPI_BYTE, rank, TAG_CHUNK, the.comm);
         await_request(&req);
 
         const struct result_msg *rm = (const struct result_msg *)px->rbuf;
         const char *at = px->rbuf + out_at;
         if (flags & HAS_STATUS)
-            memcpy(j->status + i, px->rbuf + SECTION(sizeof *rm), len * sizeof(int));
+            memcpy(j->status + i, px->rbuf + SECTION(sizeof *rm),
+                   len * sizeof(int));
         if (rm->missing) {
             /* No results: the caller's out keeps what it held. */
         } else if (flags & HAS_OUT) {
@@ -285,17 +288,19 @@ static void take_job(struct served *s, const char *buf, int rank)
     free(s->arg);
     free(s->identity);
     free(s->scratch);
-    *s = (struct served){.in_size = m->in_size, .out_size = m->out_size,
-                         .flags = m->flags};
+    *s = (struct served){
+        .in_size = m->in_size, .out_size = m->out_size, .flags = m->flags};
     s->fn = (mproc_fn)mproc__code_find(&m->fn);
     if (!s->fn)
-        fprintf(stderr,
-                "mproc: rank %d: no function at %s+%#llx in this build of the "
-                "program (another binary?); its items fail with MPROC_ENOTSUP\n",
-                rank, m->fn.object[0] ? m->fn.object : "(main program)",
-                (unsigned long long)m->fn.offset);
+        fprintf(
+            stderr,
+            "mproc: rank %d: no function at %s+%#llx in this build of the "
+            "program (another binary?); its items fail with MPROC_ENOTSUP\n",
+            rank, m->fn.object[0] ? m->fn.object : "(main program)",
+            (unsigned long long)m->fn.offset);
     if (m->flags & FOLD_THERE) {
-        s->reduce = (void (*)(void *, const void *, void *))mproc__code_find(&m->reduce);
+        s->reduce = (void (*)(void *, const void *, void *))mproc__code_find(
+            &m->reduce);
         if (!s->reduce)
             s->fn = NULL;
     }
@@ -308,7 +313,8 @@ static void take_job(struct served *s, const char *buf, int rank)
         s->scratch = aligned_copy(NULL, m->out_size);
 }
 
-static void run_chunk(struct served *s, const char *buf, char **rbuf, size_t *rcap)
+static void run_chunk(struct served *s, const char *buf, char **rbuf,
+                      size_t *rcap)
 {
     const struct chunk_msg *cm = (const struct chunk_msg *)buf;
     uint64_t len = cm->len;
@@ -376,7 +382,8 @@ static _Noreturn void serve(int rank, bool working)
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
         grow(&buf, &cap, count ? (size_t)count : 1);
-        MPI_Recv(buf, count, MPI_BYTE, 0, st.MPI_TAG, the.comm, MPI_STATUS_IGNORE);
+        MPI_Recv(buf, count, MPI_BYTE, 0, st.MPI_TAG, the.comm,
+                 MPI_STATUS_IGNORE);
         if (st.MPI_TAG == TAG_JOB && working)
             take_job(&s, buf, rank);
         else if (st.MPI_TAG == TAG_CHUNK && working)
@@ -413,7 +420,8 @@ int mproc__mpi_open(mproc_pool *pool)
     if (finalized)
         return MPROC_ENOTSUP;
     if (!inited) {
-        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) !=
+            MPI_SUCCESS)
             return MPROC_ENOTSUP;
         the.finalize = true;
     } else {
@@ -429,7 +437,8 @@ int mproc__mpi_open(mproc_pool *pool)
     MPI_Allreduce(&provided, &level, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     int workers = pool->opt.workers;
     if (!workers)
-        workers = the.size - 1 < MPROC__MAX_WORKERS ? the.size - 1 : MPROC__MAX_WORKERS;
+        workers = the.size - 1 < MPROC__MAX_WORKERS ? the.size - 1
+                                                    : MPROC__MAX_WORKERS;
     int err = 0;
     if (level < MPI_THREAD_MULTIPLE || the.size < 2)
         err = MPROC_ENOTSUP;
@@ -447,7 +456,8 @@ int mproc__mpi_open(mproc_pool *pool)
        job, as a crashed rank does. */
     MPI_Comm_set_errhandler(the.comm, MPI_ERRORS_ARE_FATAL);
     MPI_Comm node;
-    MPI_Comm_split_type(the.comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_split_type(the.comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                        &node);
     MPI_Comm_size(node, &the.local);
     MPI_Comm_free(&node);
 

@@ -251,7 +251,8 @@ static double cgroup_quota(const char *root)
     enum { MI = 1 << 16, CG = 1 << 13 };
     char *mi = malloc(MI), *cg = malloc(CG), *line = malloc(CG);
     double best = 0;
-    if (!mi || !cg || !line || slurp(root, "/proc/self/mountinfo", mi, MI) <= 0 ||
+    if (!mi || !cg || !line ||
+        slurp(root, "/proc/self/mountinfo", mi, MI) <= 0 ||
         slurp(root, "/proc/self/cgroup", cg, CG) <= 0)
         goto out;
 
@@ -260,7 +261,8 @@ static double cgroup_quota(const char *root)
         /* id parent major:minor root mountpoint options ... - fstype src super */
         char mroot[1024], mpoint[1024], fstype[64], super[1024];
         const char *dash = strstr(l, " - ");
-        if (!dash || sscanf(l, "%*s %*s %*s %1023s %1023s", mroot, mpoint) != 2 ||
+        if (!dash ||
+            sscanf(l, "%*s %*s %*s %1023s %1023s", mroot, mpoint) != 2 ||
             sscanf(dash + 3, "%63s %*s %1023s", fstype, super) != 2)
             continue;
         bool v2 = !strcmp(fstype, "cgroup2");
@@ -520,7 +522,7 @@ void mproc__event_drain(int fd)
 
 struct code_search {
     uintptr_t addr;
-    struct mproc__code *ref;   /* mproc__code_ref: filled in */
+    struct mproc__code *ref;        /* mproc__code_ref: filled in */
     const struct mproc__code *want; /* mproc__code_find: looked for */
     uintptr_t found;
 };
@@ -604,15 +606,18 @@ static bool still_loaded(const struct code_memo *m, uintptr_t addr)
            fo.dlfo_link_map == m->map && fo.dlfo_map_start == m->start;
 }
 
-static void remember(struct code_memo *m, uintptr_t addr, const struct mproc__code *ref)
+static void remember(struct code_memo *m, uintptr_t addr,
+                     const struct mproc__code *ref)
 {
     struct dl_find_object fo;
     if (_dl_find_object((void *)addr, &fo) != 0) {
         m->map = NULL;
         return;
     }
-    *m = (struct code_memo){.addr = addr, .map = fo.dlfo_link_map,
-                            .start = fo.dlfo_map_start, .ref = *ref};
+    *m = (struct code_memo){.addr = addr,
+                            .map = fo.dlfo_link_map,
+                            .start = fo.dlfo_map_start,
+                            .ref = *ref};
 }
 
 /* A function's address as a number, and back (ISO C has no cast between
@@ -672,7 +677,8 @@ void (*mproc__code_find(const struct mproc__code *ref))(void)
         return NULL;
     /* Refs are whole structs, zero past the object's name (mproc__code_ref
        clears them): equal refs are equal bytes. */
-    if (memo.map && !memcmp(&memo.ref, ref, sizeof *ref) && still_loaded(&memo, memo.addr))
+    if (memo.map && !memcmp(&memo.ref, ref, sizeof *ref) &&
+        still_loaded(&memo, memo.addr))
         return code_fn(memo.addr);
     struct code_search cs = {.want = ref};
     if (dl_iterate_phdr(find_of, &cs) != 1)

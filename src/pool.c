@@ -30,14 +30,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_SPIN_NS 20000
-#define LOGS_SIZE (UINT64_C(2) << 30)
-#define MAX_SHARED (UINT64_C(1) << 46)
-#define MPI_ITEM_MAX (UINT64_C(1) << 30)
-#define MAX_ACC (UINT64_C(1) << 30) /* a reduction's result: each worker holds
-                                      two, in partials sized from it */
-#define MPI_TARGET_NS 1000000 /* work per claim on a rank: a message's cost
-                                 is microseconds, a network's tens */
+#define WAIT_SPIN_NS  20000
+#define LOGS_SIZE     (UINT64_C(2) << 30)
+#define MAX_SHARED    (UINT64_C(1) << 46)
+#define MPI_ITEM_MAX  (UINT64_C(1) << 30)
+/* A reduction's result: each worker holds two, in partials sized from it. */
+#define MAX_ACC       (UINT64_C(1) << 30)
+/* Work per claim on a rank: a message's cost is microseconds, a network's
+   tens. */
+#define MPI_TARGET_NS 1000000
 
 _Thread_local int mproc__self_id = -1;
 _Thread_local const mproc_pool *mproc__self_pool;
@@ -45,16 +46,16 @@ pthread_mutex_t mproc__registry_lock = PTHREAD_MUTEX_INITIALIZER;
 mproc_pool *mproc__registry;
 
 struct mproc_task {
-    mproc_pool *pool;            /* NULL once detached by close */
-    uint64_t id;                 /* position + 1 */
-    uint32_t js;                 /* its job slot, until harvested */
-    mproc_job user;              /* as submitted */
+    mproc_pool *pool;               /* NULL once detached by close */
+    uint64_t id;                    /* position + 1 */
+    uint32_t js;                    /* its job slot, until harvested */
+    mproc_job user;                 /* as submitted */
     struct mproc_task *prev, *next; /* pool->live */
 
-    char *stage;                 /* staging block (process pools) */
-    char *s_out;                 /* where workers wrote results */
+    char *stage; /* staging block (process pools) */
+    char *s_out; /* where workers wrote results */
     int *s_status, *s_wstatus;
-    struct mproc__rec *log;      /* from pool->logs, or private after close */
+    struct mproc__rec *log; /* from pool->logs, or private after close */
     uint64_t log_cap;
     bool log_private;
     char *partials;
@@ -68,12 +69,12 @@ struct mproc_task {
     /* Set once salvage has given every item its final code, for progress,
        which the fin word no longer tells (see salvage). */
     _Atomic bool salvaged;
-    void *arg_copy;              /* thread pools: the copy of job.arg */
+    void *arg_copy; /* thread pools: the copy of job.arg */
 
     /* The waiter's own. */
-    uint64_t sealed;             /* records [0, sealed) are sealed */
-    uint64_t failed;             /* failed items in those */
-    uint64_t norun;              /* records in those that ran nothing */
+    uint64_t sealed; /* records [0, sealed) are sealed */
+    uint64_t failed; /* failed items in those */
+    uint64_t norun;  /* records in those that ran nothing */
     bool finished;
     bool cancelled;
     int result;
@@ -202,7 +203,8 @@ static int map_private(mproc_pool *p)
         if (!p->private_arena)
             return -errno;
     }
-    mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0, false);
+    mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0,
+                     false);
     p->logs_size = logs_size();
     p->private_logs = mproc__region_map(p->logs_size, false);
     if (!p->private_logs)
@@ -463,8 +465,8 @@ static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
     bool c_arg = u->arg_size && !shared_mem(pool, u->arg, u->arg_size);
     t->copy_out = u->out && !shared_mem(pool, u->out, n * u->out_size);
     t->copy_status = u->status && !shared_mem(pool, u->status, n * sizeof(int));
-    t->copy_wstatus = u->wstatus && !shared_mem(pool, u->wstatus,
-                                                 n * sizeof(int));
+    t->copy_wstatus =
+        u->wstatus && !shared_mem(pool, u->wstatus, n * sizeof(int));
     size_t sizes[6] = {
         c_in ? n * u->in_size : 0,
         t->copy_out ? n * u->out_size : 0,
@@ -547,14 +549,15 @@ static int take_slot(mproc_pool *pool, uint64_t *pos)
         struct mproc__job *j = &b->jobs[js];
         uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
         if (!old ||
-            atomic_load_explicit(&pool->retired[js], memory_order_acquire) == old ||
+            atomic_load_explicit(&pool->retired[js], memory_order_acquire) ==
+                old ||
             job_complete(j, old)) {
             mproc_task *prev = pool->tasks[js];
             if (prev) {
-                atomic_store_explicit(&prev->final_fin,
-                                      atomic_load_explicit(&j->fin,
-                                                           memory_order_acquire),
-                                      memory_order_relaxed);
+                atomic_store_explicit(
+                    &prev->final_fin,
+                    atomic_load_explicit(&j->fin, memory_order_acquire),
+                    memory_order_relaxed);
                 atomic_store_explicit(&prev->harvested, true,
                                       memory_order_release);
                 pool->tasks[js] = NULL;
@@ -592,8 +595,8 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->arg_size = u->arg_size;
     j->acc = u->acc;
     atomic_store_explicit(&j->n, u->n, memory_order_release);
-    atomic_store_explicit(&j->chunk, u->chunk > MPROC__MAX_LEN ? MPROC__MAX_LEN
-                                                               : u->chunk,
+    atomic_store_explicit(&j->chunk,
+                          u->chunk > MPROC__MAX_LEN ? MPROC__MAX_LEN : u->chunk,
                           memory_order_relaxed);
     j->status = t->s_status ? t->s_status : u->status;
     j->wstatus = t->s_wstatus ? t->s_wstatus : u->wstatus;
@@ -622,9 +625,11 @@ static void wake_workers(mproc_pool *pool, size_t n)
     /* seq_cst: pairs with the idle worker's seq_cst count then look at
        epoch (board.c, idle). */
     atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
-    uint32_t sleepers = atomic_load_explicit(&b->sleepers, memory_order_seq_cst);
+    uint32_t sleepers =
+        atomic_load_explicit(&b->sleepers, memory_order_seq_cst);
     if (sleepers)
-        mproc__futex_wake(&b->epoch, n < (size_t)pool->workers ? (int)n : INT_MAX,
+        mproc__futex_wake(&b->epoch,
+                          n < (size_t)pool->workers ? (int)n : INT_MAX,
                           pool->isolated);
     if (pool->isolated && b->timeout_ns)
         mproc__procs_poke(pool);
@@ -659,13 +664,14 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         }
     }
     if (job->reduce)
-        t->pstride = MPROC__LINE + 2 * MPROC__ALIGN_UP(job->out_size, MPROC__LINE);
+        t->pstride =
+            MPROC__LINE + 2 * MPROC__ALIGN_UP(job->out_size, MPROC__LINE);
     if (pool->isolated) {
         err = stage(pool, t, &in, &arg);
     } else {
         if (job->reduce) {
-            t->partials = aligned_alloc(MPROC__LINE,
-                                        (size_t)pool->workers * t->pstride);
+            t->partials =
+                aligned_alloc(MPROC__LINE, (size_t)pool->workers * t->pstride);
             t->partials_private = true;
             err = t->partials ? 0 : MPROC_ENOMEM;
         }
@@ -686,8 +692,8 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     if (ws)
         memset(ws, 0, n * sizeof *ws);
     for (int w = 0; job->reduce && w < pool->workers; w++) {
-        struct mproc__partial *h = (struct mproc__partial *)(t->partials +
-                                                             (size_t)w * t->pstride);
+        struct mproc__partial *h =
+            (struct mproc__partial *)(t->partials + (size_t)w * t->pstride);
         atomic_store_explicit(&h->buf, 0, memory_order_relaxed);
         memcpy((char *)h + MPROC__LINE, job->acc, job->out_size);
     }
@@ -748,9 +754,11 @@ static uint64_t records_of(uint64_t fin, uint64_t cap)
 static bool job_complete(struct mproc__job *j, uint64_t id)
 {
     uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
-    if ((fin & MPROC__IDX_MASK) != atomic_load_explicit(&j->n, memory_order_relaxed))
+    if ((fin & MPROC__IDX_MASK) !=
+        atomic_load_explicit(&j->n, memory_order_relaxed))
         return false;
-    struct mproc__rec *log = atomic_load_explicit(&j->log, memory_order_acquire);
+    struct mproc__rec *log =
+        atomic_load_explicit(&j->log, memory_order_acquire);
     uint64_t cap = atomic_load_explicit(&j->log_cap, memory_order_acquire);
     uint64_t nrec = records_of(fin, cap), tag = mproc__tag(id);
     if (atomic_load_explicit(&j->id, memory_order_relaxed) != id)
@@ -766,8 +774,8 @@ static void scan(mproc_task *t, uint64_t fin)
 {
     uint64_t nrec = records_of(fin, t->log_cap), tag = mproc__tag(t->id);
     while (t->sealed < nrec && mproc__sealed(&t->log[t->sealed], tag)) {
-        uint64_t seal = atomic_load_explicit(&t->log[t->sealed].seal,
-                                             memory_order_relaxed);
+        uint64_t seal =
+            atomic_load_explicit(&t->log[t->sealed].seal, memory_order_relaxed);
         t->failed += seal & MPROC__MAX_LEN;
         t->norun += !!(seal & MPROC__NORUN);
         t->sealed++;
@@ -787,9 +795,8 @@ static bool next_ready(mproc_task *t)
 {
     uint64_t fin = task_fin(t);
     scan(t, fin);
-    return t->next_r < t->sealed ||
-           ((fin & MPROC__IDX_MASK) == t->user.n &&
-            t->sealed == records_of(fin, t->log_cap));
+    return t->next_r < t->sealed || ((fin & MPROC__IDX_MASK) == t->user.n &&
+                                     t->sealed == records_of(fin, t->log_cap));
 }
 
 /*
@@ -902,8 +909,8 @@ static void copy_range(mproc_task *t, uint64_t start, uint64_t len, bool norun)
 {
     const mproc_job *u = &t->user;
     if (t->copy_out && !norun)
-        memcpy((char *)u->out + start * u->out_size, t->s_out + start * u->out_size,
-               len * u->out_size);
+        memcpy((char *)u->out + start * u->out_size,
+               t->s_out + start * u->out_size, len * u->out_size);
     if (t->copy_status)
         memcpy(u->status + start, t->s_status + start, len * sizeof(int));
     if (t->copy_wstatus)
@@ -912,7 +919,8 @@ static void copy_range(mproc_task *t, uint64_t start, uint64_t len, bool norun)
 
 static void copy_record(mproc_task *t, uint64_t r)
 {
-    uint64_t range = atomic_load_explicit(&t->log[r].range, memory_order_relaxed);
+    uint64_t range =
+        atomic_load_explicit(&t->log[r].range, memory_order_relaxed);
     uint64_t seal = atomic_load_explicit(&t->log[r].seal, memory_order_relaxed);
     copy_range(t, range & MPROC__IDX_MASK, range >> MPROC__IDX_BITS,
                seal & MPROC__NORUN);
@@ -930,15 +938,16 @@ static void collect(mproc_task *t)
         if (!t->next_r && !t->next_off && !t->norun) {
             copy_range(t, 0, u->n, false);
         } else {
-            for (uint64_t r = t->next_r + (t->next_off ? 1 : 0); r < t->sealed; r++)
+            for (uint64_t r = t->next_r + (t->next_off ? 1 : 0); r < t->sealed;
+                 r++)
                 copy_record(t, r);
         }
     }
     if (u->reduce) {
         for (int w = 0; w < t->pool->workers; w++) {
             char *part = t->partials + (size_t)w * t->pstride;
-            uint32_t b = atomic_load_explicit(&((struct mproc__partial *)part)->buf,
-                                              memory_order_acquire);
+            uint32_t b = atomic_load_explicit(
+                &((struct mproc__partial *)part)->buf, memory_order_acquire);
             size_t half = (t->pstride - MPROC__LINE) / 2;
             u->reduce(u->acc, part + MPROC__LINE + b * half, u->arg);
         }
@@ -977,16 +986,19 @@ static void salvage(mproc_task *t)
        between them are the lost ones (records are disjoint). One pair per
        record: at most LOG_MAX, 128 MiB, as much as the log itself, so
        failing to get them is failing to get memory at all. */
-    uint64_t (*ranges)[2] = malloc((nrec ? nrec : 1) * sizeof *ranges);
+    uint64_t(*ranges)[2] = malloc((nrec ? nrec : 1) * sizeof *ranges);
     if (!ranges)
         abort();
     uint64_t nr = 0;
     for (uint64_t r = 0; r < nrec; r++) {
         if (!mproc__sealed(&t->log[r], tag))
             continue;
-        uint64_t range = atomic_load_explicit(&t->log[r].range, memory_order_relaxed);
-        uint64_t seal = atomic_load_explicit(&t->log[r].seal, memory_order_relaxed);
-        uint64_t start = range & MPROC__IDX_MASK, len = range >> MPROC__IDX_BITS;
+        uint64_t range =
+            atomic_load_explicit(&t->log[r].range, memory_order_relaxed);
+        uint64_t seal =
+            atomic_load_explicit(&t->log[r].seal, memory_order_relaxed);
+        uint64_t start = range & MPROC__IDX_MASK,
+                 len = range >> MPROC__IDX_BITS;
         if (r >= t->next_r + (t->next_off ? 1 : 0))
             copy_range(t, start, len, seal & MPROC__NORUN);
         if (r >= t->sealed)
@@ -1052,8 +1064,10 @@ int mproc_task_next(mproc_task *t, size_t *index, double timeout)
     for (;;) {
         if (t->next_r < t->sealed) {
             struct mproc__rec *rec = &t->log[t->next_r];
-            uint64_t range = atomic_load_explicit(&rec->range, memory_order_relaxed);
-            uint64_t start = range & MPROC__IDX_MASK, len = range >> MPROC__IDX_BITS;
+            uint64_t range =
+                atomic_load_explicit(&rec->range, memory_order_relaxed);
+            uint64_t start = range & MPROC__IDX_MASK,
+                     len = range >> MPROC__IDX_BITS;
             if (!t->next_off && !t->finished)
                 copy_record(t, t->next_r);
             *index = (size_t)(start + t->next_off);
@@ -1091,9 +1105,10 @@ int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
     if (!t)
         return MPROC_EINVAL;
     if (done)
-        *done = t->pool && !atomic_load_explicit(&t->salvaged, memory_order_acquire)
-                    ? (size_t)(task_fin(t) & MPROC__IDX_MASK)
-                    : t->user.n;
+        *done =
+            t->pool && !atomic_load_explicit(&t->salvaged, memory_order_acquire)
+                ? (size_t)(task_fin(t) & MPROC__IDX_MASK)
+                : t->user.n;
     if (n)
         *n = t->user.n;
     return 0;
@@ -1169,8 +1184,9 @@ void mproc_task_free(mproc_task *t)
             pool->live = t->next;
         if (t->next)
             t->next->prev = t->prev;
-        bool in_slot = !atomic_load_explicit(&t->harvested, memory_order_acquire) &&
-                       pool->tasks[t->js] == t;
+        bool in_slot =
+            !atomic_load_explicit(&t->harvested, memory_order_acquire) &&
+            pool->tasks[t->js] == t;
         if (in_slot) {
             pool->tasks[t->js] = NULL;
             atomic_store_explicit(&pool->retired[t->js], t->id,

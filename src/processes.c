@@ -51,8 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_INIT 0x6d       /* a worker's init returned nonzero */
-#define GIVE_UP 5            /* failed starts in a row, with no worker alive */
+#define EXIT_INIT 0x6d /* a worker's init returned nonzero */
+#define GIVE_UP   5    /* failed starts in a row, with no worker alive */
 
 struct super {
     mproc_pool *pool;
@@ -62,12 +62,12 @@ struct super {
     int caller_fd, event_fd, child_fd;
     sigset_t user_mask;
     struct sigaction user_chld;
-    bool initial;            /* spawning the first workers */
+    bool initial; /* spawning the first workers */
     pid_t *pid;
     bool *alive;
-    bool *held;              /* waits for reconciliation before respawn */
-    int *fails;              /* failed starts in a row */
-    uint64_t *retry_at;      /* 0: no respawn due */
+    bool *held;         /* waits for reconciliation before respawn */
+    int *fails;         /* failed starts in a row */
+    uint64_t *retry_at; /* 0: no respawn due */
     struct mproc__dead *dead;
     int ndead;
 };
@@ -88,7 +88,8 @@ static _Noreturn void worker_main(struct super *z, int w)
     /* A fault in an item must end the worker, whatever handler the program
        installed: a handler that returns would fault again for ever, and one
        that longjmps would carry the item on in a broken state. */
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGTRAP};
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE,
+                                 SIGILL,  SIGSYS, SIGTRAP};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
         sigaction(faults[i], &dfl, NULL);
@@ -393,7 +394,8 @@ static _Noreturn void supervise(struct super *z)
         struct timespec ts, *tp = NULL;
         if (wake) {
             uint64_t d = wake > now ? wake - now : 0;
-            ts = (struct timespec){(time_t)(d / MPROC__NS), (long)(d % MPROC__NS)};
+            ts = (struct timespec){(time_t)(d / MPROC__NS),
+                                   (long)(d % MPROC__NS)};
             tp = &ts;
         }
         if (ppoll(fds, 3, tp, NULL) < 0)
@@ -568,6 +570,7 @@ void mproc__procs_poke(mproc_pool *pool)
 
 bool mproc__procs_alive(mproc_pool *pool)
 {
-    uint32_t z = atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
+    uint32_t z =
+        atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
     return !(z & MPROC__OWNER_DIED) && !mproc__child_exited(pool->zpid);
 }

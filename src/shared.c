@@ -145,8 +145,8 @@ void mproc__heap_free(struct mproc__heap *h, void *p)
     size_t off = (size_t)((char *)p - h->base);
     pthread_mutex_lock(&h->lock);
     size_t i = lower(h->used, h->nused, off);
-    if (i == h->nused || h->used[i].off != off || !grow(&h->free, h->nfree,
-                                                        &h->capfree)) {
+    if (i == h->nused || h->used[i].off != off ||
+        !grow(&h->free, h->nfree, &h->capfree)) {
         pthread_mutex_unlock(&h->lock);
         return;
     }
@@ -157,7 +157,8 @@ void mproc__heap_free(struct mproc__heap *h, void *p)
         /* Whole pages go back to the system and read as zero; the bytes on
            pages shared with a neighbour are cleared by hand. */
         size_t page = h->page;
-        size_t a = MPROC__ALIGN_UP(e.off, page), z = (e.off + e.len) & ~(page - 1);
+        size_t a = MPROC__ALIGN_UP(e.off, page),
+               z = (e.off + e.len) & ~(page - 1);
         if (z > a) {
             memset(h->base + e.off, 0, a - e.off);
             mproc__discard(h->base + a, z - a, h->shared);

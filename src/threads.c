@@ -33,7 +33,8 @@ static void *thread_main(void *p)
         mproc__futex_wake(&b->ready, INT_MAX, false);
         return NULL;
     }
-    atomic_store_explicit(&b->slots[w].state, MPROC__IDLE, memory_order_relaxed);
+    atomic_store_explicit(&b->slots[w].state, MPROC__IDLE,
+                          memory_order_relaxed);
     atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
     mproc__futex_wake(&b->ready, INT_MAX, false);
     mproc__work(wk);
@@ -68,7 +69,8 @@ int mproc__threads_start(mproc_pool *pool)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int w = 0; w < n; w++) {
-        pool->locals[w] = (struct mproc__worker){.b = b, .w = w, .exec = pool->exec};
+        pool->locals[w] =
+            (struct mproc__worker){.b = b, .w = w, .exec = pool->exec};
         struct boot *bt = malloc(sizeof *bt);
         if (!bt) {
             err = MPROC_ENOMEM;

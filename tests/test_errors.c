@@ -52,23 +52,27 @@ static void open_null_pool(void **state)
 static void open_unknown_kind(void **state)
 {
     (void)state;
-    assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)7}), MPROC_EINVAL);
-    assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)-1}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)7}),
+                     MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)-1}),
+                     MPROC_EINVAL);
 }
 
 static void open_negative_workers(void **state)
 {
     (void)state;
     assert_int_equal(open_with((mproc_options){.workers = -1}), MPROC_EINVAL);
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS, .workers = -5}),
-                     MPROC_EINVAL);
+    assert_int_equal(
+        open_with((mproc_options){.kind = MPROC_THREADS, .workers = -5}),
+        MPROC_EINVAL);
 }
 
 static void open_too_many_workers(void **state)
 {
     (void)state;
     assert_int_equal(open_with((mproc_options){.workers = 1025}), MPROC_EINVAL);
-    assert_int_equal(open_with((mproc_options){.workers = INT32_MAX}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.workers = INT32_MAX}),
+                     MPROC_EINVAL);
 }
 
 /* A bad timeout is refused by both kinds with MPROC_EINVAL (not the thread
@@ -76,7 +80,8 @@ static void open_too_many_workers(void **state)
 static void refuse_timeout(double timeout)
 {
     for (int k = 0; k < 2; k++) {
-        int r = open_with((mproc_options){.kind = tu_kinds[k], .timeout = timeout});
+        int r =
+            open_with((mproc_options){.kind = tu_kinds[k], .timeout = timeout});
         if (r != MPROC_EINVAL)
             fail_msg("%s, timeout %g: %d (%s), want MPROC_EINVAL",
                      tu_kind_name(tu_kinds[k]), timeout, r, mproc_strerror(r));
@@ -117,14 +122,15 @@ static void open_timeout_above_one_year(void **state)
     refuse_timeout(1e12);
     refuse_timeout(DBL_MAX);
     /* The control: a long timeout within the year is accepted. */
-    assert_int_equal(open_with((mproc_options){.workers = 1, .timeout = 300.0 * 86400}),
-                     0);
+    assert_int_equal(
+        open_with((mproc_options){.workers = 1, .timeout = 300.0 * 86400}), 0);
 }
 
 static void open_absurd_shared_size(void **state)
 {
     (void)state;
-    assert_int_equal(open_with((mproc_options){.shared_size = SIZE_MAX}), MPROC_EINVAL);
+    assert_int_equal(open_with((mproc_options){.shared_size = SIZE_MAX}),
+                     MPROC_EINVAL);
     assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS,
                                                .shared_size = SIZE_MAX / 2}),
                      MPROC_EINVAL);
@@ -136,29 +142,35 @@ static void open_absurd_shared_size(void **state)
 static void open_mpi_not_supported(void **state)
 {
     (void)state;
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI, .timeout = 1}),
-                     MPROC_ENOTSUP);
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI, .max_items = 5}),
-                     MPROC_ENOTSUP);
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI, .workers = -1}),
-                     MPROC_EINVAL);
+    assert_int_equal(
+        open_with((mproc_options){.kind = MPROC_MPI, .timeout = 1}),
+        MPROC_ENOTSUP);
+    assert_int_equal(
+        open_with((mproc_options){.kind = MPROC_MPI, .max_items = 5}),
+        MPROC_ENOTSUP);
+    assert_int_equal(
+        open_with((mproc_options){.kind = MPROC_MPI, .workers = -1}),
+        MPROC_EINVAL);
 #ifndef MPROC_HAVE_MPI
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI}), MPROC_ENOTSUP);
+    assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI}),
+                     MPROC_ENOTSUP);
 #endif
 }
 
 static void open_threads_refuse_timeout(void **state)
 {
     (void)state;
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS, .timeout = 1}),
-                     MPROC_ENOTSUP);
+    assert_int_equal(
+        open_with((mproc_options){.kind = MPROC_THREADS, .timeout = 1}),
+        MPROC_ENOTSUP);
 }
 
 static void open_threads_refuse_max_items(void **state)
 {
     (void)state;
-    assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS, .max_items = 3}),
-                     MPROC_ENOTSUP);
+    assert_int_equal(
+        open_with((mproc_options){.kind = MPROC_THREADS, .max_items = 3}),
+        MPROC_ENOTSUP);
 }
 
 static int init_fails_in_one(void *arg)
@@ -172,7 +184,8 @@ static void open_init_fails(void **state)
     (void)state;
     struct tu_held before = tu_held();
     for (int k = 0; k < 2; k++)
-        assert_int_equal(open_with((mproc_options){.kind = tu_kinds[k], .workers = 3,
+        assert_int_equal(open_with((mproc_options){.kind = tu_kinds[k],
+                                                   .workers = 3,
                                                    .init = init_fails_in_one}),
                          MPROC_EINIT);
     tu_assert_released(before);
@@ -191,8 +204,9 @@ static void open_init_crashes(void **state)
     (void)state;
     tu_default_signals();
     struct tu_held before = tu_held();
-    assert_int_equal(open_with((mproc_options){.workers = 2, .init = init_crashes}),
-                     MPROC_ECRASHED);
+    assert_int_equal(
+        open_with((mproc_options){.workers = 2, .init = init_crashes}),
+        MPROC_ECRASHED);
     tu_assert_released(before);
 }
 
@@ -219,17 +233,18 @@ static void close_from_worker(void **state)
 {
     (void)state;
     for (int k = 0; k < 2; k++) {
-        assert_int_equal(mproc_pool_open(&shared_pool, &(mproc_options){
-                                                           .kind = tu_kinds[k],
+        assert_int_equal(
+            mproc_pool_open(&shared_pool, &(mproc_options){.kind = tu_kinds[k],
                                                            .workers = 2}),
-                         0);
+            0);
         int r = -1;
-        assert_int_equal(mproc_map(shared_pool, &(mproc_job){.fn = close_own_pool,
-                                                             .arg = shared_pool,
-                                                             .out = &r,
-                                                             .out_size = sizeof r,
-                                                             .n = 1}),
-                         0);
+        assert_int_equal(
+            mproc_map(shared_pool, &(mproc_job){.fn = close_own_pool,
+                                                .arg = shared_pool,
+                                                .out = &r,
+                                                .out_size = sizeof r,
+                                                .n = 1}),
+            0);
         assert_int_equal(r, MPROC_EDEADLK);
         assert_int_equal(mproc_pool_close(shared_pool), 0);
     }
@@ -240,9 +255,10 @@ static void close_from_other_process(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 1}),
-                         0);
+        assert_int_equal(
+            mproc_pool_open(
+                &p, &(mproc_options){.kind = tu_kinds[k], .workers = 1}),
+            0);
         pid_t c = fork();
         if (c == 0)
             _exit(mproc_pool_close(p) == MPROC_EPERM ? 0 : 1);
@@ -273,15 +289,17 @@ static _Atomic long *calls;
 static int setup(void **state)
 {
     (void)state;
-    gate = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    gate = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                -1, 0);
     if (gate == MAP_FAILED)
         return -1;
-    calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
     if (calls == MAP_FAILED)
         return -1;
     for (int k = 0; k < 2; k++)
-        if (mproc_pool_open(&pools[k], &(mproc_options){.kind = tu_kinds[k],
-                                                        .workers = 2}))
+        if (mproc_pool_open(
+                &pools[k], &(mproc_options){.kind = tu_kinds[k], .workers = 2}))
             return -1;
     return 0;
 }
@@ -306,12 +324,14 @@ static void refused(const mproc_job *job, int code)
         mproc_task *t = (mproc_task *)1;
         assert_int_equal(mproc_submit(pools[k], job, &t), code);
         assert_null(t);
-        assert_int_equal(mproc_map(pools[k], &(mproc_job){.fn = noop, .in = in,
-                                                          .in_size = sizeof in[0],
-                                                          .out = out,
-                                                          .out_size = sizeof out[0],
-                                                          .n = 4}),
-                         0);
+        assert_int_equal(
+            mproc_map(pools[k], &(mproc_job){.fn = noop,
+                                             .in = in,
+                                             .in_size = sizeof in[0],
+                                             .out = out,
+                                             .out_size = sizeof out[0],
+                                             .n = 4}),
+            0);
     }
 }
 
@@ -320,7 +340,8 @@ static void map_null_pool(void **state)
     (void)state;
     assert_int_equal(mproc_map(NULL, &(mproc_job){.fn = noop}), MPROC_EINVAL);
     mproc_task *t;
-    assert_int_equal(mproc_submit(NULL, &(mproc_job){.fn = noop}, &t), MPROC_EINVAL);
+    assert_int_equal(mproc_submit(NULL, &(mproc_job){.fn = noop}, &t),
+                     MPROC_EINVAL);
 }
 
 static void map_null_job(void **state)
@@ -337,7 +358,8 @@ static void map_null_fn(void **state)
 {
     (void)state;
     long in[2];
-    refused(&(mproc_job){.in = in, .in_size = sizeof in[0], .n = 2}, MPROC_EINVAL);
+    refused(&(mproc_job){.in = in, .in_size = sizeof in[0], .n = 2},
+            MPROC_EINVAL);
 }
 
 static void map_null_in(void **state)
@@ -350,9 +372,10 @@ static void map_n_too_large(void **state)
 {
     (void)state;
     char c;
-    refused(&(mproc_job){.fn = noop, .in = &c, .in_size = 0,
-                         .n = ((size_t)1 << 39) + 1},
-            MPROC_EINVAL);
+    refused(
+        &(mproc_job){
+            .fn = noop, .in = &c, .in_size = 0, .n = ((size_t)1 << 39) + 1},
+        MPROC_EINVAL);
 }
 
 static void map_in_size_overflows(void **state)
@@ -367,8 +390,9 @@ static void map_out_size_overflows(void **state)
 {
     (void)state;
     char c;
-    refused(&(mproc_job){.fn = noop, .out = &c, .out_size = SIZE_MAX / 4, .n = 5},
-            MPROC_EINVAL);
+    refused(
+        &(mproc_job){.fn = noop, .out = &c, .out_size = SIZE_MAX / 4, .n = 5},
+        MPROC_EINVAL);
 }
 
 static void add_long(void *acc, const void *r, void *arg)
@@ -401,8 +425,11 @@ static void map_reduce_result_too_large(void **state)
     size_t sizes[] = {SIZE_MAX - 10, (size_t)1 << 62, ((size_t)1 << 30) + 1};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         for (size_t n = 0; n < 2; n++)
-            refused(&(mproc_job){.fn = noop, .out_size = sizes[i], .n = n,
-                                 .reduce = add_long, .acc = &acc},
+            refused(&(mproc_job){.fn = noop,
+                                 .out_size = sizes[i],
+                                 .n = n,
+                                 .reduce = add_long,
+                                 .acc = &acc},
                     MPROC_EINVAL);
 }
 
@@ -439,7 +466,8 @@ static void map_copy_too_large(void **state)
 {
     (void)state;
     mproc_pool *p = pools[0]; /* processes; a thread pool copies nothing */
-    char *bogus = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *bogus =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(bogus != MAP_FAILED);
     const size_t huge = (size_t)1 << 40;
     /* Each half fits on its own; together they do not. */
@@ -451,22 +479,27 @@ static void map_copy_too_large(void **state)
         {"in", {.fn = counted, .in = bogus, .in_size = huge, .n = 1}},
         {"out", {.fn = counted, .out = bogus, .out_size = huge, .n = 1}},
         {"arg", {.fn = counted, .arg = bogus, .arg_size = huge, .n = 1}},
-        {"many items", {.fn = counted, .in = bogus, .in_size = 4096,
-                        .n = (size_t)1 << 30}},
-        {"in and out", {.fn = counted, .in = bogus, .in_size = half, .out = bogus,
-                        .out_size = half, .n = 1}},
+        {"many items",
+         {.fn = counted, .in = bogus, .in_size = 4096, .n = (size_t)1 << 30}},
+        {"in and out",
+         {.fn = counted,
+          .in = bogus,
+          .in_size = half,
+          .out = bogus,
+          .out_size = half,
+          .n = 1}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         atomic_store(calls, 0);
         int r = mproc_map(p, &cases[c].job);
         if (r != MPROC_ENOMEM)
-            fail_msg("%s: map returned %d (%s), want MPROC_ENOMEM", cases[c].what, r,
-                     mproc_strerror(r));
+            fail_msg("%s: map returned %d (%s), want MPROC_ENOMEM",
+                     cases[c].what, r, mproc_strerror(r));
         mproc_task *t = (mproc_task *)1;
         r = mproc_submit(p, &cases[c].job, &t);
         if (r != MPROC_ENOMEM)
-            fail_msg("%s: submit returned %d (%s), want MPROC_ENOMEM", cases[c].what,
-                     r, mproc_strerror(r));
+            fail_msg("%s: submit returned %d (%s), want MPROC_ENOMEM",
+                     cases[c].what, r, mproc_strerror(r));
         assert_null(t);
         /* Nothing ran, and nothing is left behind. */
         assert_int_equal(atomic_load(calls), 0);
@@ -483,9 +516,12 @@ static void map_copy_too_large(void **state)
         out[i] = -1;
     }
     atomic_store(calls, 0);
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = counted, .in = in,
-                                               .in_size = sizeof in[0], .out = out,
-                                               .out_size = sizeof out[0], .n = N}),
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = counted,
+                                               .in = in,
+                                               .in_size = sizeof in[0],
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = N}),
                      0);
     assert_int_equal(atomic_load(calls), N);
     assert_int_equal(MPROC_MAP(p, noop_copy, in, out, N), 0);
@@ -504,18 +540,19 @@ static void map_from_worker(void **state)
 {
     (void)state;
     for (int k = 0; k < 2; k++) {
-        assert_int_equal(mproc_pool_open(&shared_pool, &(mproc_options){
-                                                           .kind = tu_kinds[k],
+        assert_int_equal(
+            mproc_pool_open(&shared_pool, &(mproc_options){.kind = tu_kinds[k],
                                                            .workers = 1}),
-                         0);
+            0);
         int r = -1;
         double t0 = tu_now();
-        assert_int_equal(mproc_map(shared_pool, &(mproc_job){.fn = map_own_pool,
-                                                             .arg = shared_pool,
-                                                             .out = &r,
-                                                             .out_size = sizeof r,
-                                                             .n = 1}),
-                         0);
+        assert_int_equal(
+            mproc_map(shared_pool, &(mproc_job){.fn = map_own_pool,
+                                                .arg = shared_pool,
+                                                .out = &r,
+                                                .out_size = sizeof r,
+                                                .n = 1}),
+            0);
         assert_int_equal(r, MPROC_EDEADLK);
         assert_true(tu_now() - t0 < 5.0 * tu_slow());
         mproc_pool_close(shared_pool);
@@ -568,12 +605,15 @@ static void task_calls_from_worker(void **state)
     atomic_store(&gate_open, 0);
     mproc_task *t;
     int st = -1;
-    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = held, .n = 1, .status = &st},
-                                  &t),
-                     0);
+    assert_int_equal(
+        mproc_submit(p, &(mproc_job){.fn = held, .n = 1, .status = &st}, &t),
+        0);
     int r[4] = {1, 1, 1, 1};
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = task_calls_inside, .arg = t,
-                                               .out = r, .out_size = sizeof r, .n = 1}),
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = task_calls_inside,
+                                               .arg = t,
+                                               .out = r,
+                                               .out_size = sizeof r,
+                                               .n = 1}),
                      0);
     assert_int_equal(r[0], MPROC_EDEADLK);
     assert_int_equal(r[1], MPROC_EDEADLK);
@@ -593,17 +633,18 @@ static void task_calls_from_other_process(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 2}),
-                         0);
+        assert_int_equal(
+            mproc_pool_open(
+                &p, &(mproc_options){.kind = tu_kinds[k], .workers = 2}),
+            0);
         atomic_store(&gate_open, 0);
         mproc_task *t;
         /* A process worker has its own gate_open, which never opens: its
            item naps instead. */
-        assert_int_equal(mproc_submit(p, &(mproc_job){.fn = k == 0 ? nap_200ms : held,
-                                                      .n = 1},
-                                      &t),
-                         0);
+        assert_int_equal(
+            mproc_submit(
+                p, &(mproc_job){.fn = k == 0 ? nap_200ms : held, .n = 1}, &t),
+            0);
         pid_t c = fork();
         if (c == 0) {
             size_t idx;
@@ -643,8 +684,9 @@ static void submit_null_task(void **state)
 {
     (void)state;
     for (int k = 0; k < 2; k++)
-        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 1}, NULL),
-                         MPROC_EINVAL);
+        assert_int_equal(
+            mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 1}, NULL),
+            MPROC_EINVAL);
 }
 
 /* ---- tasks ---- */
@@ -676,7 +718,8 @@ static void task_wait_nan_timeout(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         mproc_task *t;
-        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 2}, &t), 0);
+        assert_int_equal(
+            mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 2}, &t), 0);
         assert_int_equal(mproc_task_wait(t, NAN), MPROC_EINVAL);
         size_t i;
         assert_int_equal(mproc_task_next(t, &i, NAN), MPROC_EINVAL);
@@ -692,13 +735,14 @@ static void task_wait_times_out(void **state)
     for (int k = 0; k < 2; k++) {
         mproc_task *t;
         atomic_store(gate, 0);
-        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = gated, .n = 20,
-                                                             .chunk = 1},
-                                      &t),
-                         0);
+        assert_int_equal(
+            mproc_submit(pools[k],
+                         &(mproc_job){.fn = gated, .n = 20, .chunk = 1}, &t),
+            0);
         double t0 = tu_now();
         assert_int_equal(mproc_task_wait(t, 0.01), MPROC_ETIMEDOUT);
-        assert_true(tu_now() - t0 < 5.0 * tu_slow()); /* not waiting for the end */
+        assert_true(tu_now() - t0 <
+                    5.0 * tu_slow()); /* not waiting for the end */
         assert_int_equal(mproc_task_wait(t, 0), MPROC_ETIMEDOUT);
         size_t done, n;
         assert_int_equal(mproc_task_progress(t, &done, &n), 0);
@@ -718,10 +762,10 @@ static void task_next_times_out_then_eof(void **state)
     for (int k = 0; k < 2; k++) {
         mproc_task *t;
         atomic_store(gate, 0);
-        assert_int_equal(mproc_submit(pools[k], &(mproc_job){.fn = gated, .n = 2,
-                                                             .chunk = 1},
-                                      &t),
-                         0);
+        assert_int_equal(
+            mproc_submit(pools[k],
+                         &(mproc_job){.fn = gated, .n = 2, .chunk = 1}, &t),
+            0);
         size_t i, seen = 0;
         assert_int_equal(mproc_task_next(t, &i, 0.001), MPROC_ETIMEDOUT);
         atomic_store(gate, 1);
@@ -745,10 +789,11 @@ static void shared_alloc_errors(void **state)
     assert_int_equal(errno, EINVAL);
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 1,
-                                                              .shared_size = 1 << 20}),
-                         0);
+        assert_int_equal(
+            mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                 .workers = 1,
+                                                 .shared_size = 1 << 20}),
+            0);
         errno = 0;
         assert_null(mproc_shared_alloc(p, 0));
         assert_int_equal(errno, EINVAL);
@@ -784,19 +829,21 @@ static void shared_alloc_absurd_size(void **state)
     const size_t size = 1 << 20; /* a multiple of the page: the arena's size */
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 1,
-                                                              .shared_size = size}),
-                         0);
-        const size_t absurd[] = {SIZE_MAX, SIZE_MAX - 63, SIZE_MAX / 2, size + 1,
-                                 2 * size};
+        assert_int_equal(
+            mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                 .workers = 1,
+                                                 .shared_size = size}),
+            0);
+        const size_t absurd[] = {SIZE_MAX, SIZE_MAX - 63, SIZE_MAX / 2,
+                                 size + 1, 2 * size};
         for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
             errno = 0;
             void *m = mproc_shared_alloc(p, absurd[i]);
             if (m || errno != ENOMEM)
-                fail_msg("%s: alloc(%zu) = %p, errno %d (%s), want NULL, ENOMEM",
-                         tu_kind_name(tu_kinds[k]), absurd[i], m, errno,
-                         strerror(errno));
+                fail_msg(
+                    "%s: alloc(%zu) = %p, errno %d (%s), want NULL, ENOMEM",
+                    tu_kind_name(tu_kinds[k]), absurd[i], m, errno,
+                    strerror(errno));
         }
         /* Nothing was taken: the whole arena is still one block. */
         long *all = mproc_shared_alloc(p, size);
@@ -804,9 +851,11 @@ static void shared_alloc_absurd_size(void **state)
         for (int i = 0; i < 100; i++)
             all[i] = i;
         long out[100];
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = noop_copy, .in = all,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = noop_copy,
+                                                   .in = all,
                                                    .in_size = sizeof all[0],
-                                                   .out = out, .out_size = sizeof out[0],
+                                                   .out = out,
+                                                   .out_size = sizeof out[0],
                                                    .n = 100}),
                          0);
         for (int i = 0; i < 100; i++)
@@ -835,10 +884,11 @@ static void shared_free_mid_block_ignored(void **state)
     enum { ARENA = 1 << 16, BLOCK = 256, SMALL = 64 };
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = 1,
-                                                              .shared_size = ARENA}),
-                         0);
+        assert_int_equal(
+            mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                 .workers = 1,
+                                                 .shared_size = ARENA}),
+            0);
         long *a = mproc_shared_alloc(p, BLOCK);
         assert_non_null(a);
         const size_t len = BLOCK / sizeof *a;
@@ -860,9 +910,12 @@ static void shared_free_mid_block_ignored(void **state)
         /* ...and usable by workers... */
         size_t in = len;
         long sum = 0;
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = sum_block, .in = &in,
-                                                   .in_size = sizeof in, .out = &sum,
-                                                   .out_size = sizeof sum, .n = 1,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = sum_block,
+                                                   .in = &in,
+                                                   .in_size = sizeof in,
+                                                   .out = &sum,
+                                                   .out_size = sizeof sum,
+                                                   .n = 1,
                                                    .arg = a}),
                          0);
         assert_int_equal(sum, want);
@@ -891,10 +944,21 @@ static void shared_free_mid_block_ignored(void **state)
 static void strerror_names_every_code(void **state)
 {
     (void)state;
-    int codes[] = {0,          MPROC_EPERM,    MPROC_EAGAIN,    MPROC_ENOMEM,
-                   MPROC_EINVAL, MPROC_EDEADLK, MPROC_ECRASHED, MPROC_ETIMEDOUT,
-                   MPROC_ECANCELED, MPROC_EOF,   MPROC_ENOTSUP,  MPROC_EINIT,
-                   MPROC_EBROKEN, -ECHILD,       -EMFILE};
+    int codes[] = {0,
+                   MPROC_EPERM,
+                   MPROC_EAGAIN,
+                   MPROC_ENOMEM,
+                   MPROC_EINVAL,
+                   MPROC_EDEADLK,
+                   MPROC_ECRASHED,
+                   MPROC_ETIMEDOUT,
+                   MPROC_ECANCELED,
+                   MPROC_EOF,
+                   MPROC_ENOTSUP,
+                   MPROC_EINIT,
+                   MPROC_EBROKEN,
+                   -ECHILD,
+                   -EMFILE};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = mproc_strerror(codes[i]);
         assert_non_null(s);

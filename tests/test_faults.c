@@ -89,15 +89,20 @@ static void plain_items(struct item *it, size_t n)
 
 /* Map `it` and check every item: the faulty ones by code, the others by
    result. Returns the map's result. */
-static int run_checked(mproc_pool *p, const struct item *it, size_t n, size_t chunk,
-                       int *status, int *ws)
+static int run_checked(mproc_pool *p, const struct item *it, size_t n,
+                       size_t chunk, int *status, int *ws)
 {
     long *out = calloc(n, sizeof *out);
     for (size_t i = 0; i < n; i++)
         out[i] = -1;
-    int r = mproc_map(p, &(mproc_job){.fn = faulty, .in = it, .in_size = sizeof *it,
-                                      .out = out, .out_size = sizeof *out, .n = n,
-                                      .chunk = chunk, .status = status,
+    int r = mproc_map(p, &(mproc_job){.fn = faulty,
+                                      .in = it,
+                                      .in_size = sizeof *it,
+                                      .out = out,
+                                      .out_size = sizeof *out,
+                                      .n = n,
+                                      .chunk = chunk,
+                                      .status = status,
                                       .wstatus = ws});
     for (size_t i = 0; i < n; i++) {
         int want;
@@ -136,7 +141,8 @@ static void five_faults_one_map(void **state)
     (void)state;
     tu_default_signals();
     struct tu_held before = tu_held();
-    mproc_pool *p = open_opts((mproc_options){.workers = 3, .timeout = tu_timeout(0.5)});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 3, .timeout = tu_timeout(0.5)});
     struct item it[15];
     int status[15], ws[15];
     plain_items(it, 15);
@@ -219,7 +225,8 @@ static void pool_keeps_its_size(void **state)
     (void)state;
     tu_default_signals();
     int W = 4;
-    arrived = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    arrived = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(arrived != MAP_FAILED);
     mproc_pool *p = open_opts((mproc_options){.workers = W});
     struct item it[8];
@@ -233,9 +240,12 @@ static void pool_keeps_its_size(void **state)
        W live, distinct workers. */
     int pids[4];
     atomic_store(arrived, 0);
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = pid_at_barrier, .out = pids,
-                                               .out_size = sizeof pids[0], .n = 4,
-                                               .chunk = 1, .arg = &W}),
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = pid_at_barrier,
+                                               .out = pids,
+                                               .out_size = sizeof pids[0],
+                                               .n = 4,
+                                               .chunk = 1,
+                                               .arg = &W}),
                      0);
     assert_int_equal(distinct(pids, 4), 4);
     assert_int_equal(mproc_pool_size(p), W);
@@ -263,15 +273,21 @@ static int publish_and_wait(const void *in, void *out, void *arg)
 static void killed_from_outside(void **state)
 {
     (void)state;
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .shared_size = 4096});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2, .shared_size = 4096});
     struct board_pids *bp = mproc_shared_alloc(p, sizeof *bp);
     assert_non_null(bp);
     int in[5] = {0, 1, 2, 3, 4}, status[5], ws[5];
     mproc_task *t;
-    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = publish_and_wait, .in = in,
-                                                  .in_size = sizeof in[0], .n = 5,
-                                                  .arg = bp, .chunk = 1,
-                                                  .status = status, .wstatus = ws},
+    assert_int_equal(mproc_submit(p,
+                                  &(mproc_job){.fn = publish_and_wait,
+                                               .in = in,
+                                               .in_size = sizeof in[0],
+                                               .n = 5,
+                                               .arg = bp,
+                                               .chunk = 1,
+                                               .status = status,
+                                               .wstatus = ws},
                                   &t),
                      0);
     int victim;
@@ -347,9 +363,15 @@ static void oom_killer(void **state)
         long out[6];
         plain_items(it, 6);
         it[2].op = BOMB;
-        int r = mproc_map(p, &(mproc_job){.fn = faulty, .in = it, .in_size = sizeof it[0],
-                                          .out = out, .out_size = sizeof out[0], .n = 6,
-                                          .chunk = 1, .status = status, .wstatus = ws});
+        int r = mproc_map(p, &(mproc_job){.fn = faulty,
+                                          .in = it,
+                                          .in_size = sizeof it[0],
+                                          .out = out,
+                                          .out_size = sizeof out[0],
+                                          .n = 6,
+                                          .chunk = 1,
+                                          .status = status,
+                                          .wstatus = ws});
         if (r != 1 || status[2] != MPROC_ECRASHED || !WIFSIGNALED(ws[2]) ||
             WTERMSIG(ws[2]) != SIGKILL)
             _exit(12);
@@ -357,8 +379,12 @@ static void oom_killer(void **state)
             if (i != 2 && (status[i] || out[i] != 2L * i))
                 _exit(13);
         plain_items(it, 6);
-        if (mproc_map(p, &(mproc_job){.fn = faulty, .in = it, .in_size = sizeof it[0],
-                                      .out = out, .out_size = sizeof out[0], .n = 6}))
+        if (mproc_map(p, &(mproc_job){.fn = faulty,
+                                      .in = it,
+                                      .in_size = sizeof it[0],
+                                      .out = out,
+                                      .out_size = sizeof out[0],
+                                      .n = 6}))
             _exit(14);
         mproc_pool_close(p);
         _exit(0);
@@ -376,7 +402,8 @@ static void oom_killer(void **state)
 static void timeout_kills_only_late_items(void **state)
 {
     (void)state;
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = 0.6 * tu_slow()});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2, .timeout = 0.6 * tu_slow()});
     size_t n = 12;
     struct item it[12];
     int status[12], ws[12];
@@ -403,7 +430,8 @@ static void hang_in_inherited_chunk(void **state)
 {
     (void)state;
     tu_default_signals();
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.5)});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.5)});
     struct item it[10];
     int status[10], ws[10];
     plain_items(it, 10);
@@ -419,7 +447,8 @@ static void hang_in_inherited_chunk(void **state)
 static void timeout_with_many_hangs(void **state)
 {
     (void)state;
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = 0.1 * tu_slow()});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2, .timeout = 0.1 * tu_slow()});
     struct item it[40];
     int status[40], ws[40];
     plain_items(it, 40);
@@ -446,7 +475,8 @@ static void max_items_replaces_workers(void **state)
     int pids[60];
     int rounds = tu_slow() == 1.0 ? 3 : 1;
     for (int round = 0; round < rounds; round++) {
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = my_pid, .out = pids,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = my_pid,
+                                                   .out = pids,
                                                    .out_size = sizeof pids[0],
                                                    .n = 60}),
                          0);
@@ -455,7 +485,8 @@ static void max_items_replaces_workers(void **state)
             for (int j = 0; j < 60; j++)
                 same += pids[j] == pids[i];
             if (same > 3)
-                fail_msg("worker %d ran %d items, max_items is 3", pids[i], same);
+                fail_msg("worker %d ran %d items, max_items is 3", pids[i],
+                         same);
         }
         assert_true(distinct(pids, 60) >= 20);
     }
@@ -474,11 +505,13 @@ static void init_runs_in_every_worker(void **state)
 {
     (void)state;
     tu_default_signals();
-    inits = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    inits = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
     assert_true(inits != MAP_FAILED);
     for (int k = 0; k < 2; k++) {
         atomic_store(inits, 0);
-        mproc_pool *p = open_opts((mproc_options){.kind = tu_kinds[k], .workers = 3,
+        mproc_pool *p = open_opts((mproc_options){.kind = tu_kinds[k],
+                                                  .workers = 3,
                                                   .init = count_init,
                                                   .init_arg = (void *)inits});
         assert_int_equal(atomic_load(inits), 3);
@@ -510,11 +543,11 @@ static void replacement_that_cannot_start(void **state)
 {
     (void)state;
     tu_default_signals();
-    _Atomic int *n = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                          -1, 0);
+    _Atomic int *n = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     struct tu_held before = tu_held();
-    mproc_pool *p = open_opts((mproc_options){.workers = 3, .init = init_fails_later,
-                                              .init_arg = (void *)n});
+    mproc_pool *p = open_opts((mproc_options){
+        .workers = 3, .init = init_fails_later, .init_arg = (void *)n});
     /* One crash with a chunk left over: its replacement never starts, yet
        the map ends, the leftover marked crashed rather than lost. */
     struct item it[30];
@@ -522,9 +555,14 @@ static void replacement_that_cannot_start(void **state)
     int status[30];
     plain_items(it, 30);
     it[0].op = SEGV;
-    int r = mproc_map(p, &(mproc_job){.fn = faulty, .in = it, .in_size = sizeof it[0],
-                                      .out = out, .out_size = sizeof out[0], .n = 30,
-                                      .chunk = 10, .status = status});
+    int r = mproc_map(p, &(mproc_job){.fn = faulty,
+                                      .in = it,
+                                      .in_size = sizeof it[0],
+                                      .out = out,
+                                      .out_size = sizeof out[0],
+                                      .n = 30,
+                                      .chunk = 10,
+                                      .status = status});
     assert_true(r >= 1);
     assert_int_equal(status[0], MPROC_ECRASHED);
     int bad = 0;
@@ -593,15 +631,21 @@ static void caller_death(bool busy)
     pid_t c = fork();
     if (c == 0) {
         mproc_pool *p;
-        if (mproc_pool_open(&p, &(mproc_options){.workers = 3, .timeout = 100 * tu_slow()}))
+        if (mproc_pool_open(
+                &p, &(mproc_options){.workers = 3, .timeout = 100 * tu_slow()}))
             _exit(1);
         mproc_task *t = NULL;
         if (busy) {
             static struct item it[6] = {{HANG, 0}, {HANG, 1}, {HANG, 2},
                                         {HANG, 3}, {HANG, 4}, {HANG, 5}};
             static long out[6];
-            mproc_submit(p, &(mproc_job){.fn = faulty, .in = it, .in_size = sizeof it[0],
-                                         .out = out, .out_size = sizeof out[0], .n = 6},
+            mproc_submit(p,
+                         &(mproc_job){.fn = faulty,
+                                      .in = it,
+                                      .in_size = sizeof it[0],
+                                      .out = out,
+                                      .out_size = sizeof out[0],
+                                      .n = 6},
                          &t);
         }
         if (write(pipefd[1], "x", 1) != 1)
@@ -647,7 +691,8 @@ struct opener {
 static void *open_and_exit(void *arg)
 {
     struct opener *o = arg;
-    assert_int_equal(mproc_pool_open(&o->pool, &(mproc_options){.workers = 2}), 0);
+    assert_int_equal(mproc_pool_open(&o->pool, &(mproc_options){.workers = 2}),
+                     0);
     return NULL; /* the thread that opened the pool ends here */
 }
 
@@ -679,7 +724,8 @@ static void no_signal_handlers_or_masks(void **state)
         usable[s] = sigaction(s, NULL, &before[s]) == 0;
     pthread_sigmask(SIG_BLOCK, NULL, &mb);
     for (int k = 0; k < 2; k++) {
-        mproc_pool *p = open_opts((mproc_options){.kind = tu_kinds[k], .workers = 2});
+        mproc_pool *p =
+            open_opts((mproc_options){.kind = tu_kinds[k], .workers = 2});
         struct item it[20];
         int status[20], ws[20];
         plain_items(it, 20);
@@ -717,7 +763,8 @@ static void program_reaps_its_own_children(void **state)
     struct sigaction sa = {.sa_handler = reap_all, .sa_flags = SA_RESTART}, old;
     sigaction(SIGCHLD, &sa, &old);
     atomic_store(&reaped, 0);
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.2)});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(0.2)});
     /* The program's own children come and go while the pool works, and
        crashes in the pool are never the program's to reap. */
     for (int i = 0; i < 5; i++)
@@ -765,8 +812,8 @@ static void descriptors_close_on_exec(void **state)
         bool before[1024] = {0};
         for (int fd = 0; fd < 1024; fd++)
             before[fd] = fcntl(fd, F_GETFD) >= 0;
-        mproc_pool *p = open_opts((mproc_options){.kind = tu_kinds[k], .workers = 2,
-                                                  .timeout = k ? 0 : 1});
+        mproc_pool *p = open_opts((mproc_options){
+            .kind = tu_kinds[k], .workers = 2, .timeout = k ? 0 : 1});
         int ours = 0;
         for (int fd = 0; fd < 1024; fd++) {
             int fl = fcntl(fd, F_GETFD);
@@ -797,7 +844,8 @@ static void *keep_mapping(void *arg)
 static void process_pool_opens_while_threads_run(void **state)
 {
     (void)state;
-    mproc_pool *tp = open_opts((mproc_options){.kind = MPROC_THREADS, .workers = 3});
+    mproc_pool *tp =
+        open_opts((mproc_options){.kind = MPROC_THREADS, .workers = 3});
     atomic_store(&stop_mapping, false);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, keep_mapping, tp), 0);
@@ -829,16 +877,22 @@ static void supervisor_death_breaks_the_pool_cleanly(void **state)
     for (int i = 4; i < 8; i++)
         it[i] = (struct item){SLOW, 2000000 * (int)tu_slow()};
     mproc_task *t;
-    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = faulty, .in = it,
-                                                  .in_size = sizeof it[0], .out = out,
-                                                  .out_size = sizeof out[0], .n = 8,
-                                                  .chunk = 1, .status = status},
+    assert_int_equal(mproc_submit(p,
+                                  &(mproc_job){.fn = faulty,
+                                               .in = it,
+                                               .in_size = sizeof it[0],
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = 8,
+                                               .chunk = 1,
+                                               .status = status},
                                   &t),
                      0);
     /* The four quick items done, the slow ones running. */
     size_t done = 0;
     double until = tu_now() + 30 * tu_slow();
-    while (mproc_task_progress(t, &done, NULL) == 0 && done < 4 && tu_now() < until)
+    while (mproc_task_progress(t, &done, NULL) == 0 && done < 4 &&
+           tu_now() < until)
         usleep(1000);
     assert_int_equal(done, 4);
     pid_t kids[8];
@@ -847,7 +901,8 @@ static void supervisor_death_breaks_the_pool_cleanly(void **state)
         char path[64], name[32] = "";
         snprintf(path, sizeof path, "/proc/%d/comm", (int)kids[i]);
         FILE *f = fopen(path, "r");
-        if (f && fgets(name, sizeof name, f) && !strncmp(name, "mproc-super", 11))
+        if (f && fgets(name, sizeof name, f) &&
+            !strncmp(name, "mproc-super", 11))
             killed += kill(kids[i], SIGKILL) == 0;
         if (f)
             fclose(f);
@@ -855,7 +910,8 @@ static void supervisor_death_breaks_the_pool_cleanly(void **state)
     assert_int_equal(killed, 1);
     double t0 = tu_now();
     int r = mproc_task_wait(t, 30 * tu_slow());
-    assert_true(tu_now() - t0 < 1.5 * tu_slow()); /* at once, not after the sleeps */
+    assert_true(tu_now() - t0 <
+                1.5 * tu_slow()); /* at once, not after the sleeps */
     assert_true(r >= 1 && r <= 4);
     int crashed = 0;
     for (int i = 0; i < 8; i++) {
@@ -868,8 +924,10 @@ static void supervisor_death_breaks_the_pool_cleanly(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(status[i], 0); /* finished before: kept */
     mproc_task_free(t);
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty, .in = it,
-                                               .in_size = sizeof it[0], .n = 1}),
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
+                                               .in = it,
+                                               .in_size = sizeof it[0],
+                                               .n = 1}),
                      MPROC_EBROKEN);
     assert_int_equal(mproc_pool_close(p), 0);
     tu_assert_released(before);
@@ -908,8 +966,8 @@ static int twice_tiny(const void *in, void *out, void *arg)
 static void window_deaths_lose_nothing(void **state)
 {
     (void)state;
-    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                      -1, 0);
+    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     mproc__test_hook = kill_here;
     static const int points[] = {MPROC__HOOK_CLAIMING, MPROC__HOOK_CLAIMED,
                                  MPROC__HOOK_FINISHING, MPROC__HOOK_COUNTED,
@@ -922,17 +980,21 @@ static void window_deaths_lose_nothing(void **state)
     for (size_t pi = 0; pi < sizeof points / sizeof points[0]; pi++) {
         kill_point = points[pi];
         atomic_store(kills_left, 12);
-        mproc_pool *p = open_opts((mproc_options){.workers = 3, .init = seed_rand});
+        mproc_pool *p =
+            open_opts((mproc_options){.workers = 3, .init = seed_rand});
         for (size_t chunk = 1; chunk <= 1000; chunk *= 10) {
             for (size_t i = 0; i < n; i++)
                 out[i] = -1;
             mproc_task *t;
-            assert_int_equal(mproc_submit(p, &(mproc_job){.fn = twice_tiny, .in = in,
-                                                          .in_size = sizeof *in,
-                                                          .out = out,
-                                                          .out_size = sizeof *out,
-                                                          .n = n, .chunk = chunk,
-                                                          .status = status},
+            assert_int_equal(mproc_submit(p,
+                                          &(mproc_job){.fn = twice_tiny,
+                                                       .in = in,
+                                                       .in_size = sizeof *in,
+                                                       .out = out,
+                                                       .out_size = sizeof *out,
+                                                       .n = n,
+                                                       .chunk = chunk,
+                                                       .status = status},
                                           &t),
                              0);
             /* Every index comes back once through next, too. */
@@ -1018,7 +1080,8 @@ static void program_fault_handlers_do_not_hang_workers(void **state)
     struct sigaction sa = {.sa_handler = returning_handler}, old_segv, old_fpe;
     sigaction(SIGSEGV, &sa, &old_segv);
     sigaction(SIGFPE, &sa, &old_fpe);
-    mproc_pool *p = open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(5)});
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2, .timeout = tu_timeout(5)});
     struct item it[8];
     int status[8], ws[8];
     plain_items(it, 8);
@@ -1058,7 +1121,8 @@ static void orphan_at_birth(int point)
 static void worker_orphaned_before_pdeathsig_exits(void **state)
 {
     (void)state;
-    born = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    born = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                -1, 0);
     assert_true(born != MAP_FAILED);
     atomic_store(born, 0);
     struct tu_held before = tu_held();
@@ -1143,7 +1207,8 @@ static void concurrent_opens_keep_pools_apart(void **state)
             char path[64], name[32] = "";
             snprintf(path, sizeof path, "/proc/%d/comm", (int)kids[i]);
             FILE *f = fopen(path, "r");
-            bool pooled = f && fgets(name, sizeof name, f) && !strncmp(name, "mproc-", 6);
+            bool pooled =
+                f && fgets(name, sizeof name, f) && !strncmp(name, "mproc-", 6);
             if (f)
                 fclose(f);
             if (!pooled)
@@ -1151,20 +1216,22 @@ static void concurrent_opens_keep_pools_apart(void **state)
             ours++;
             int k = regions_of(kids[i]);
             if (k != 1)
-                fail_msg("round %d: process %d (%s) maps %d pool regions", round,
-                         (int)kids[i], name, k);
+                fail_msg("round %d: process %d (%s) maps %d pool regions",
+                         round, (int)kids[i], name, k);
         }
         assert_int_equal(ours, 6); /* two supervisors, four workers */
         long in[64], out[64];
         for (int i = 0; i < 64; i++)
             in[i] = i;
         for (int i = 0; i < 2; i++) {
-            assert_int_equal(mproc_map(p[i], &(mproc_job){.fn = twice_tiny, .in = in,
-                                                          .in_size = sizeof *in,
-                                                          .out = out,
-                                                          .out_size = sizeof *out,
-                                                          .n = 64}),
-                             0);
+            assert_int_equal(
+                mproc_map(p[i], &(mproc_job){.fn = twice_tiny,
+                                             .in = in,
+                                             .in_size = sizeof *in,
+                                             .out = out,
+                                             .out_size = sizeof *out,
+                                             .n = 64}),
+                0);
             for (int k = 0; k < 64; k++)
                 assert_int_equal(out[k], 2 * k);
         }
@@ -1194,7 +1261,8 @@ static void many_cycles_leave_nothing(void **state)
     for (int i = 0; i < n; i++) {
         mproc_kind kind = i % 3 == 2 ? MPROC_THREADS : MPROC_PROCESSES;
         bool faults = kind == MPROC_PROCESSES && i % 10 == 0;
-        p = open_opts((mproc_options){.kind = kind, .workers = 1 + i % 3,
+        p = open_opts((mproc_options){.kind = kind,
+                                      .workers = 1 + i % 3,
                                       .timeout = faults ? tu_timeout(0.2) : 0});
         struct item it[16];
         int status[16], ws[16];

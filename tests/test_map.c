@@ -12,7 +12,8 @@
 static mproc_pool *open_kind(mproc_kind kind, int workers)
 {
     mproc_pool *p = NULL;
-    int r = mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
+    int r =
+        mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
     assert_int_equal(r, 0);
     assert_non_null(p);
     return p;
@@ -34,8 +35,12 @@ static void squares(mproc_pool *p, size_t n, size_t chunk)
         in[i] = (long)i;
         out[i] = -1;
     }
-    int r = mproc_map(p, &(mproc_job){.fn = square, .in = in, .in_size = sizeof *in,
-                                      .out = out, .out_size = sizeof *out, .n = n,
+    int r = mproc_map(p, &(mproc_job){.fn = square,
+                                      .in = in,
+                                      .in_size = sizeof *in,
+                                      .out = out,
+                                      .out_size = sizeof *out,
+                                      .n = n,
                                       .chunk = chunk});
     assert_int_equal(r, 0);
     for (size_t i = 0; i < n; i++)
@@ -112,15 +117,20 @@ static void item_sizes(void **state)
             for (size_t i = 0; i < n * isz; i++)
                 in[i] = (unsigned char)(i * 31 + 7);
             memset(out, 0, n * osz);
-            int r = mproc_map(p, &(mproc_job){.fn = bytes, .in = in, .in_size = isz,
-                                              .out = out, .out_size = osz, .n = n,
-                                              .arg = &isz, .arg_size = sizeof isz});
+            int r = mproc_map(p, &(mproc_job){.fn = bytes,
+                                              .in = in,
+                                              .in_size = isz,
+                                              .out = out,
+                                              .out_size = osz,
+                                              .n = n,
+                                              .arg = &isz,
+                                              .arg_size = sizeof isz});
             assert_int_equal(r, 0);
             for (size_t i = 0; i < n; i++) {
                 for (size_t b = 0; b < isz; b++)
                     if (out[i * osz + b] != (in[i * isz + b] ^ 0x5a))
-                        fail_msg("%s size %zu: item %zu byte %zu", tu_kind_name(tu_kinds[k]),
-                                 isz, i, b);
+                        fail_msg("%s size %zu: item %zu byte %zu",
+                                 tu_kind_name(tu_kinds[k]), isz, i, b);
                 assert_int_equal(out[i * osz + isz], isz & 0xff);
                 assert_int_equal(out[i * osz + isz + 1], isz >> 8);
                 assert_int_equal(out[i * osz + isz + 2], 0xee);
@@ -159,13 +169,17 @@ static void out_null(void **state)
         in[i] = i;
     for (int k = 0; k < 2; k++) {
         mproc_pool *p = open_kind(tu_kinds[k], 2);
-        int r = mproc_map(p, &(mproc_job){.fn = out_must_be_null, .in = in,
-                                          .in_size = sizeof in[0], .n = 500});
+        int r = mproc_map(p, &(mproc_job){.fn = out_must_be_null,
+                                          .in = in,
+                                          .in_size = sizeof in[0],
+                                          .n = 500});
         assert_int_equal(r, 0);
         /* out NULL with an out_size: fn writes into a scratch, discarded. */
-        r = mproc_map(p, &(mproc_job){.fn = write_scratch, .in = in,
+        r = mproc_map(p, &(mproc_job){.fn = write_scratch,
+                                      .in = in,
                                       .in_size = sizeof in[0],
-                                      .out_size = sizeof(long), .n = 500});
+                                      .out_size = sizeof(long),
+                                      .n = 500});
         assert_int_equal(r, 0);
         mproc_pool_close(p);
     }
@@ -188,8 +202,10 @@ static void in_null_and_worker_ids(void **state)
     for (int k = 0; k < 2; k++) {
         int w = 4;
         mproc_pool *p = open_kind(tu_kinds[k], w);
-        int r = mproc_map(p, &(mproc_job){.fn = who, .out = out,
-                                          .out_size = sizeof out[0], .n = 2000});
+        int r = mproc_map(p, &(mproc_job){.fn = who,
+                                          .out = out,
+                                          .out_size = sizeof out[0],
+                                          .n = 2000});
         assert_int_equal(r, 0);
         for (int i = 0; i < 2000; i++) {
             assert_true(out[i] >= 0);
@@ -238,7 +254,8 @@ static void default_workers_are_cpus(void **state)
     int cpus = CPU_COUNT(&set);
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k]}), 0);
+        assert_int_equal(
+            mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k]}), 0);
         int size = mproc_pool_size(p);
         assert_true(size >= 1);
         assert_true(size <= cpus);
@@ -304,17 +321,25 @@ static void status_codes(void **state)
     for (int k = 0; k < 2; k++) {
         mproc_pool *p = open_kind(tu_kinds[k], 3);
         memset(status, 0x7f, sizeof status);
-        int r = mproc_map(p, &(mproc_job){.fn = some_fail, .in = in, .in_size = sizeof in[0],
-                                          .out = out, .out_size = sizeof out[0],
-                                          .n = n, .status = status});
+        int r = mproc_map(p, &(mproc_job){.fn = some_fail,
+                                          .in = in,
+                                          .in_size = sizeof in[0],
+                                          .out = out,
+                                          .out_size = sizeof out[0],
+                                          .n = n,
+                                          .status = status});
         assert_int_equal(r, want);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(status[i], i % 7 == 3 ? (int)i + 1 : 0);
             assert_int_equal(out[i], -(long)i); /* fn's output is kept */
         }
         /* Without status, the count is the same. */
-        r = mproc_map(p, &(mproc_job){.fn = some_fail, .in = in, .in_size = sizeof in[0],
-                                      .out = out, .out_size = sizeof out[0], .n = n});
+        r = mproc_map(p, &(mproc_job){.fn = some_fail,
+                                      .in = in,
+                                      .in_size = sizeof in[0],
+                                      .out = out,
+                                      .out_size = sizeof out[0],
+                                      .n = n});
         assert_int_equal(r, want);
         mproc_pool_close(p);
     }
@@ -340,8 +365,10 @@ static void globals_snapshot_at_open(void **state)
     global = 7;
     mproc_pool *p = open_kind(MPROC_PROCESSES, 2);
     global = 8; /* after open: workers never see it */
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_global, .out = out,
-                                               .out_size = sizeof out[0], .n = 50,
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_global,
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = 50,
                                                .chunk = 1}),
                      0);
     for (int i = 0; i < 50; i++)
@@ -352,8 +379,10 @@ static void globals_snapshot_at_open(void **state)
     global = 7;
     p = open_kind(MPROC_THREADS, 2);
     global = 8;
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_global, .out = out,
-                                               .out_size = sizeof out[0], .n = 1}),
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_global,
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = 1}),
                      0);
     assert_int_equal(out[0], 8);
     assert_int_equal(global, 1008);

@@ -57,7 +57,8 @@ static void squares_in_order(void **state)
     static const size_t ns[] = {0, 1, 2, 3, 97, 10007, 1000003};
     for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
         size_t n = ns[k];
-        long *in = malloc((n + 1) * sizeof *in), *out = malloc((n + 1) * sizeof *out);
+        long *in = malloc((n + 1) * sizeof *in),
+             *out = malloc((n + 1) * sizeof *out);
         for (size_t i = 0; i < n; i++) {
             in[i] = (long)i;
             out[i] = -1;
@@ -65,7 +66,8 @@ static void squares_in_order(void **state)
         assert_int_equal(MPROC_MAP(pool, square, in, out, n), 0);
         for (size_t i = 0; i < n; i++)
             if (out[i] != (long)(i * i))
-                fail_msg("n %zu: out[%zu] = %ld, want %zu", n, i, out[i], i * i);
+                fail_msg("n %zu: out[%zu] = %ld, want %zu", n, i, out[i],
+                         i * i);
         free(in);
         free(out);
     }
@@ -76,8 +78,10 @@ static void items_run_on_the_other_ranks(void **state)
     (void)state;
     enum { N = 64 };
     struct where w[N];
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = locate, .out = w,
-                                                  .out_size = sizeof *w, .n = N,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = locate,
+                                                  .out = w,
+                                                  .out_size = sizeof *w,
+                                                  .n = N,
                                                   .chunk = 1}),
                      0);
     int workers = mproc_pool_size(pool), seen[64] = {0};
@@ -113,9 +117,12 @@ static void item_codes_in_status(void **state)
         in[i] = i;
         want += i % 7 == 3;
     }
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = coded, .in = in,
-                                                  .in_size = sizeof *in, .out = out,
-                                                  .out_size = sizeof *out, .n = N,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = coded,
+                                                  .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = N,
                                                   .status = status}),
                      want);
     for (int i = 0; i < N; i++) {
@@ -143,10 +150,14 @@ static void arg_bytes_travel(void **state)
     for (int i = 0; i < N; i++)
         in[i] = i;
     struct scale s = {3, 7};
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled, .in = in,
-                                                  .in_size = sizeof *in, .out = out,
-                                                  .out_size = sizeof *out, .n = N,
-                                                  .arg = &s, .arg_size = sizeof s}),
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled,
+                                                  .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = N,
+                                                  .arg = &s,
+                                                  .arg_size = sizeof s}),
                      0);
     for (int i = 0; i < N; i++)
         assert_int_equal(out[i], 3L * i + 7);
@@ -158,15 +169,21 @@ static void arg_pointer_refused(void **state)
     (void)state;
     long in[4] = {1, 2, 3, 4}, out[4];
     struct scale s = {1, 0};
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled, .in = in,
-                                                  .in_size = sizeof *in, .out = out,
-                                                  .out_size = sizeof *out, .n = 4,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled,
+                                                  .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = 4,
                                                   .arg = &s}),
                      MPROC_EINVAL);
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled, .in = in,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = scaled,
+                                                  .in = in,
                                                   .in_size = (size_t)1 << 31,
-                                                  .out = out, .out_size = sizeof *out,
-                                                  .n = 1, .arg = &s,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = 1,
+                                                  .arg = &s,
                                                   .arg_size = sizeof s}),
                      MPROC_EINVAL);
 }
@@ -177,7 +194,8 @@ static void function_made_at_run_time_refused(void **state)
 {
     (void)state;
 #if defined(__x86_64__)
-    static const unsigned char ret0[] = {0x31, 0xc0, 0xc3}; /* xor eax,eax; ret */
+    static const unsigned char ret0[] = {0x31, 0xc0,
+                                         0xc3}; /* xor eax,eax; ret */
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED)
@@ -186,9 +204,12 @@ static void function_made_at_run_time_refused(void **state)
     mproc_fn fn;
     memcpy(&fn, &page, sizeof fn);
     long in[2] = {1, 2}, out[2];
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = fn, .in = in,
-                                                  .in_size = sizeof *in, .out = out,
-                                                  .out_size = sizeof *out, .n = 2}),
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = fn,
+                                                  .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = 2}),
                      MPROC_EINVAL);
     munmap(page, 4096);
 #else
@@ -231,19 +252,25 @@ static void reduce_on_the_ranks(void **state)
     for (size_t i = 0; i < n; i++)
         in[i] = (long)i;
     long total = 0;
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = as_long, .in = in,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = as_long,
+                                                  .in = in,
                                                   .in_size = sizeof *in,
-                                                  .out_size = sizeof(long), .n = n,
-                                                  .reduce = add_long, .acc = &total}),
+                                                  .out_size = sizeof(long),
+                                                  .n = n,
+                                                  .reduce = add_long,
+                                                  .acc = &total}),
                      0);
     assert_int_equal(total, (long)(n * (n - 1) / 2));
     double h = 0, want = 0;
     for (size_t i = 0; i < n; i++)
         want += 1.0 / (double)(i + 1);
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = as_double, .in = in,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = as_double,
+                                                  .in = in,
                                                   .in_size = sizeof *in,
-                                                  .out_size = sizeof(double), .n = n,
-                                                  .reduce = add_double, .acc = &h}),
+                                                  .out_size = sizeof(double),
+                                                  .n = n,
+                                                  .reduce = add_double,
+                                                  .acc = &h}),
                      0);
     if (fabs(h - want) > 1e-9 * want)
         fail_msg("harmonic sum %.15g, want %.15g", h, want);
@@ -258,10 +285,14 @@ static void reduce_with_results(void **state)
     long in[N], out[N], total = 0;
     for (int i = 0; i < N; i++)
         in[i] = i;
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = square, .in = in,
-                                                  .in_size = sizeof *in, .out = out,
-                                                  .out_size = sizeof *out, .n = N,
-                                                  .reduce = add_long, .acc = &total}),
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = square,
+                                                  .in = in,
+                                                  .in_size = sizeof *in,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = N,
+                                                  .reduce = add_long,
+                                                  .acc = &total}),
                      0);
     long want = 0;
     for (int i = 0; i < N; i++) {
@@ -288,9 +319,12 @@ static void large_items(void **state)
     unsigned char *in = malloc(n * 4096), *out = malloc(n * 4096);
     for (size_t i = 0; i < n * 4096; i++)
         in[i] = (unsigned char)(i * 131 + i / 4096);
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = fill_page, .in = in,
-                                                  .in_size = 4096, .out = out,
-                                                  .out_size = 4096, .n = n,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = fill_page,
+                                                  .in = in,
+                                                  .in_size = 4096,
+                                                  .out = out,
+                                                  .out_size = 4096,
+                                                  .n = n,
                                                   .chunk = 2000}),
                      0);
     for (size_t i = 0; i < n * 4096; i++)
@@ -313,14 +347,17 @@ static void no_in_and_no_out(void **state)
 {
     (void)state;
     long out[10];
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = count_call, .out = out,
-                                                  .out_size = sizeof *out, .n = 10}),
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = count_call,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = 10}),
                      0);
     for (int i = 0; i < 10; i++)
         assert_int_equal(out[i], 5);
     int status[10];
     memset(status, 0x7f, sizeof status);
-    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = count_call, .n = 10,
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = count_call,
+                                                  .n = 10,
                                                   .out_size = sizeof(long),
                                                   .status = status}),
                      0);
@@ -359,10 +396,14 @@ static void next_progress_and_cancel(void **state)
     for (int i = 0; i < N; i++)
         in[i] = i;
     mproc_task *t;
-    assert_int_equal(mproc_submit(pool, &(mproc_job){.fn = square, .in = in,
-                                                     .in_size = sizeof *in, .out = out,
-                                                     .out_size = sizeof *out, .n = N,
-                                                     .status = status},
+    assert_int_equal(mproc_submit(pool,
+                                  &(mproc_job){.fn = square,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = N,
+                                               .status = status},
                                   &t),
                      0);
     unsigned char seen[N] = {0};
@@ -390,9 +431,12 @@ static void next_progress_and_cancel(void **state)
     int *st = malloc(big * sizeof *st);
     for (size_t i = 0; i < big; i++)
         o[i] = 0;
-    assert_int_equal(mproc_submit(pool, &(mproc_job){.fn = nap_ms, .out = o,
-                                                     .out_size = sizeof *o, .n = big,
-                                                     .status = st},
+    assert_int_equal(mproc_submit(pool,
+                                  &(mproc_job){.fn = nap_ms,
+                                               .out = o,
+                                               .out_size = sizeof *o,
+                                               .n = big,
+                                               .status = st},
                                   &t),
                      0);
     size_t started = 0;
@@ -421,8 +465,9 @@ static void one_mpi_pool_a_run(void **state)
 {
     (void)state;
     mproc_pool *again = NULL;
-    assert_int_equal(mproc_pool_open(&again, &(mproc_options){.kind = MPROC_MPI}),
-                     MPROC_ENOTSUP);
+    assert_int_equal(
+        mproc_pool_open(&again, &(mproc_options){.kind = MPROC_MPI}),
+        MPROC_ENOTSUP);
     assert_null(again);
     assert_int_equal(mproc_pool_open(&again, &(mproc_options){.kind = MPROC_MPI,
                                                               .timeout = 1}),
@@ -444,8 +489,8 @@ volatile int twin_marker = 42;
 static int expect_open(int r, int want)
 {
     if (r != want || pool) {
-        fprintf(stderr, "open: %d (%s), want %d (%s)\n", r, mproc_strerror(r), want,
-                mproc_strerror(want));
+        fprintf(stderr, "open: %d (%s), want %d (%s)\n", r, mproc_strerror(r),
+                want, mproc_strerror(want));
         return 1;
     }
     printf("open: %s, as it should\n", mproc_strerror(r));
@@ -463,8 +508,12 @@ static int twin_run(void)
         in[i] = i;
         out[i] = -7;
     }
-    int r = mproc_map(pool, &(mproc_job){.fn = square, .in = in, .in_size = sizeof *in,
-                                         .out = out, .out_size = sizeof *out, .n = N,
+    int r = mproc_map(pool, &(mproc_job){.fn = square,
+                                         .in = in,
+                                         .in_size = sizeof *in,
+                                         .out = out,
+                                         .out_size = sizeof *out,
+                                         .n = N,
                                          .status = status});
     mproc_pool_close(pool);
     if (r != N) {
@@ -473,7 +522,8 @@ static int twin_run(void)
     }
     for (int i = 0; i < N; i++)
         if (status[i] != MPROC_ENOTSUP || out[i] != -7) {
-            fprintf(stderr, "twin item %d: status %d, out %ld\n", i, status[i], out[i]);
+            fprintf(stderr, "twin item %d: status %d, out %ld\n", i, status[i],
+                    out[i]);
             return 1;
         }
     printf("another build's ranks: every item MPROC_ENOTSUP, as it should\n");
@@ -510,11 +560,11 @@ int main(int argc, char **argv)
         int provided = 0;
         MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     }
-    int r = mproc_pool_open(&pool, &(mproc_options){
-                                       .kind = MPROC_MPI,
-                                       .workers = !strcmp(run, "--too-many") ? 1000 : 0,
-                                       .init = !strcmp(run, "--init-fails") ? fail_init
-                                                                            : NULL});
+    int r = mproc_pool_open(
+        &pool, &(mproc_options){
+                   .kind = MPROC_MPI,
+                   .workers = !strcmp(run, "--too-many") ? 1000 : 0,
+                   .init = !strcmp(run, "--init-fails") ? fail_init : NULL});
     /* Only rank 0 gets here. */
     if (!strcmp(run, "--init-fails"))
         return expect_open(r, MPROC_EINIT);

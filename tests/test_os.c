@@ -64,7 +64,8 @@ static void cpu_count_v1_quota(void **state)
     (void)state;
     put("/proc/self/mountinfo",
         "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-        "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n");
+        "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup "
+        "rw,cpu,cpuacct\n");
     put("/proc/self/cgroup", "5:memory:/job\n4:cpu,cpuacct:/job\n");
     put("/sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_quota_us", "50000\n");
     put("/sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_period_us", "100000\n");
@@ -96,8 +97,8 @@ static void cpu_count_container_mount_root(void **state)
     (void)state;
     /* Inside a container the mount shows the hierarchy from the container's
        own group, which /proc/self/cgroup names in full. */
-    put("/proc/self/mountinfo",
-        "40 30 0:31 /docker/abc /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n");
+    put("/proc/self/mountinfo", "40 30 0:31 /docker/abc /sys/fs/cgroup/cpu rw "
+                                "- cgroup cgroup rw,cpu\n");
     put("/proc/self/cgroup", "3:cpu:/docker/abc\n");
     put("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "100000\n");
     put("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
@@ -209,11 +210,12 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cpu_count_without_cgroups),
-        cmocka_unit_test_setup_teardown(cpu_count_v1_quota, make_root, drop_root),
-        cmocka_unit_test_setup_teardown(cpu_count_v2_quota_and_parents, make_root,
+        cmocka_unit_test_setup_teardown(cpu_count_v1_quota, make_root,
                                         drop_root),
-        cmocka_unit_test_setup_teardown(cpu_count_container_mount_root, make_root,
-                                        drop_root),
+        cmocka_unit_test_setup_teardown(cpu_count_v2_quota_and_parents,
+                                        make_root, drop_root),
+        cmocka_unit_test_setup_teardown(cpu_count_container_mount_root,
+                                        make_root, drop_root),
         cmocka_unit_test(heap_aligns_and_exhausts),
         cmocka_unit_test(heap_coalesces),
         cmocka_unit_test(heap_ignores_foreign_pointers),

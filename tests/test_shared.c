@@ -26,7 +26,8 @@
 static mproc_pool *open_shared(mproc_kind kind, int workers, size_t shared_size)
 {
     mproc_pool *p = NULL;
-    int r = mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers,
+    int r = mproc_pool_open(&p, &(mproc_options){.kind = kind,
+                                                 .workers = workers,
                                                  .shared_size = shared_size});
     if (r)
         fail_msg("open (%s): %s", tu_kind_name(kind), mproc_strerror(r));
@@ -71,7 +72,8 @@ static int increment(const void *in, void *out, void *arg)
 {
     struct notebook *nb = arg;
     long amt = *(const long *)in;
-    long now = atomic_fetch_add_explicit(&nb->total, amt, memory_order_relaxed) + amt;
+    long now =
+        atomic_fetch_add_explicit(&nb->total, amt, memory_order_relaxed) + amt;
     if (out)
         *(long *)out = now;
     if (getpid() != nb->caller)
@@ -96,10 +98,14 @@ static void arena_atomics_notebook_total(void **state)
         global_total = 0;
 
         long fives[8] = {5, 5, 5, 5, 5, 5, 5, 5}, sub[8];
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = increment, .in = fives,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = increment,
+                                                   .in = fives,
                                                    .in_size = sizeof fives[0],
-                                                   .out = sub, .out_size = sizeof sub[0],
-                                                   .n = 8, .arg = nb, .chunk = 1}),
+                                                   .out = sub,
+                                                   .out_size = sizeof sub[0],
+                                                   .n = 8,
+                                                   .arg = nb,
+                                                   .chunk = 1}),
                          0);
         assert_int_equal(atomic_load(&nb->total), 40);
         /* Every sub total once: 5, 10, ..., 40 (the notebook's processes
@@ -107,16 +113,20 @@ static void arena_atomics_notebook_total(void **state)
         qsort(sub, 8, sizeof sub[0], by_value);
         for (int i = 0; i < 8; i++)
             assert_int_equal(sub[i], 5 * (i + 1));
-        assert_int_equal(global_total, 0); /* the lesson: a global is not shared */
+        assert_int_equal(global_total,
+                         0); /* the lesson: a global is not shared */
 
         /* Under contention: many one-item claims racing on the counter. */
         size_t n = scaled(100000);
         long *ones = malloc(n * sizeof *ones);
         for (size_t i = 0; i < n; i++)
             ones[i] = 1;
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = increment, .in = ones,
-                                                   .in_size = sizeof ones[0], .n = n,
-                                                   .arg = nb, .chunk = 1}),
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = increment,
+                                                   .in = ones,
+                                                   .in_size = sizeof ones[0],
+                                                   .n = n,
+                                                   .arg = nb,
+                                                   .chunk = 1}),
                          0);
         assert_int_equal(atomic_load(&nb->total), 40 + (long)n);
         free(ones);
@@ -183,17 +193,22 @@ static void arena_pointer_valid_in_every_worker(void **state)
                 out[i] = (struct seen){-1, -1};
             }
             int status[W];
-            int r = mproc_map(p, &(mproc_job){.fn = follow, .in = idx,
-                                              .in_size = sizeof idx[0], .out = out,
-                                              .out_size = sizeof out[0], .n = W,
-                                              .arg = c, .chunk = 1,
+            int r = mproc_map(p, &(mproc_job){.fn = follow,
+                                              .in = idx,
+                                              .in_size = sizeof idx[0],
+                                              .out = out,
+                                              .out_size = sizeof out[0],
+                                              .n = W,
+                                              .arg = c,
+                                              .chunk = 1,
                                               .status = status});
             assert_int_equal(r, 0);
             unsigned workers_seen = 0;
             for (int i = 0; i < W; i++) {
                 if (out[i].v != data[i])
                     fail_msg("%s round %d: item %d read %ld, want %ld",
-                             tu_kind_name(tu_kinds[k]), round, i, out[i].v, data[i]);
+                             tu_kind_name(tu_kinds[k]), round, i, out[i].v,
+                             data[i]);
                 assert_in_range(out[i].worker, 0, W - 1);
                 workers_seen |= 1u << out[i].worker;
             }
@@ -229,17 +244,23 @@ static int check_place(const void *in, void *out, void *arg)
 
 /* Map check_place over in/out and return the map's result, with every
    result checked. */
-static int map_in_place(mproc_pool *p, long *in, long *out, size_t n, int *status)
+static int map_in_place(mproc_pool *p, long *in, long *out, size_t n,
+                        int *status)
 {
     for (size_t i = 0; i < n; i++) {
         in[i] = (long)i;
         out[i] = -1;
     }
     struct where w = {in, out};
-    int r = mproc_map(p, &(mproc_job){.fn = check_place, .in = in,
-                                      .in_size = sizeof *in, .out = out,
-                                      .out_size = sizeof *out, .n = n, .arg = &w,
-                                      .arg_size = sizeof w, .status = status});
+    int r = mproc_map(p, &(mproc_job){.fn = check_place,
+                                      .in = in,
+                                      .in_size = sizeof *in,
+                                      .out = out,
+                                      .out_size = sizeof *out,
+                                      .n = n,
+                                      .arg = &w,
+                                      .arg_size = sizeof w,
+                                      .status = status});
     for (size_t i = 0; i < n; i++)
         if (out[i] != 3 * (long)i + 1)
             fail_msg("out[%zu] = %ld, want %ld", i, out[i], 3 * (long)i + 1);
@@ -252,9 +273,10 @@ static void zero_copy_map_million(void **state)
     size_t n = scaled((size_t)1 << 20);
     for (int k = 0; k < 2; k++) {
         mproc_kind kind = tu_kinds[k];
-        mproc_pool *p = open_shared(kind, 2,
-                                    n * (2 * sizeof(long) + sizeof(int)) + (1 << 16));
-        long *in = alloc_ok(p, n * sizeof *in), *out = alloc_ok(p, n * sizeof *out);
+        mproc_pool *p = open_shared(
+            kind, 2, n * (2 * sizeof(long) + sizeof(int)) + (1 << 16));
+        long *in = alloc_ok(p, n * sizeof *in),
+             *out = alloc_ok(p, n * sizeof *out);
         int *status = alloc_ok(p, n * sizeof *status);
         /* Both in the arena: fn sees the caller's own addresses. */
         assert_int_equal(map_in_place(p, in, out, n, status), 0);
@@ -342,15 +364,19 @@ static void zero_copy_results_visible_while_running(void **state)
             atomic_store(&h->open, 0);
             h->deadline = worker_deadline();
             mproc_task *t;
-            assert_int_equal(mproc_submit(p, &(mproc_job){.fn = first_then_held,
-                                                          .in = in,
-                                                          .in_size = sizeof in[0],
-                                                          .out = out,
-                                                          .out_size = sizeof out[0],
-                                                          .n = 2, .arg = h,
-                                                          .chunk = 1, .status = st},
-                                          &t),
-                             0);
+            assert_int_equal(
+                mproc_submit(p,
+                             &(mproc_job){.fn = first_then_held,
+                                          .in = in,
+                                          .in_size = sizeof in[0],
+                                          .out = out,
+                                          .out_size = sizeof out[0],
+                                          .n = 2,
+                                          .arg = h,
+                                          .chunk = 1,
+                                          .status = st},
+                             &t),
+                0);
             wait_done(t, 1); /* item 0 finished; item 1 is held */
             if (arena || kind == MPROC_THREADS) {
                 assert_int_equal(out[0], 42);
@@ -400,8 +426,8 @@ static int odd_hold_last(const void *in, void *out, void *arg)
    opens) and return the staging heap's block count twice while the task is
    in flight (at once, and once every other item is done) and once after it
    is freed; every result is checked. */
-static void staged_blocks(mproc_pool *p, struct held_last *h, long *in, long *out,
-                          int *status, size_t n, size_t used[3])
+static void staged_blocks(mproc_pool *p, struct held_last *h, long *in,
+                          long *out, int *status, size_t n, size_t used[3])
 {
     for (size_t i = 0; i < n; i++) {
         in[i] = (long)i;
@@ -412,10 +438,15 @@ static void staged_blocks(mproc_pool *p, struct held_last *h, long *in, long *ou
     h->deadline = worker_deadline();
     h->n = (long)n;
     mproc_task *t;
-    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = odd_hold_last, .in = in,
-                                                  .in_size = sizeof *in, .out = out,
-                                                  .out_size = sizeof *out, .n = n,
-                                                  .status = status, .arg = h},
+    assert_int_equal(mproc_submit(p,
+                                  &(mproc_job){.fn = odd_hold_last,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = n,
+                                               .status = status,
+                                               .arg = h},
                                   &t),
                      0);
     size_t done = SIZE_MAX;
@@ -432,16 +463,16 @@ static void staged_blocks(mproc_pool *p, struct held_last *h, long *in, long *ou
     used[2] = p->staging.nused;
     for (size_t i = 0; i < n; i++)
         if (out[i] != 2 * (long)i + 1 || status[i] != 0)
-            fail_msg("item %zu: out %ld, status %d; want %ld, 0", i, out[i], status[i],
-                     2 * (long)i + 1);
+            fail_msg("item %zu: out %ld, status %d; want %ld, 0", i, out[i],
+                     status[i], 2 * (long)i + 1);
 }
 
 static void zero_copy_uses_no_staging(void **state)
 {
     (void)state;
     size_t n = scaled((size_t)1 << 20);
-    mproc_pool *p = open_shared(MPROC_PROCESSES, 2,
-                                n * (2 * sizeof(long) + sizeof(int)) + (1 << 16));
+    mproc_pool *p = open_shared(
+        MPROC_PROCESSES, 2, n * (2 * sizeof(long) + sizeof(int)) + (1 << 16));
     struct held_last *h = alloc_ok(p, sizeof *h);
     long *in = alloc_ok(p, n * sizeof *in), *out = alloc_ok(p, n * sizeof *out);
     int *status = alloc_ok(p, n * sizeof *status);
@@ -450,7 +481,8 @@ static void zero_copy_uses_no_staging(void **state)
     staged_blocks(p, h, in, out, status, n, used);
     for (int i = 0; i < 3; i++)
         if (used[i] != 0)
-            fail_msg("arena job, look %d: %zu staging blocks, want 0", i, used[i]);
+            fail_msg("arena job, look %d: %zu staging blocks, want 0", i,
+                     used[i]);
 
     /* The control: the same job on private memory is staged while it runs
        (so the check above can fail), and the block is gone after. */
@@ -459,7 +491,8 @@ static void zero_copy_uses_no_staging(void **state)
     staged_blocks(p, h, pin, pout, pst, n, used);
     for (int i = 0; i < 2; i++)
         if (used[i] != 1)
-            fail_msg("private job, look %d: %zu staging blocks, want 1", i, used[i]);
+            fail_msg("private job, look %d: %zu staging blocks, want 1", i,
+                     used[i]);
     assert_int_equal(used[2], 0);
     free(pin);
     free(pout);
@@ -501,17 +534,22 @@ static int use_params(const void *in, void *out, void *arg)
 
 /* Map use_params with arg_size > 0 and check each result; returns the
    address fn saw, the same for every item. */
-static uintptr_t map_params(mproc_pool *p, struct params *pa, long mul, long add)
+static uintptr_t map_params(mproc_pool *p, struct params *pa, long mul,
+                            long add)
 {
     enum { N = 200 };
     long in[N];
     struct arg_seen out[N];
     for (int i = 0; i < N; i++)
         in[i] = i;
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = use_params, .in = in,
-                                               .in_size = sizeof in[0], .out = out,
-                                               .out_size = sizeof out[0], .n = N,
-                                               .arg = pa, .arg_size = sizeof *pa,
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = use_params,
+                                               .in = in,
+                                               .in_size = sizeof in[0],
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = N,
+                                               .arg = pa,
+                                               .arg_size = sizeof *pa,
                                                .chunk = 3}),
                      0);
     for (int i = 0; i < N; i++) {
@@ -574,10 +612,15 @@ static void arg_reusable_once_submitted(void **state)
         for (int i = 0; i < N; i++)
             in[i] = i;
         mproc_task *t;
-        assert_int_equal(mproc_submit(p, &(mproc_job){.fn = use_params, .in = in,
-                                                      .in_size = sizeof in[0], .out = out,
-                                                      .out_size = sizeof out[0], .n = N,
-                                                      .arg = &pa, .arg_size = sizeof pa},
+        assert_int_equal(mproc_submit(p,
+                                      &(mproc_job){.fn = use_params,
+                                                   .in = in,
+                                                   .in_size = sizeof in[0],
+                                                   .out = out,
+                                                   .out_size = sizeof out[0],
+                                                   .n = N,
+                                                   .arg = &pa,
+                                                   .arg_size = sizeof pa},
                                       &t),
                          0);
         /* No item can have read arg yet: all wait at the gate. */
@@ -616,8 +659,10 @@ static void arg_pointer_into_arena(void **state)
         long in[100];
         for (int i = 0; i < 100; i++)
             in[i] = i;
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = write_tally, .in = in,
-                                                   .in_size = sizeof in[0], .n = 100,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = write_tally,
+                                                   .in = in,
+                                                   .in_size = sizeof in[0],
+                                                   .n = 100,
                                                    .arg = ta}),
                          0);
         for (int i = 0; i < 100; i++)
@@ -640,8 +685,9 @@ static bool all_bytes(const void *m, size_t size, unsigned char c)
 static void arena_aligns_and_zeroes(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 7, 63, 64, 65, 100, 127, 128, 1000, 4095,
-                                   4096, 4097, 10000, 65536, 3, 200000};
+    static const size_t sizes[] = {1,     7,     63,   64,    65,   100,
+                                   127,   128,   1000, 4095,  4096, 4097,
+                                   10000, 65536, 3,    200000};
     enum { N = sizeof sizes / sizeof sizes[0] };
     for (int k = 0; k < 2; k++) {
         mproc_pool *p = open_shared(tu_kinds[k], 1, 1 << 20);
@@ -650,16 +696,18 @@ static void arena_aligns_and_zeroes(void **state)
             for (int i = 0; i < N; i++) {
                 m[i] = alloc_ok(p, sizes[i]);
                 if ((uintptr_t)m[i] % 64)
-                    fail_msg("block of %zu at %p: not 64-byte aligned", sizes[i],
-                             (void *)m[i]);
+                    fail_msg("block of %zu at %p: not 64-byte aligned",
+                             sizes[i], (void *)m[i]);
                 /* Zero, also where an earlier round wrote. */
                 if (!all_bytes(m[i], sizes[i], 0))
-                    fail_msg("round %d: block of %zu not zero", round, sizes[i]);
+                    fail_msg("round %d: block of %zu not zero", round,
+                             sizes[i]);
                 memset(m[i], 0x10 + i, sizes[i]);
             }
             /* No block overlaps another. */
             for (int i = 0; i < N; i++)
-                assert_true(all_bytes(m[i], sizes[i], (unsigned char)(0x10 + i)));
+                assert_true(
+                    all_bytes(m[i], sizes[i], (unsigned char)(0x10 + i)));
             /* Free in a different order each round. */
             for (int i = 0; i < N; i++)
                 mproc_shared_free(p, m[round == 1 ? N - 1 - i : i]);
@@ -713,8 +761,10 @@ static void arena_memory_is_zero_when_handed_out(void **state)
             unsigned char *tail = shape ? alloc_ok(p, S - 64 - 5056) : NULL;
             expect_enomem(p, 1);
             struct dirty d = {b, size, 0xab};
-            assert_int_equal(mproc_map(p, &(mproc_job){.fn = dirty_or_check, .n = 1,
-                                                       .arg = &d, .arg_size = sizeof d}),
+            assert_int_equal(mproc_map(p, &(mproc_job){.fn = dirty_or_check,
+                                                       .n = 1,
+                                                       .arg = &d,
+                                                       .arg_size = sizeof d}),
                              0);
             assert_true(all_bytes(b, size, 0xab));
             mproc_shared_free(p, b);
@@ -722,8 +772,10 @@ static void arena_memory_is_zero_when_handed_out(void **state)
             assert_ptr_equal(again, b); /* the only place it fits */
             assert_true(all_bytes(again, size, 0));
             d.with = 0;
-            assert_int_equal(mproc_map(p, &(mproc_job){.fn = dirty_or_check, .n = 4,
-                                                       .arg = &d, .arg_size = sizeof d,
+            assert_int_equal(mproc_map(p, &(mproc_job){.fn = dirty_or_check,
+                                                       .n = 4,
+                                                       .arg = &d,
+                                                       .arg_size = sizeof d,
                                                        .chunk = 1}),
                              0);
             mproc_shared_free(p, again);
@@ -794,11 +846,13 @@ static void pool_still_maps(mproc_pool *p, long *arena_buf, size_t n)
         assert_int_equal(out[i], i + 1);
     for (size_t i = 0; i < n; i++)
         arena_buf[i] = (long)i * 2;
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = add_one, .in = arena_buf,
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = add_one,
+                                               .in = arena_buf,
                                                .in_size = sizeof *arena_buf,
                                                .out = arena_buf,
                                                .out_size = sizeof *arena_buf,
-                                               .n = n, .chunk = 1}),
+                                               .n = n,
+                                               .chunk = 1}),
                      0);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(arena_buf[i], (long)i * 2 + 1);
@@ -857,8 +911,8 @@ static void arena_bad_sizes_and_foreign_frees(void **state)
         errno = 0;
         assert_null(mproc_shared_alloc(p, 0));
         assert_int_equal(errno, EINVAL);
-        size_t absurd[] = {SIZE_MAX, SIZE_MAX - 63, SIZE_MAX / 2, (size_t)1 << 62,
-                           S + 1, S + 64};
+        size_t absurd[] = {SIZE_MAX,        SIZE_MAX - 63, SIZE_MAX / 2,
+                           (size_t)1 << 62, S + 1,         S + 64};
         for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++)
             expect_enomem(p, absurd[i]);
 
@@ -869,8 +923,8 @@ static void arena_bad_sizes_and_foreign_frees(void **state)
         mproc_shared_free(p, NULL);
         int local;
         char *heap = malloc(64);
-        void *foreign[] = {&local, heap, x + 64, x + S - 64, x + S, x - 64, y,
-                           (void *)(uintptr_t)64};
+        void *foreign[] = {&local, heap,   x + 64, x + S - 64,
+                           x + S,  x - 64, y,      (void *)(uintptr_t)64};
         for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
             mproc_shared_free(p, foreign[i]);
         mproc_shared_free(other, x);
@@ -917,12 +971,15 @@ static void arena_alloc_inside_workers(void **state)
         int err[4];
         assert_int_equal(mproc_map(p, &(mproc_job){.fn = alloc_in_worker,
                                                    .out = err,
-                                                   .out_size = sizeof err[0], .n = 4,
-                                                   .arg = &fw, .arg_size = sizeof fw,
+                                                   .out_size = sizeof err[0],
+                                                   .n = 4,
+                                                   .arg = &fw,
+                                                   .arg_size = sizeof fw,
                                                    .chunk = 1}),
                          0);
         for (int i = 0; i < 4; i++)
-            assert_int_equal(err[i], tu_kinds[k] == MPROC_PROCESSES ? EPERM : 0);
+            assert_int_equal(err[i],
+                             tu_kinds[k] == MPROC_PROCESSES ? EPERM : 0);
         assert_non_null(alloc_ok(p, 1 << 16)); /* nothing leaked in the arena */
         assert_int_equal(mproc_pool_close(p), 0);
     }
@@ -943,7 +1000,8 @@ static void *churn(void *arg)
     for (int it = 0; it < 2000; it++) {
         int s = (int)(rand_r(&seed) % 8);
         if (live[s]) {
-            if (!all_bytes(live[s], sizes[s], (unsigned char)(c->id * 8 + s + 1)))
+            if (!all_bytes(live[s], sizes[s],
+                           (unsigned char)(c->id * 8 + s + 1)))
                 c->bad++;
             mproc_shared_free(c->pool, live[s]);
             live[s] = NULL;
@@ -951,7 +1009,8 @@ static void *churn(void *arg)
         }
         sizes[s] = 1 + rand_r(&seed) % 3000;
         live[s] = mproc_shared_alloc(c->pool, sizes[s]);
-        if (!live[s] || (uintptr_t)live[s] % 64 || !all_bytes(live[s], sizes[s], 0)) {
+        if (!live[s] || (uintptr_t)live[s] % 64 ||
+            !all_bytes(live[s], sizes[s], 0)) {
             c->bad++;
             live[s] = NULL;
             continue;
@@ -1044,20 +1103,20 @@ static void arena_committed_only_when_touched(void **state)
         mproc_pool *p = open_shared(tu_kinds[k], 2, size);
         long opened = process_rss_kb();
         if (opened - before >= small_kb)
-            fail_msg("%s: open with a 1 GiB arena: RSS %ld kB -> %ld kB", kind, before,
-                     opened);
+            fail_msg("%s: open with a 1 GiB arena: RSS %ld kB -> %ld kB", kind,
+                     before, opened);
         char *m = alloc_ok(p, size);
         long allocated = process_rss_kb(), arena = range_rss_kb(m, m + size);
         if (allocated - before >= small_kb || arena >= small_kb)
-            fail_msg("%s: 1 GiB allocated: RSS %ld kB -> %ld kB, arena %ld kB", kind,
-                     before, allocated, arena);
+            fail_msg("%s: 1 GiB allocated: RSS %ld kB -> %ld kB, arena %ld kB",
+                     kind, before, allocated, arena);
         for (size_t i = 0; i < touch; i += page)
             ((volatile char *)m)[i] = 1;
         long touched = process_rss_kb();
         arena = range_rss_kb(m, m + size);
         if (touched - allocated < touched_kb || arena < touched_kb)
-            fail_msg("%s: 64 MiB touched: RSS %ld kB -> %ld kB, arena %ld kB", kind,
-                     allocated, touched, arena);
+            fail_msg("%s: 64 MiB touched: RSS %ld kB -> %ld kB, arena %ld kB",
+                     kind, allocated, touched, arena);
         mproc_shared_free(p, m);
         assert_int_equal(mproc_pool_close(p), 0);
     }
@@ -1082,8 +1141,8 @@ struct op {
 };
 
 struct crash_log {
-    long *res;   /* arena: results, written by fn */
-    pid_t *pid;  /* arena: the process that ran each item */
+    long *res;       /* arena: results, written by fn */
+    pid_t *pid;      /* arena: the process that ran each item */
     const long *src; /* arena: input of the second map, NULL in the first */
 };
 
@@ -1119,11 +1178,16 @@ static void replaced_workers_see_the_arena(void **state)
         int status[N];
         for (int i = 0; i < N; i++)
             out[i] = -1;
-        int r = mproc_map(p, &(mproc_job){.fn = crashy, .in = ops,
-                                          .in_size = sizeof ops[0], .out = out,
-                                          .out_size = sizeof out[0], .n = N,
-                                          .arg = &cl, .arg_size = sizeof cl,
-                                          .chunk = (size_t)chunk, .status = status});
+        int r = mproc_map(p, &(mproc_job){.fn = crashy,
+                                          .in = ops,
+                                          .in_size = sizeof ops[0],
+                                          .out = out,
+                                          .out_size = sizeof out[0],
+                                          .n = N,
+                                          .arg = &cl,
+                                          .arg_size = sizeof cl,
+                                          .chunk = (size_t)chunk,
+                                          .status = status});
         assert_int_equal(r, 2);
         for (int i = 0; i < N; i++) {
             if (i == 10 || i == 20) {
@@ -1153,10 +1217,12 @@ static void replaced_workers_see_the_arena(void **state)
             ops[i].op = OK;
         }
         struct crash_log cl2 = {alloc_ok(p, N * sizeof(long)), cl.pid, src};
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = crashy, .in = ops,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = crashy,
+                                                   .in = ops,
                                                    .in_size = sizeof ops[0],
                                                    .out = out,
-                                                   .out_size = sizeof out[0], .n = N,
+                                                   .out_size = sizeof out[0],
+                                                   .n = N,
                                                    .arg = &cl2,
                                                    .arg_size = sizeof cl2,
                                                    .status = status}),
@@ -1195,9 +1261,14 @@ static void sum_ints(mproc_pool *p, size_t n, size_t chunk, bool keep_out)
     for (size_t i = 0; i < n; i++)
         in[i] = (long)i + 1;
     long acc = 0;
-    int r = mproc_map(p, &(mproc_job){.fn = copy_long, .in = in, .in_size = sizeof *in,
-                                      .out = out, .out_size = sizeof(long), .n = n,
-                                      .chunk = chunk, .reduce = add_long,
+    int r = mproc_map(p, &(mproc_job){.fn = copy_long,
+                                      .in = in,
+                                      .in_size = sizeof *in,
+                                      .out = out,
+                                      .out_size = sizeof(long),
+                                      .n = n,
+                                      .chunk = chunk,
+                                      .reduce = add_long,
                                       .acc = &acc});
     assert_int_equal(r, 0);
     long want = (long)n * ((long)n + 1) / 2;
@@ -1248,14 +1319,17 @@ static void reduce_double_sum(void **state)
     for (int k = 0; k < 2; k++) {
         mproc_pool *p = open_shared(tu_kinds[k], 3, 0);
         double acc = 0;
-        assert_int_equal(mproc_map(p, &(mproc_job){.fn = reciprocal, .in = in,
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = reciprocal,
+                                                   .in = in,
                                                    .in_size = sizeof *in,
-                                                   .out_size = sizeof(double), .n = n,
-                                                   .reduce = add_double, .acc = &acc}),
+                                                   .out_size = sizeof(double),
+                                                   .n = n,
+                                                   .reduce = add_double,
+                                                   .acc = &acc}),
                          0);
         if (!(fabs(acc - serial) <= 1e-12 * fabs(serial)))
-            fail_msg("%s: sum %.17g, serial %.17g", tu_kind_name(tu_kinds[k]), acc,
-                     serial);
+            fail_msg("%s: sum %.17g, serial %.17g", tu_kind_name(tu_kinds[k]),
+                     acc, serial);
         assert_int_equal(mproc_pool_close(p), 0);
     }
     free(in);
@@ -1287,18 +1361,24 @@ static void reduce_with_a_crash(void **state)
             int bad = crash_at[x];
             long want = 0;
             for (int i = 0; i < N; i++) {
-                ops[i] = (struct op){i == bad ? (x % 2 ? SEGV : ABRT) : OK, i + 1};
+                ops[i] =
+                    (struct op){i == bad ? (x % 2 ? SEGV : ABRT) : OK, i + 1};
                 want += i == bad ? 0 : i + 1;
             }
             int status[N];
             long acc = 0;
-            int r = mproc_map(p, &(mproc_job){.fn = long_or_abort, .in = ops,
+            int r = mproc_map(p, &(mproc_job){.fn = long_or_abort,
+                                              .in = ops,
                                               .in_size = sizeof ops[0],
-                                              .out_size = sizeof(long), .n = N,
-                                              .chunk = chunks[c], .status = status,
-                                              .reduce = add_long, .acc = &acc});
+                                              .out_size = sizeof(long),
+                                              .n = N,
+                                              .chunk = chunks[c],
+                                              .status = status,
+                                              .reduce = add_long,
+                                              .acc = &acc});
             if (r != 1 || acc != want)
-                fail_msg("chunk %zu, crash at %d: returned %d, sum %ld, want 1 and %ld",
+                fail_msg("chunk %zu, crash at %d: returned %d, sum %ld, want 1 "
+                         "and %ld",
                          chunks[c], bad, r, acc, want);
             for (int i = 0; i < N; i++)
                 assert_int_equal(status[i], i == bad ? MPROC_ECRASHED : 0);
@@ -1377,9 +1457,11 @@ static void reduce_struct_result(void **state)
         mproc_pool *p = open_shared(tu_kinds[k], 3, 0);
         for (size_t n = 0; n <= N; n += N) {
             struct stats acc = {0, LONG_MAX, LONG_MIN, "none"};
-            assert_int_equal(mproc_map(p, &(mproc_job){.fn = stat_of, .in = in,
+            assert_int_equal(mproc_map(p, &(mproc_job){.fn = stat_of,
+                                                       .in = in,
                                                        .in_size = sizeof in[0],
-                                                       .out_size = sizeof acc, .n = n,
+                                                       .out_size = sizeof acc,
+                                                       .n = n,
                                                        .reduce = fold_stats,
                                                        .acc = &acc}),
                              0);

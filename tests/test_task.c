@@ -84,12 +84,16 @@ static mproc_task *fixture_submit(struct fixture *f, size_t n, size_t chunk)
 {
     assert_true(n <= MAXN);
     mproc_task *t = NULL;
-    int r = mproc_submit(f->pool, &(mproc_job){.fn = gated, .in = f->in,
-                                               .in_size = sizeof f->in[0],
-                                               .out = f->out,
-                                               .out_size = sizeof f->out[0], .n = n,
-                                               .arg = f->g, .chunk = chunk,
-                                               .status = f->status},
+    int r = mproc_submit(f->pool,
+                         &(mproc_job){.fn = gated,
+                                      .in = f->in,
+                                      .in_size = sizeof f->in[0],
+                                      .out = f->out,
+                                      .out_size = sizeof f->out[0],
+                                      .n = n,
+                                      .arg = f->g,
+                                      .chunk = chunk,
+                                      .status = f->status},
                          &t);
     assert_int_equal(r, 0);
     assert_non_null(t);
@@ -134,8 +138,8 @@ static size_t check_gated(struct fixture *f, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (atomic_load(&f->g->ran[i])) {
             if (f->status[i] != 0 || f->out[i] != 10 * (long)i + 3)
-                fail_msg("item %zu ran: status %d (%s), out %ld", i, f->status[i],
-                         mproc_strerror(f->status[i]), f->out[i]);
+                fail_msg("item %zu ran: status %d (%s), out %ld", i,
+                         f->status[i], mproc_strerror(f->status[i]), f->out[i]);
         } else {
             if (f->status[i] != MPROC_ECANCELED || f->out[i] != -1)
                 fail_msg("item %zu never ran: status %d (%s), out %ld", i,
@@ -190,14 +194,16 @@ static void submit_then_wait(void **state)
         /* Failing items are counted; a second wait says the same. */
         long acc = 0;
         memset(out, 0xff, n * sizeof *out);
-        assert_int_equal(mproc_submit(f.pool, &(mproc_job){.fn = square_or_fail,
-                                                           .in = in,
-                                                           .in_size = sizeof *in,
-                                                           .out = out,
-                                                           .out_size = sizeof *out,
-                                                           .n = n, .status = status,
-                                                           .reduce = add_long,
-                                                           .acc = &acc},
+        assert_int_equal(mproc_submit(f.pool,
+                                      &(mproc_job){.fn = square_or_fail,
+                                                   .in = in,
+                                                   .in_size = sizeof *in,
+                                                   .out = out,
+                                                   .out_size = sizeof *out,
+                                                   .n = n,
+                                                   .status = status,
+                                                   .reduce = add_long,
+                                                   .acc = &acc},
                                       &t),
                          0);
         assert_int_equal(mproc_task_wait(t, -1), (int)failing);
@@ -231,7 +237,7 @@ static void wait_times_out_then_completes(void **state)
         double t0 = tu_now();
         assert_int_equal(mproc_task_wait(t, 0.05), MPROC_ETIMEDOUT);
         double waited = tu_now() - t0;
-        assert_true(waited >= 0.049);        /* not before its time */
+        assert_true(waited >= 0.049);         /* not before its time */
         assert_true(waited < 10 * tu_slow()); /* and not for ever */
         assert_int_equal(mproc_task_wait(t, 0), MPROC_ETIMEDOUT);
         assert_int_equal(mproc_task_wait(t, 1e-9), MPROC_ETIMEDOUT);
@@ -266,7 +272,8 @@ static void next_in_finishing_order(void **state)
             atomic_store(&f.g->go[order[s]], 1);
             assert_int_equal(mproc_task_next(t, &i, 30 * tu_slow()), 0);
             if ((long)i != order[s])
-                fail_msg("%s: step %d: next gave item %zu, the one that finished is %ld",
+                fail_msg("%s: step %d: next gave item %zu, the one that "
+                         "finished is %ld",
                          tu_kind_name(tu_kinds[k]), s, i, order[s]);
             /* Its result is already the caller's, before any wait. */
             assert_int_equal(f.out[i], 10 * (long)i + 3);
@@ -291,7 +298,8 @@ static int plus_one(const void *in, void *out, void *arg)
 static mproc_pool *open_pool(mproc_kind kind, int workers)
 {
     mproc_pool *p;
-    int r = mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
+    int r =
+        mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
     if (r)
         fail_msg("open (%s): %s", tu_kind_name(kind), mproc_strerror(r));
     return p;
@@ -302,10 +310,14 @@ static mproc_task *submit_plus_one(mproc_pool *p, const long *in, long *out,
                                    size_t n, size_t chunk)
 {
     mproc_task *t = NULL;
-    assert_int_equal(mproc_submit(p, &(mproc_job){.fn = plus_one, .in = in,
-                                                  .in_size = sizeof in[0], .out = out,
-                                                  .out_size = sizeof out[0], .n = n,
-                                                  .chunk = chunk},
+    assert_int_equal(mproc_submit(p,
+                                  &(mproc_job){.fn = plus_one,
+                                               .in = in,
+                                               .in_size = sizeof in[0],
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = n,
+                                               .chunk = chunk},
                                   &t),
                      0);
     return t;
@@ -535,10 +547,11 @@ struct long_job {
 static void long_job_open(struct long_job *lj, mproc_kind kind, size_t n)
 {
     lj->n = n;
-    assert_int_equal(mproc_pool_open(&lj->pool, &(mproc_options){.kind = kind,
-                                                                 .workers = 2,
-                                                                 .shared_size = n + 64}),
-                     0);
+    assert_int_equal(
+        mproc_pool_open(&lj->pool, &(mproc_options){.kind = kind,
+                                                    .workers = 2,
+                                                    .shared_size = n + 64}),
+        0);
     lj->z = mproc_shared_alloc(lj->pool, sizeof *lj->z + n);
     assert_non_null(lj->z);
     lj->in = malloc(n * sizeof *lj->in);
@@ -554,13 +567,16 @@ static void long_job_open(struct long_job *lj, mproc_kind kind, size_t n)
 static mproc_task *long_job_submit(struct long_job *lj)
 {
     mproc_task *t;
-    assert_int_equal(mproc_submit(lj->pool, &(mproc_job){.fn = nap_2ms, .in = lj->in,
-                                                         .in_size = sizeof *lj->in,
-                                                         .out = lj->out,
-                                                         .out_size = sizeof *lj->out,
-                                                         .n = lj->n, .arg = lj->z,
-                                                         .status = lj->status},
-                                   &t),
+    assert_int_equal(mproc_submit(lj->pool,
+                                  &(mproc_job){.fn = nap_2ms,
+                                               .in = lj->in,
+                                               .in_size = sizeof *lj->in,
+                                               .out = lj->out,
+                                               .out_size = sizeof *lj->out,
+                                               .n = lj->n,
+                                               .arg = lj->z,
+                                               .status = lj->status},
+                                  &t),
                      0);
     return t;
 }
@@ -588,18 +604,19 @@ static void cancel_stops_a_long_map(void **state)
         int r = mproc_task_wait(t, -1);
         double took = tu_now() - t0;
         if (took > 1.0 * tu_slow())
-            fail_msg("%s: cancel then wait took %.3f s", tu_kind_name(tu_kinds[k]),
-                     took);
+            fail_msg("%s: cancel then wait took %.3f s",
+                     tu_kind_name(tu_kinds[k]), took);
         size_t cancelled = 0;
         for (size_t i = 0; i < n; i++) {
             if (lj.z->ran[i]) {
                 if (lj.status[i] != 0 || lj.out[i] != 2 * (long)i + 1)
-                    fail_msg("item %zu started: status %d, out %ld", i, lj.status[i],
-                             lj.out[i]);
+                    fail_msg("item %zu started: status %d, out %ld", i,
+                             lj.status[i], lj.out[i]);
             } else {
                 if (lj.status[i] != MPROC_ECANCELED || lj.out[i] != -1)
-                    fail_msg("item %zu never started: status %d (%s), out %ld", i,
-                             lj.status[i], mproc_strerror(lj.status[i]), lj.out[i]);
+                    fail_msg("item %zu never started: status %d (%s), out %ld",
+                             i, lj.status[i], mproc_strerror(lj.status[i]),
+                             lj.out[i]);
                 cancelled++;
             }
         }
@@ -675,10 +692,11 @@ static void tasks_run_in_submission_order(void **state)
     enum { W = 2 };
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
-        assert_int_equal(mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
-                                                              .workers = W,
-                                                              .shared_size = 1 << 16}),
-                         0);
+        assert_int_equal(
+            mproc_pool_open(&p, &(mproc_options){.kind = tu_kinds[k],
+                                                 .workers = W,
+                                                 .shared_size = 1 << 16}),
+            0);
         struct starts *s = mproc_shared_alloc(p, sizeof *s);
         assert_non_null(s);
         long in[PER], out[TASKS][PER];
@@ -688,15 +706,19 @@ static void tasks_run_in_submission_order(void **state)
         struct which arg[TASKS];
         for (int j = 0; j < TASKS; j++) {
             arg[j] = (struct which){s, j};
-            assert_int_equal(mproc_submit(p, &(mproc_job){.fn = record_start, .in = in,
-                                                          .in_size = sizeof in[0],
-                                                          .out = out[j],
-                                                          .out_size = sizeof out[j][0],
-                                                          .n = PER, .arg = &arg[j],
-                                                          .arg_size = sizeof arg[j],
-                                                          .chunk = 1},
-                                          &t[j]),
-                             0);
+            assert_int_equal(
+                mproc_submit(p,
+                             &(mproc_job){.fn = record_start,
+                                          .in = in,
+                                          .in_size = sizeof in[0],
+                                          .out = out[j],
+                                          .out_size = sizeof out[j][0],
+                                          .n = PER,
+                                          .arg = &arg[j],
+                                          .arg_size = sizeof arg[j],
+                                          .chunk = 1},
+                             &t[j]),
+                0);
         }
         /* Waited for in any order, each has its own results. */
         for (int j = TASKS - 1; j >= 0; j--) {
@@ -724,7 +746,8 @@ static void tasks_run_in_submission_order(void **state)
                         assert_in_range(w, 0, W - 1);
                         if (j < task_of[w])
                             fail_msg("%s: worker %d ran task %d after task %d",
-                                     tu_kind_name(tu_kinds[k]), w, j, task_of[w]);
+                                     tu_kind_name(tu_kinds[k]), w, j,
+                                     task_of[w]);
                         task_of[w] = j;
                         found++;
                     }
@@ -751,7 +774,7 @@ static void more_tasks_than_job_slots(void **state)
 {
     (void)state;
     enum { T = 300, N = 16 };
-    long (*in)[N] = malloc(T * sizeof *in), (*out)[N] = malloc(T * sizeof *out);
+    long(*in)[N] = malloc(T * sizeof *in), (*out)[N] = malloc(T * sizeof *out);
     mproc_task **t = malloc(T * sizeof *t);
     for (int j = 0; j < T; j++)
         for (int i = 0; i < N; i++)
@@ -812,16 +835,19 @@ static void no_worker_idles_across_tasks(void **state)
                 assert_int_equal(out[i], i + 1);
             size_t done = done_of(a);
             if (done >= NA)
-                fail_msg("%s, chunk %zu: A has %zu of %d items done with its last "
-                         "held", kind, chunk, done, NA);
+                fail_msg(
+                    "%s, chunk %zu: A has %zu of %d items done with its last "
+                    "held",
+                    kind, chunk, done, NA);
             /* A stays unfinished with all but its held item done. */
             await_done(a, NA - 1);
             done = done_of(a);
             if (done != NA - 1)
-                fail_msg("%s, chunk %zu: A has %zu of %d items done, want %d", kind,
-                         chunk, done, NA, NA - 1);
+                fail_msg("%s, chunk %zu: A has %zu of %d items done, want %d",
+                         kind, chunk, done, NA, NA - 1);
             await_count(&f.g->started, NA, "items of A started");
-            assert_int_equal(atomic_load(&f.g->ended), NA - 1); /* the last is held */
+            assert_int_equal(atomic_load(&f.g->ended),
+                             NA - 1); /* the last is held */
 
             atomic_store(&f.g->go[NA - 1], 1);
             assert_int_equal(mproc_task_wait(a, -1), 0);
@@ -986,10 +1012,12 @@ static void task_call_errors(void **state)
         assert_int_equal(mproc_submit(f.pool, NULL, &t), MPROC_EINVAL);
         assert_null(t);
         t = (mproc_task *)&f;
-        assert_int_equal(mproc_submit(f.pool, &(mproc_job){.n = 1}, &t), MPROC_EINVAL);
-        assert_null(t);
-        assert_int_equal(mproc_submit(f.pool, &(mproc_job){.fn = gated, .n = 1}, NULL),
+        assert_int_equal(mproc_submit(f.pool, &(mproc_job){.n = 1}, &t),
                          MPROC_EINVAL);
+        assert_null(t);
+        assert_int_equal(
+            mproc_submit(f.pool, &(mproc_job){.fn = gated, .n = 1}, NULL),
+            MPROC_EINVAL);
 
         t = fixture_submit(&f, 8, 1);
         /* Bad arguments change nothing. */
@@ -1050,8 +1078,10 @@ static void submit_from_worker_or_other_process(void **state)
         struct own o = {p};
         int r[3];
         assert_int_equal(mproc_map(p, &(mproc_job){.fn = submit_to_own_pool,
-                                                   .out = r, .out_size = sizeof r[0],
-                                                   .n = 3, .arg = &o,
+                                                   .out = r,
+                                                   .out_size = sizeof r[0],
+                                                   .n = 3,
+                                                   .arg = &o,
                                                    .arg_size = sizeof o}),
                          0);
         for (int i = 0; i < 3; i++)
@@ -1105,8 +1135,9 @@ static void task_calls_after_supervisor_death(void **state)
     mproc_task_free(t);
 
     t = (mproc_task *)&f;
-    assert_int_equal(mproc_submit(f.pool, &(mproc_job){.fn = plus_one, .n = 1}, &t),
-                     MPROC_EBROKEN);
+    assert_int_equal(
+        mproc_submit(f.pool, &(mproc_job){.fn = plus_one, .n = 1}, &t),
+        MPROC_EBROKEN);
     assert_null(t);
     assert_int_equal(mproc_pool_close(f.pool), 0);
     assert_int_equal(tu_zombies(), 0);

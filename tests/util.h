@@ -17,11 +17,11 @@ extern const mproc_kind tu_kinds[2];
 const char *tu_kind_name(mproc_kind k);
 
 /* What this process holds, read from /proc. */
-int tu_fds(void);                  /* open descriptors */
-int tu_descendants(void);          /* live or zombie processes below us */
-int tu_zombies(void);              /* zombie children of ours */
-pid_t tu_supervisor(void);         /* our child mproc-super, or 0 */
-int tu_maps(void);                 /* the library's mappings (memfd:mproc) */
+int tu_fds(void);          /* open descriptors */
+int tu_descendants(void);  /* live or zombie processes below us */
+int tu_zombies(void);      /* zombie children of ours */
+pid_t tu_supervisor(void); /* our child mproc-super, or 0 */
+int tu_maps(void);         /* the library's mappings (memfd:mproc) */
 
 /* Wait up to `seconds` for tu_descendants() to be `want`; returns the count. */
 int tu_wait_descendants(int want, double seconds);

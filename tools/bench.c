@@ -33,8 +33,8 @@ static double machine_cpu(void)
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return -1;
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
     fclose(f);
     if (n != 8)
         return -1;
@@ -48,7 +48,8 @@ static double own_cpu(void)
     struct rusage self, kids;
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &kids);
-    struct timeval t[4] = {self.ru_utime, self.ru_stime, kids.ru_utime, kids.ru_stime};
+    struct timeval t[4] = {self.ru_utime, self.ru_stime, kids.ru_utime,
+                           kids.ru_stime};
     double s = 0;
     for (int i = 0; i < 4; i++)
         s += (double)t[i].tv_sec + (double)t[i].tv_usec / 1e6;
@@ -86,7 +87,8 @@ static void header(const struct bench *b)
     long omp = bench_omp_version();
     if (omp)
         printf("OpenMP %ld (schedule(guided) and schedule(dynamic), default "
-               "chunks)", omp);
+               "chunks)",
+               omp);
     else
         printf("OpenMP: not in this build");
     if (!b->python)
@@ -171,10 +173,12 @@ int mproc__bench(int argc, char **argv)
     if (!python)
         b.no_python = "skipped (--no-python)";
 
-    int rc = mproc_pool_open(&b.procs, &(mproc_options){.kind = MPROC_PROCESSES,
-                                                         .shared_size = SHARED_SIZE});
+    int rc =
+        mproc_pool_open(&b.procs, &(mproc_options){.kind = MPROC_PROCESSES,
+                                                   .shared_size = SHARED_SIZE});
     if (!rc)
-        rc = mproc_pool_open(&b.threads, &(mproc_options){.kind = MPROC_THREADS});
+        rc = mproc_pool_open(&b.threads,
+                             &(mproc_options){.kind = MPROC_THREADS});
     if (rc)
         bench_fail("opening the pools: %s", mproc_strerror(rc));
     b.cores = mproc_pool_size(b.threads);

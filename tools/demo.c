@@ -18,7 +18,7 @@
 
 struct demo {
     mproc_kind kind;
-    int workers;      /* 0: the notebook's own counts */
+    int workers; /* 0: the notebook's own counts */
     bool quick;
 };
 
@@ -31,7 +31,9 @@ static double now(void)
 
 static const char *kind_name(mproc_kind k)
 {
-    return k == MPROC_THREADS ? "threads" : k == MPROC_MPI ? "MPI ranks" : "processes";
+    return k == MPROC_THREADS ? "threads"
+           : k == MPROC_MPI   ? "MPI ranks"
+                              : "processes";
 }
 
 /* With --kind mpi, the one pool of MPI ranks a run may have: every Pool
@@ -89,8 +91,9 @@ static mproc_pool *open_pool(mproc_kind kind, int workers)
     if (kind == MPROC_MPI)
         return ranks;
     mproc_pool *p;
-    check(mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers}),
-          "opening a pool");
+    check(
+        mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers}),
+        "opening a pool");
     return p;
 }
 
@@ -181,8 +184,12 @@ static double time_map(mproc_kind kind, int workers, mproc_fn fn, int *res,
        ten items, which one rank takes. */
     size_t chunk = kind == MPROC_MPI && workers == 1 ? 10 : 0;
     double t0 = now();
-    check(mproc_map(p, &(mproc_job){.fn = fn, .in = pairs, .in_size = sizeof *pairs,
-                                    .out = res, .out_size = sizeof *res, .n = 10,
+    check(mproc_map(p, &(mproc_job){.fn = fn,
+                                    .in = pairs,
+                                    .in_size = sizeof *pairs,
+                                    .out = res,
+                                    .out_size = sizeof *res,
+                                    .n = 10,
                                     .chunk = chunk}),
           "map");
     double t1 = now();
@@ -240,9 +247,11 @@ static double time_tasks(int nthreads)
     uint64_t sink[16];
     mproc_pool *p = open_pool(MPROC_THREADS, nthreads);
     double t0 = now();
-    check(mproc_map(p, &(mproc_job){.fn = cpu_task, .out = sink,
+    check(mproc_map(p, &(mproc_job){.fn = cpu_task,
+                                    .out = sink,
                                     .out_size = sizeof sink[0],
-                                    .n = (size_t)nthreads, .chunk = 1}),
+                                    .n = (size_t)nthreads,
+                                    .chunk = 1}),
           "map");
     double t1 = now();
     mproc_pool_close(p);
@@ -289,9 +298,9 @@ static int racy_bump(const void *in, void *out, void *arg)
     (void)arg;
     long k = *(const long *)in;
     for (long i = 0; i < k; i++)
-        atomic_store_explicit(&counter,
-                              atomic_load_explicit(&counter, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        atomic_store_explicit(
+            &counter, atomic_load_explicit(&counter, memory_order_relaxed) + 1,
+            memory_order_relaxed);
     return 0;
 }
 
@@ -330,8 +339,10 @@ static void global_cells(const struct demo *d)
     cell("17", "a global total, 8 threads each adding 5");
     total = 0;
     mproc_pool *p = open_pool(MPROC_THREADS, 8);
-    check(mproc_map(p, &(mproc_job){.fn = increment, .in = fives,
-                                    .in_size = sizeof fives[0], .n = 8,
+    check(mproc_map(p, &(mproc_job){.fn = increment,
+                                    .in = fives,
+                                    .in_size = sizeof fives[0],
+                                    .n = 8,
                                     .chunk = 1}),
           "map");
     printf("Final result: %d\n", total);
@@ -340,13 +351,19 @@ static void global_cells(const struct demo *d)
     for (int i = 0; i < 8; i++)
         in[i] = each;
     atomic_store(&counter, 0);
-    check(mproc_map(p, &(mproc_job){.fn = racy_bump, .in = in,
-                                    .in_size = sizeof in[0], .n = 8, .chunk = 1}),
+    check(mproc_map(p, &(mproc_job){.fn = racy_bump,
+                                    .in = in,
+                                    .in_size = sizeof in[0],
+                                    .n = 8,
+                                    .chunk = 1}),
           "map");
     long racy = atomic_load(&counter);
     atomic_store(&counter, 0);
-    check(mproc_map(p, &(mproc_job){.fn = atomic_bump, .in = in,
-                                    .in_size = sizeof in[0], .n = 8, .chunk = 1}),
+    check(mproc_map(p, &(mproc_job){.fn = atomic_bump,
+                                    .in = in,
+                                    .in_size = sizeof in[0],
+                                    .n = 8,
+                                    .chunk = 1}),
           "map");
     long exact = atomic_load(&counter);
     mproc_pool_close(p);
@@ -360,8 +377,10 @@ static void global_cells(const struct demo *d)
     cell("22", "the same global total on a pool of 2 processes");
     total = 0;
     p = open_pool(MPROC_PROCESSES, 2);
-    check(mproc_map(p, &(mproc_job){.fn = increment_pid, .in = fives,
-                                    .in_size = sizeof fives[0], .n = 8,
+    check(mproc_map(p, &(mproc_job){.fn = increment_pid,
+                                    .in = fives,
+                                    .in_size = sizeof fives[0],
+                                    .n = 8,
                                     .chunk = 1}),
           "map");
     mproc_pool_close(p);
@@ -411,19 +430,24 @@ static void arena_cell(const struct demo *d)
         return;
     }
     char title[80];
-    snprintf(title, sizeof title, "the total in the shared arena, on a pool of 2 %s",
+    snprintf(title, sizeof title,
+             "the total in the shared arena, on a pool of 2 %s",
              kind_name(d->kind));
     cell("24 (new)", title);
     mproc_pool *p;
-    check(mproc_pool_open(&p, &(mproc_options){.kind = d->kind, .workers = 2,
-                                                .shared_size = 1 << 20}),
+    check(mproc_pool_open(&p, &(mproc_options){.kind = d->kind,
+                                               .workers = 2,
+                                               .shared_size = 1 << 20}),
           "open");
     _Atomic long *shared_total = mproc_shared_alloc(p, sizeof *shared_total);
     if (!shared_total)
         check(-errno, "mproc_shared_alloc");
-    check(mproc_map(p, &(mproc_job){.fn = add_shared, .in = fives,
-                                    .in_size = sizeof fives[0], .n = 8,
-                                    .chunk = 1, .arg = (void *)shared_total}),
+    check(mproc_map(p, &(mproc_job){.fn = add_shared,
+                                    .in = fives,
+                                    .in_size = sizeof fives[0],
+                                    .n = 8,
+                                    .chunk = 1,
+                                    .arg = (void *)shared_total}),
           "map");
     printf("Final result, in the caller: %ld\n", atomic_load(shared_total));
     mproc_shared_free(p, (void *)shared_total);
@@ -439,10 +463,13 @@ static void reduce_cell(const struct demo *d)
     cell("25 (new)", "the same total as a reduction, no atomics, no sharing");
     mproc_pool *p = open_pool(d->kind, 2);
     long acc = 0;
-    check(mproc_map(p, &(mproc_job){.fn = identity, .in = fives,
+    check(mproc_map(p, &(mproc_job){.fn = identity,
+                                    .in = fives,
                                     .in_size = sizeof fives[0],
-                                    .out_size = sizeof(long), .n = 8,
-                                    .reduce = sum_long, .acc = &acc}),
+                                    .out_size = sizeof(long),
+                                    .n = 8,
+                                    .reduce = sum_long,
+                                    .acc = &acc}),
           "map");
     close_pool(p);
     printf("Final result: %ld\n", acc);
@@ -457,7 +484,7 @@ static int nap(const void *in, void *out, void *arg)
 {
     (void)in;
     (void)out;
-    usleep((useconds_t)*(const long *)arg);
+    usleep((useconds_t) * (const long *)arg);
     return 0;
 }
 
@@ -472,10 +499,12 @@ static void progress_cell(const struct demo *d)
            kind_name(d->kind));
     mproc_task *t;
     double t0 = now();
-    check(mproc_submit(p, &(mproc_job){.fn = nap, .n = n, .arg = &us,
-                                       .arg_size = sizeof us},
-                       &t),
-          "submit");
+    check(
+        mproc_submit(
+            p,
+            &(mproc_job){.fn = nap, .n = n, .arg = &us, .arg_size = sizeof us},
+            &t),
+        "submit");
     size_t done = 0, total_n = 0;
     int r;
     do {
@@ -537,7 +566,8 @@ int mproc__demo(int argc, char **argv)
            serve in here and exit when the demo closes the pool. */
         check(mproc_pool_open(&ranks, &(mproc_options){.kind = MPROC_MPI,
                                                        .workers = d.workers}),
-              "opening the pool of MPI ranks (run under mpirun, 2 ranks or more)");
+              "opening the pool of MPI ranks (run under mpirun, 2 ranks or "
+              "more)");
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("mproc demo: the multiprocessing notebook, in C (%s%s)\n",

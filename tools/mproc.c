@@ -12,7 +12,8 @@
 
 static const char usage[] =
     "usage: mproc demo [--kind processes|threads|mpi] [--workers N] [--quick]\n"
-    "       mproc run [-j N] [--timeout S] [--as-done] COMMAND [ARG...] [::: ITEM...]\n"
+    "       mproc run [-j N] [--timeout S] [--as-done] COMMAND [ARG...] [::: "
+    "ITEM...]\n"
     "       mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
@@ -30,7 +31,8 @@ static const char usage[] =
     "         101: more), 255 if run itself failed.\n"
     "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
     "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
-    "         and processes, Python's Pool and ThreadPool), median and spread of\n"
+    "         and processes, Python's Pool and ThreadPool), median and spread "
+    "of\n"
     "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
     "         against the targets. --csv writes every figure, --plot draws\n"
     "         PNG charts with gnuplot, --only runs some workloads.\n";
@@ -57,7 +59,8 @@ int main(int argc, char **argv)
 #ifdef MPROC_HAVE_BENCH
         return mproc__bench(argc - 1, argv + 1);
 #else
-        return tool_usage("bench was not built (configure with -DMPROC_BENCH=ON)");
+        return tool_usage(
+            "bench was not built (configure with -DMPROC_BENCH=ON)");
 #endif
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

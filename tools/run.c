@@ -44,7 +44,7 @@
 
 #define CODE_TIMEOUT 124
 #define CODE_NOSTART 127
-#define EXIT_BROKE 255
+#define EXIT_BROKE   255
 
 extern char **environ;
 
@@ -70,10 +70,10 @@ struct output {
 };
 
 struct plan {
-    char **argv;             /* the command, "{}" still in it */
+    char **argv; /* the command, "{}" still in it */
     int argc;
-    bool placeholder;        /* some argument holds "{}" */
-    double timeout;          /* seconds; 0: none */
+    bool placeholder; /* some argument holds "{}" */
+    double timeout;   /* seconds; 0: none */
 };
 
 static double now(void)
@@ -167,7 +167,8 @@ static int run_one(const void *in, void *out, void *arg)
     posix_spawnattr_init(&at);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(&at,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
     pid_t pid;
     int err = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
     posix_spawnattr_destroy(&at);
@@ -177,8 +178,10 @@ static int run_one(const void *in, void *out, void *arg)
     fds[0][1] = fds[1][1] = -1;
     if (err) {
         char msg[512];
-        int k = snprintf(msg, sizeof msg, "mproc run: %s: %s\n", argv[0], strerror(err));
-        o->err = strndup(msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
+        int k = snprintf(msg, sizeof msg, "mproc run: %s: %s\n", argv[0],
+                         strerror(err));
+        o->err =
+            strndup(msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
         o->err_len = o->err ? strlen(o->err) : 0;
         goto done;
     }
@@ -189,8 +192,9 @@ static int run_one(const void *in, void *out, void *arg)
     bool open[2] = {true, true}, late = false;
     double deadline = pl->timeout > 0 ? now() + pl->timeout : 0;
     while (open[0] || open[1]) {
-        struct pollfd p[2] = {{.fd = open[0] ? fds[0][0] : -1, .events = POLLIN},
-                              {.fd = open[1] ? fds[1][0] : -1, .events = POLLIN}};
+        struct pollfd p[2] = {
+            {.fd = open[0] ? fds[0][0] : -1, .events = POLLIN},
+            {.fd = open[1] ? fds[1][0] : -1, .events = POLLIN}};
         int wait_ms = -1;
         if (deadline) {
             double left = deadline - now();
@@ -352,13 +356,19 @@ int mproc__run(int argc, char **argv)
     mproc_task *t = NULL;
     int r = outs && codes && ready ? 0 : MPROC_ENOMEM;
     if (!r)
-        r = mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_THREADS,
-                                                     .workers = workers});
+        r = mproc_pool_open(
+            &pool, &(mproc_options){.kind = MPROC_THREADS, .workers = workers});
     if (!r)
-        r = mproc_submit(pool, &(mproc_job){.fn = run_one, .in = items,
-                                            .in_size = sizeof *items, .out = outs,
-                                            .out_size = sizeof *outs, .n = n,
-                                            .arg = &pl, .chunk = 1, .status = codes},
+        r = mproc_submit(pool,
+                         &(mproc_job){.fn = run_one,
+                                      .in = items,
+                                      .in_size = sizeof *items,
+                                      .out = outs,
+                                      .out_size = sizeof *outs,
+                                      .n = n,
+                                      .arg = &pl,
+                                      .chunk = 1,
+                                      .status = codes},
                          &t);
     size_t failed = 0, next = 0, idx;
     while (!r && (r = mproc_task_next(t, &idx, -1)) == 0) {
