@@ -97,7 +97,20 @@ void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
     b->spin = workers < mproc__cpu_count() + 1 ? SPIN_NS : 0;
     b->target_ns = TARGET_NS;
     for (int i = 0; i < MPROC__RING; i++)
-        atomic_init(&b->jobs[i].claim, MPROC__IDX_MASK);
+        atomic_init(&b->jobs[i].claim, mproc__claim_word(0, MPROC__IDX_MASK));
+}
+
+void mproc__board_ready(struct mproc__board *b, int err, bool shared)
+{
+    if (err) {
+        int32_t none = 0;
+        /* Relaxed: the release of `ready` below publishes it. */
+        atomic_compare_exchange_strong_explicit(&b->open_error, &none, err,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
+    mproc__futex_wake(&b->ready, INT_MAX, shared);
 }
 
 /* ---- finishing ------------------------------------------------------- */
@@ -105,37 +118,44 @@ void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
 void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
                  uint64_t failed)
 {
+    /* The log holds every record of a job: one per item at most while n is
+       below LOG_MAX, and chunks are never shorter than n / (LOG_MAX / 2)
+       beyond (chunk_len), which leaves room for the records that cancels
+       and deaths split off. A release build keeps the log's bounds even so. */
+    assert(r < mproc__log_cap(j));
     if (r >= mproc__log_cap(j))
         return;
     uint64_t tag =
         mproc__tag(atomic_load_explicit(&j->id, memory_order_relaxed));
     struct mproc__rec *rec = &mproc__log(j)[r];
-    atomic_store_explicit(&rec->range, start | len << MPROC__IDX_BITS,
+    atomic_store_explicit(&rec->range, mproc__range_word(start, len),
                           memory_order_relaxed);
     /* Release: pairs with the load of the seal by whoever reads the log
        (the caller, the supervisor); they then see the range, and the
        results of its items, which were written before. seq_cst also: it
        and ring()'s load of `want` against the waiter's update of `want` and
-       load of the seal (pool.c, await) form a store-buffering pair, so
+       load of the seal (task.c, await) form a store-buffering pair, so
        either the waiter sees the seal or the finisher sees the waiter. */
-    atomic_store_explicit(&rec->seal,
-                          (failed & MPROC__MAX_LEN) | tag << 24 |
-                              (failed & MPROC__NORUN),
-                          memory_order_seq_cst);
+    atomic_store_explicit(
+        &rec->seal,
+        mproc__seal_word(failed & ~MPROC__NORUN, tag, failed & MPROC__NORUN),
+        memory_order_seq_cst);
 }
 
-static void ring(struct mproc__job *j, bool shared)
+void mproc__ring(struct mproc__job *j, bool shared)
 {
     /* seq_cst: see mproc__seal. */
     uint32_t want = atomic_load_explicit(&j->want, memory_order_seq_cst);
     if (!want)
         return;
     if (want < MPROC__WANT_EACH) {
-        uint64_t done = atomic_load_explicit(&j->fin, memory_order_relaxed) &
-                        MPROC__IDX_MASK;
+        uint64_t done = mproc__fin_done(
+            atomic_load_explicit(&j->fin, memory_order_relaxed));
         if (done != atomic_load_explicit(&j->n, memory_order_relaxed))
             return;
     }
+    /* Release: pairs with the waiter's acquire of the bell before it
+       sleeps (task.c, await); the futex compares the value. */
     atomic_fetch_add_explicit(&j->bell, 1, memory_order_release);
     mproc__futex_wake(&j->bell, INT_MAX, shared);
 }
@@ -151,14 +171,14 @@ void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
         /* seq_cst: see "Crashes" above. Also a release of the items'
            results to whoever acquires the count. */
         uint64_t old = atomic_fetch_add_explicit(
-            &j->fin, MPROC__REC_ONE | piece, memory_order_seq_cst);
+            &j->fin, mproc__fin_word(1, piece), memory_order_seq_cst);
         MPROC__HOOK(MPROC__HOOK_COUNTED);
-        mproc__seal(j, old >> MPROC__IDX_BITS, start, piece, f | norun);
+        mproc__seal(j, mproc__fin_records(old), start, piece, f | norun);
         start += piece;
         len -= piece;
         failed -= f;
     }
-    ring(j, shared);
+    mproc__ring(j, shared);
 }
 
 void mproc__fail_range(struct mproc__job *j, uint64_t start, uint64_t len,
@@ -219,7 +239,7 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     struct mproc__slot *s = &b->slots[wk->w];
     struct mproc__job *j = &b->jobs[js];
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
-    uint64_t k = chunk_len(wk, j, id, cl & MPROC__IDX_MASK,
+    uint64_t k = chunk_len(wk, j, id, mproc__claim_next(cl),
                            atomic_load_explicit(&j->n, memory_order_relaxed));
 
     atomic_store_explicit(&s->js, js, memory_order_relaxed);
@@ -236,8 +256,8 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
     uint64_t n = atomic_load_explicit(&j->n, memory_order_acquire);
     uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
-    uint64_t i0 = old & MPROC__IDX_MASK;
-    if (!id1 || id1 != id2 || mproc__gen(id1 - 1) != old >> MPROC__IDX_BITS ||
+    uint64_t i0 = mproc__claim_next(old);
+    if (!id1 || id1 != id2 || mproc__gen(id1 - 1) != mproc__claim_gen(old) ||
         i0 >= n) {
         atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
         return false;
@@ -247,11 +267,9 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     if (j->reduce && b->isolated)
         buf = atomic_load_explicit(&mproc__partial(j, wk->w)->buf,
                                    memory_order_relaxed);
-    atomic_store_explicit(&s->job, id1, memory_order_relaxed);
-    atomic_store_explicit(&s->start, i0, memory_order_relaxed);
-    atomic_store_explicit(&s->end, e, memory_order_relaxed);
-    atomic_store_explicit(&s->failed, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->commit, i0 << 1 | buf, memory_order_relaxed);
+    mproc__slot_hold(s, id1, i0, e, 0, buf);
+    /* Release: publishes the hold; pairs with the supervisor's acquire of
+       the state once this worker is dead (processes.c, on_death). */
     atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
     *c = (struct claim){.j = j, .id = id1, .start = i0, .end = e};
     return true;
@@ -264,8 +282,8 @@ static bool exhausted(struct mproc__job *j, uint64_t p)
         atomic_load_explicit(&j->cancel, memory_order_relaxed))
         return true;
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
-    return cl >> MPROC__IDX_BITS == mproc__gen(p) &&
-           (cl & MPROC__IDX_MASK) >=
+    return mproc__claim_gen(cl) == mproc__gen(p) &&
+           mproc__claim_next(cl) >=
                atomic_load_explicit(&j->n, memory_order_relaxed);
 }
 
@@ -361,7 +379,7 @@ run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
             atomic_store_explicit(&s->failed, ++failed, memory_order_relaxed);
         /* Release: a reader of commit (the supervisor, after our death)
            also sees the item's effects. */
-        atomic_store_explicit(&s->commit, (i + 1) << 1 | buf,
+        atomic_store_explicit(&s->commit, mproc__commit_word(i + 1, buf),
                               memory_order_release);
         ip += isz;
         op += ostep;
@@ -426,8 +444,8 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     }
 
     uint64_t limit = b->timeout_ns;
-    unsigned buf =
-        (unsigned)(atomic_load_explicit(&s->commit, memory_order_relaxed) & 1);
+    unsigned buf = mproc__commit_buf(
+        atomic_load_explicit(&s->commit, memory_order_relaxed));
     if (!limit && !reduce)
         return run_plain_isolated(fn, ip, op, arg, isz, ostep, status, i,
                                   c->end, &j->cancel, s, buf, failedp);
@@ -457,7 +475,7 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         }
         /* Release: a reader of commit (the supervisor, after our death)
            also sees the item's effects. */
-        atomic_store_explicit(&s->commit, (i + 1) << 1 | buf,
+        atomic_store_explicit(&s->commit, mproc__commit_word(i + 1, buf),
                               memory_order_release);
         ip += isz;
         op += ostep;
@@ -508,10 +526,8 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
         if (c->j->status)
             for (uint64_t i = from; i < c->end; i++)
                 c->j->status[i] = MPROC_ECANCELED;
-        atomic_store_explicit(&s->start, from, memory_order_relaxed);
-        atomic_store_explicit(&s->end, c->end, memory_order_relaxed);
-        atomic_store_explicit(&s->failed, len | MPROC__NORUN,
-                              memory_order_relaxed);
+        mproc__slot_hold(s, c->id, from, c->end, len | MPROC__NORUN, 0);
+        /* seq_cst: opens a window (see "Crashes"). */
         atomic_store_explicit(&s->state, MPROC__FINISHING,
                               memory_order_seq_cst);
         mproc__finish(c->j, from, len, len | MPROC__NORUN, b->isolated);
@@ -596,414 +612,18 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j)
                           memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
-    while ((cl & MPROC__IDX_MASK) < n &&
+    while (mproc__claim_next(cl) < n &&
            !atomic_compare_exchange_weak_explicit(
-               &j->claim, &cl, (cl & ~MPROC__IDX_MASK) | n,
+               &j->claim, &cl, mproc__claim_word(mproc__claim_gen(cl), n),
                memory_order_seq_cst, memory_order_relaxed))
         ;
-    uint64_t from = cl & MPROC__IDX_MASK;
+    uint64_t from = mproc__claim_next(cl);
     if (from < n) {
-        atomic_store_explicit(&s->job, id, memory_order_relaxed);
-        atomic_store_explicit(&s->start, from, memory_order_relaxed);
-        atomic_store_explicit(&s->end, n, memory_order_relaxed);
+        mproc__slot_hold(s, id, from, n, (n - from) | MPROC__NORUN, 0);
+        /* seq_cst: opens a window (see "Crashes"). */
         atomic_store_explicit(&s->state, MPROC__FINISHING,
                               memory_order_seq_cst);
         mproc__fail_range(j, from, n - from, MPROC_ECANCELED, 0, b->isolated);
     }
     atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
-}
-
-/* ---- repair after a death (the supervisor) ------------------------------ */
-
-/*
- * Worker w died in RUNNING (see "Crashes"): record the done prefix, mark the
- * item it was running, and leave the rest in the slot for its replacement.
- * Returns true when the slot now holds inherited work.
- */
-bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
-{
-    struct mproc__slot *s = &b->slots[w];
-    uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
-    struct mproc__job *j = &b->jobs[(id - 1) % MPROC__RING];
-    uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
-    uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
-    uint64_t commit = atomic_load_explicit(&s->commit, memory_order_acquire);
-    uint64_t failed = atomic_load_explicit(&s->failed, memory_order_relaxed);
-    bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
-                MPROC__KILLED;
-    uint64_t cur = commit >> 1;
-
-    atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
-    if (j->reduce)
-        atomic_store_explicit(&mproc__partial(j, w)->buf,
-                              (uint32_t)(commit & 1), memory_order_relaxed);
-    if (cur > start)
-        mproc__finish(j, start, cur - start, failed, true);
-    if (cur >= end)
-        return false;
-    mproc__fail_range(j, cur, 1, late ? MPROC_ETIMEDOUT : MPROC_ECRASHED,
-                      wstatus, true);
-    if (cur + 1 >= end)
-        return false;
-    atomic_store_explicit(&s->start, cur + 1, memory_order_relaxed);
-    atomic_store_explicit(&s->commit, (cur + 1) << 1 | (commit & 1),
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->failed, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->inherit, 1, memory_order_release);
-    return true;
-}
-
-/* Give up on the work inherited by slot w: mark it with code. */
-void mproc__abandon(struct mproc__board *b, int w, int code)
-{
-    struct mproc__slot *s = &b->slots[w];
-    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
-        return;
-    uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
-    struct mproc__job *j = &b->jobs[(id - 1) % MPROC__RING];
-    uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
-    uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
-    atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
-    mproc__fail_range(j, start, end - start, code, 0, b->isolated);
-}
-
-/* Mark every unclaimed item of every queued job with code (the pool can run
-   nothing more). */
-void mproc__abandon_all(struct mproc__board *b, int code)
-{
-    uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
-    for (uint64_t p = t > MPROC__RING ? t - MPROC__RING : 0; p < t; p++) {
-        struct mproc__job *j = &b->jobs[p % MPROC__RING];
-        if (atomic_load_explicit(&j->id, memory_order_acquire) != p + 1)
-            continue;
-        uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
-        uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
-        while ((cl & MPROC__IDX_MASK) < n &&
-               !atomic_compare_exchange_weak_explicit(
-                   &j->claim, &cl, (cl & ~MPROC__IDX_MASK) | n,
-                   memory_order_seq_cst, memory_order_relaxed))
-            ;
-        uint64_t from = cl & MPROC__IDX_MASK;
-        if (from < n)
-            mproc__fail_range(j, from, n - from, code, 0, b->isolated);
-    }
-}
-
-static bool in_window(struct mproc__board *b, int w, uint32_t js)
-{
-    struct mproc__slot *s = &b->slots[w];
-    uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
-    if (st == MPROC__CLAIMING)
-        return atomic_load_explicit(&s->js, memory_order_relaxed) == js;
-    if (st == MPROC__FINISHING)
-        return (atomic_load_explicit(&s->job, memory_order_relaxed) - 1) %
-                   MPROC__RING ==
-               js;
-    return false;
-}
-
-/* Is there a sealed record of j starting at start? Records are disjoint, so
-   it can only be the one a dead finisher sealed before it died. */
-static bool sealed_at(struct mproc__job *j, uint64_t tag, uint64_t start)
-{
-    uint64_t nrec =
-        atomic_load_explicit(&j->fin, memory_order_seq_cst) >> MPROC__IDX_BITS;
-    if (nrec > mproc__log_cap(j))
-        nrec = mproc__log_cap(j);
-    for (uint64_t r = 0; r < nrec; r++)
-        if (mproc__sealed(&mproc__log(j)[r], tag) &&
-            (atomic_load_explicit(&mproc__log(j)[r].range,
-                                  memory_order_relaxed) &
-             MPROC__IDX_MASK) == start)
-            return true;
-    return false;
-}
-
-struct range {
-    uint64_t start, end;
-};
-
-/*
- * Order the dead finishers fins[0..nf) so that the first `holes` of them
- * are ones that counted their records: a choice whose lengths add up to
- * `items`, the items the holes counted. (Which of several such choices does
- * not matter: each range is recorded once either way, and the counts add
- * up.) Dead finishers of one job at once are few; beyond 20 the order is
- * left as it is.
- */
-static void counted_first(const struct mproc__dead *dead, int *fins, int nf,
-                          uint64_t holes, uint64_t items)
-{
-    if (!holes || holes >= (uint64_t)nf || nf > 20)
-        return;
-    for (uint32_t mask = 1; mask < UINT32_C(1) << nf; mask++) {
-        if ((uint64_t)__builtin_popcount(mask) != holes)
-            continue;
-        uint64_t sum = 0;
-        for (int i = 0; i < nf; i++)
-            if (mask >> i & 1)
-                sum += dead[fins[i]].end - dead[fins[i]].start;
-        if (sum != items)
-            continue;
-        int chosen[20], rest[20], nc = 0, nr = 0;
-        for (int i = 0; i < nf; i++) {
-            if (mask >> i & 1)
-                chosen[nc++] = fins[i];
-            else
-                rest[nr++] = fins[i];
-        }
-        memcpy(fins, chosen, (size_t)nc * sizeof *fins);
-        memcpy(fins + nc, rest, (size_t)nr * sizeof *fins);
-        return;
-    }
-}
-
-/*
- * The range of job `id` that slot w holds (running, finishing or
- * inherited), or an empty one. A live worker may move on while its slot is
- * read: the reading is repeated until two agree. Returns false if they never
- * do (call again later).
- */
-static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
-                       struct range *r)
-{
-    struct mproc__slot *s = &b->slots[w];
-    for (int tries = 0; tries < 1000; tries++) {
-        /* inherit first: a replacement stores RUNNING, then clears it. */
-        bool inherited =
-            atomic_load_explicit(&s->inherit, memory_order_seq_cst);
-        uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
-        uint64_t job = atomic_load_explicit(&s->job, memory_order_seq_cst);
-        uint64_t start = atomic_load_explicit(&s->start, memory_order_seq_cst);
-        uint64_t end = atomic_load_explicit(&s->end, memory_order_seq_cst);
-        bool held =
-            (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
-            inherited;
-        if (atomic_load_explicit(&s->state, memory_order_seq_cst) != st ||
-            atomic_load_explicit(&s->job, memory_order_seq_cst) != job ||
-            atomic_load_explicit(&s->start, memory_order_seq_cst) != start ||
-            atomic_load_explicit(&s->end, memory_order_seq_cst) != end) {
-            mproc__relax();
-            continue;
-        }
-        *r = held && job == id ? (struct range){start, end}
-                               : (struct range){0, 0};
-        return true;
-    }
-    return false;
-}
-
-static int by_start(const void *a, const void *b)
-{
-    const struct range *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/*
- * The caller is about to free the memory of job `id` in slot js (its log and
- * copies): make sure no reconciliation reads it. With the pair below (both
- * seq_cst), either the supervisor sees `gone` and leaves the job alone, or
- * the caller sees it reading and waits for it. `alive` says whether the
- * supervisor still lives (a dead one never finishes its reading).
- */
-void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
-                        bool (*alive)(void *), void *arg)
-{
-    struct mproc__job *j = &b->jobs[js];
-    atomic_store_explicit(&j->gone, id, memory_order_seq_cst);
-    for (unsigned k = 1;
-         atomic_load_explicit(&j->readers, memory_order_seq_cst); k++) {
-        if (k % 1024 == 0 && !alive(arg))
-            return;
-        mproc__relax();
-    }
-}
-
-static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
-                      const struct mproc__dead *dead, int ndead,
-                      const bool *alive);
-
-/*
- * Reconcile job slot js after workers died inside a window (see "Crashes").
- * `dead` lists them, with the slot contents they died with; `alive[w]` tells
- * which slots have a live worker. Returns false when a live worker is still
- * inside a window for this job: call again shortly. On success the dead
- * workers' slots hold, as inherited work, whatever they had claimed and not
- * finished.
- *
- * The counters are read before the live workers' states. A live worker that
- * had moved a counter before that read had stored its window state before
- * the move (both seq_cst), so if none is in a window now, each has either
- * finished the step or published its result: a hole below the record count
- * read can only be a dead finisher's, and claimed items below the claim
- * count read are either covered by a chunk (read from the slots, which
- * workers leave only after sealing their record, read after) or a dead
- * claimer's.
- */
-bool mproc__reconcile(struct mproc__board *b, uint32_t js,
-                      const struct mproc__dead *dead, int ndead,
-                      const bool *alive)
-{
-    struct mproc__job *j = &b->jobs[js];
-    atomic_fetch_add_explicit(&j->readers, 1, memory_order_seq_cst);
-    uint64_t id = atomic_load_explicit(&j->id, memory_order_seq_cst);
-    bool done;
-    if (!id)
-        done = false;
-    else if (atomic_load_explicit(&j->gone, memory_order_seq_cst) == id)
-        done = true; /* harvested: it had nothing left to reconcile */
-    else
-        done = reconcile(b, js, id, dead, ndead, alive);
-    atomic_fetch_sub_explicit(&j->readers, 1, memory_order_seq_cst);
-    return done;
-}
-
-static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
-                      const struct mproc__dead *dead, int ndead,
-                      const bool *alive)
-{
-    struct mproc__job *j = &b->jobs[js];
-    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
-    uint64_t tag = mproc__tag(id);
-    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_seq_cst);
-    uint64_t top =
-        cl >> MPROC__IDX_BITS == mproc__gen(id - 1) ? cl & MPROC__IDX_MASK : 0;
-    if (top > n)
-        top = n;
-    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
-    uint64_t nrec = fin >> MPROC__IDX_BITS;
-    if (nrec > mproc__log_cap(j))
-        nrec = mproc__log_cap(j);
-    for (int w = 0; w <= b->workers; w++)
-        if ((w == b->workers || alive[w]) && in_window(b, w, js))
-            return false;
-
-    /* Dead finishers whose record is not sealed either reserved it (a hole
-       below nrec) or never counted. The holes were counted, with as many
-       items as `fin` counted beyond the sealed records below nrec (one
-       fetch-add counts a record and its items). They are sealed with the
-       ranges of dead finishers whose lengths add up to that, in any order,
-       and the others are finished anew. */
-    int *fins = malloc(((size_t)ndead + 1) * sizeof *fins);
-    struct range *rs = malloc(((size_t)b->workers + 1) * sizeof *rs);
-    if (!fins || !rs) {
-        free(fins);
-        free(rs);
-        return false;
-    }
-    int nf = 0, takers = 0;
-    for (int i = 0; i < ndead; i++) {
-        if (dead[i].state == MPROC__FINISHING && dead[i].job == id &&
-            !sealed_at(j, tag, dead[i].start))
-            fins[nf++] = i;
-        takers += dead[i].js == js;
-    }
-    uint64_t holes = 0, hole_items = fin & MPROC__IDX_MASK;
-    for (uint64_t r = 0; r < nrec; r++) {
-        if (!mproc__sealed(&mproc__log(j)[r], tag))
-            holes++;
-        else
-            hole_items -= atomic_load_explicit(&mproc__log(j)[r].range,
-                                               memory_order_relaxed) >>
-                          MPROC__IDX_BITS;
-    }
-    counted_first(dead, fins, nf, holes, hole_items);
-    int k = 0;
-    for (uint64_t r = 0; r < nrec && k < nf; r++) {
-        if (mproc__sealed(&mproc__log(j)[r], tag))
-            continue;
-        const struct mproc__dead *d = &dead[fins[k++]];
-        mproc__seal(j, r, d->start, d->end - d->start, d->failed);
-    }
-    for (; k < nf; k++) {
-        const struct mproc__dead *d = &dead[fins[k]];
-        mproc__finish(j, d->start, d->end - d->start, d->failed, true);
-    }
-    free(fins);
-
-    /* Claimed items below top that nothing covers were claimed by the dead
-       (a claimer's whole chunk; or the cancelled tail of a finisher's).
-       Coverage: chunks held (running or finishing) or inherited, read from
-       the slots first, then the sealed records. Each gap goes to one of the
-       dead workers' slots, for its replacement. */
-    size_t nr = 0;
-    for (int w = 0; takers && w <= b->workers; w++) {
-        if (!held_range(b, w, w == b->workers || alive[w], id, &rs[nr])) {
-            free(rs);
-            return false;
-        }
-        nr += rs[nr].end > rs[nr].start;
-    }
-    /* Live workers go on finishing while this runs: every record counted
-       by now is read, this reconciliation's own included. */
-    uint64_t nnow =
-        atomic_load_explicit(&j->fin, memory_order_seq_cst) >> MPROC__IDX_BITS;
-    if (nnow > mproc__log_cap(j))
-        nnow = mproc__log_cap(j);
-    if (takers) {
-        struct range *more = realloc(rs, (nr + nnow + 1) * sizeof *rs);
-        if (!more) {
-            free(rs);
-            return false;
-        }
-        rs = more;
-    }
-    for (uint64_t r = 0; takers && r < nnow; r++) {
-        if (!mproc__sealed(&mproc__log(j)[r], tag))
-            continue; /* a live finisher's: its slot covered it */
-        uint64_t range =
-            atomic_load_explicit(&mproc__log(j)[r].range, memory_order_relaxed);
-        uint64_t start = range & MPROC__IDX_MASK;
-        if (start < top)
-            rs[nr++] =
-                (struct range){start, start + (range >> MPROC__IDX_BITS)};
-    }
-    qsort(rs, nr, sizeof *rs, by_start);
-
-    /* A seqlock read, as a claimer's: if the slot was recycled meanwhile,
-       the job was complete, so it has no gap, and what was read of the
-       slots and the log may belong to the next job. If it was not, the
-       reads were of this job, and a gap found keeps it from completing
-       until it is filled. */
-    if (atomic_load_explicit(&j->id, memory_order_seq_cst) != id) {
-        free(rs);
-        return true;
-    }
-
-    int next = 0;
-    uint64_t at = 0;
-    for (size_t i = 0; takers && i <= nr && at < top; i++) {
-        uint64_t upto = i < nr && rs[i].start < top ? rs[i].start : top;
-        while (at < upto) {
-            uint64_t len = upto - at;
-            if (len > MPROC__MAX_LEN)
-                len = MPROC__MAX_LEN;
-            while (next < ndead && dead[next].js != js)
-                next++;
-            if (next < ndead) {
-                int w = dead[next++].w;
-                struct mproc__slot *s = &b->slots[w];
-                unsigned buf =
-                    j->reduce ? atomic_load_explicit(&mproc__partial(j, w)->buf,
-                                                     memory_order_relaxed)
-                              : 0;
-                atomic_store_explicit(&s->job, id, memory_order_relaxed);
-                atomic_store_explicit(&s->start, at, memory_order_relaxed);
-                atomic_store_explicit(&s->end, at + len, memory_order_relaxed);
-                atomic_store_explicit(&s->failed, 0, memory_order_relaxed);
-                atomic_store_explicit(&s->commit, at << 1 | buf,
-                                      memory_order_relaxed);
-                atomic_store_explicit(&s->inherit, 1, memory_order_release);
-            } else {
-                /* More gaps than dead workers: never seen, but never hang. */
-                mproc__fail_range(j, at, len, MPROC_ECRASHED, 0, true);
-            }
-            at += len;
-        }
-        if (i < nr && rs[i].end > at)
-            at = rs[i].end;
-    }
-    free(rs);
-    ring(j, true);
-    return true;
 }

@@ -8,6 +8,7 @@
 #include "mproc.h"
 
 #include <pthread.h>
+#include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -63,8 +64,8 @@ extern void (*mproc__test_hook)(int point);
  * needs clearing between jobs.
  */
 struct mproc__rec {
-    _Atomic uint64_t range; /* start | len << 40 */
-    _Atomic uint64_t seal;  /* failed | tag << 24 | MPROC__NORUN */
+    _Atomic uint64_t range; /* mproc__range_word */
+    _Atomic uint64_t seal;  /* mproc__seal_word */
 };
 
 /* In a record's seal, and in the `failed` passed to mproc__finish: none of
@@ -72,6 +73,103 @@ struct mproc__rec {
    results must not be copied back to the caller. */
 #define MPROC__NORUN    (UINT64_C(1) << 63)
 #define MPROC__TAG_MASK ((UINT64_C(1) << 39) - 1)
+
+/*
+ * The packed words, each layout written here once (high bits first):
+ *
+ *   claim   gen:24 | next:40       a job's claim counter: the generation of
+ *                                  the job in the slot (position / RING),
+ *                                  the next unclaimed index
+ *   fin     records:24 | done:40   records reserved in the log, items done;
+ *                                  one fetch-add of mproc__fin_word(1, len)
+ *                                  moves both
+ *   range   len:24 | start:40      a record's items
+ *   seal    norun:1 | tag:39 | failed:24
+ *                                  a record's outcome, valid for the job
+ *                                  whose id has that tag
+ *   commit  next:63 | buf:1        a running process worker's next item,
+ *                                  and which partial buffer holds its fold
+ *
+ * 40 bits of index hold MAX_N (2^39) items, 24 bits of length MAX_LEN. The
+ * `want` word of a job counts waiters in two 16-bit halves (WANT_DONE,
+ * WANT_EACH); `zlock` is the kernel's robust futex word (os_linux.c).
+ */
+static inline uint64_t mproc__claim_word(uint64_t gen, uint64_t next)
+{
+    return gen << MPROC__IDX_BITS | next;
+}
+static inline uint64_t mproc__claim_gen(uint64_t w)
+{
+    return w >> MPROC__IDX_BITS;
+}
+static inline uint64_t mproc__claim_next(uint64_t w)
+{
+    return w & MPROC__IDX_MASK;
+}
+
+static inline uint64_t mproc__fin_word(uint64_t records, uint64_t done)
+{
+    return records << MPROC__IDX_BITS | done;
+}
+static inline uint64_t mproc__fin_records(uint64_t w)
+{
+    return w >> MPROC__IDX_BITS;
+}
+static inline uint64_t mproc__fin_done(uint64_t w)
+{
+    return w & MPROC__IDX_MASK;
+}
+
+static inline uint64_t mproc__range_word(uint64_t start, uint64_t len)
+{
+    assert(start <= MPROC__IDX_MASK && len <= MPROC__MAX_LEN);
+    return len << MPROC__IDX_BITS | start;
+}
+static inline uint64_t mproc__range_start(uint64_t w)
+{
+    return w & MPROC__IDX_MASK;
+}
+static inline uint64_t mproc__range_len(uint64_t w)
+{
+    return w >> MPROC__IDX_BITS;
+}
+
+static inline uint64_t mproc__seal_word(uint64_t failed, uint64_t tag,
+                                        bool norun)
+{
+    assert(failed <= MPROC__MAX_LEN && tag <= MPROC__TAG_MASK);
+    return (norun ? MPROC__NORUN : 0) | tag << 24 | failed;
+}
+static inline uint64_t mproc__seal_failed(uint64_t w)
+{
+    return w & MPROC__MAX_LEN;
+}
+static inline uint64_t mproc__seal_tag(uint64_t w)
+{
+    return w >> 24 & MPROC__TAG_MASK;
+}
+static inline bool mproc__seal_norun(uint64_t w)
+{
+    return w & MPROC__NORUN;
+}
+
+static inline uint64_t mproc__commit_word(uint64_t next, unsigned buf)
+{
+    return next << 1 | (buf & 1);
+}
+static inline uint64_t mproc__commit_next(uint64_t w)
+{
+    return w >> 1;
+}
+static inline unsigned mproc__commit_buf(uint64_t w)
+{
+    return (unsigned)(w & 1);
+}
+
+/* Items [start, end): the one range type of the board and its repair. */
+struct mproc__range {
+    uint64_t start, end;
+};
 
 /*
  * A job slot. The first line is written by the caller before the job is
@@ -95,13 +193,13 @@ struct mproc__job {
     char *partials; /* per worker: header line, buffer 0, buffer 1 */
     size_t pstride; /* bytes per worker in partials */
     struct mproc__rec *_Atomic log; /* atomic as n: read by waiters racing */
-    _Atomic uint64_t log_cap;       /* a recycle (pool.c, job_complete) */
+    _Atomic uint64_t log_cap;       /* a recycle (task.c, job_complete) */
     _Atomic uint32_t cancel;        /* set once by the caller; read per item */
 
-    /* gen << 40 | next unclaimed index; gen tells recycled slots apart */
+    /* mproc__claim_word: the generation tells recycled slots apart */
     alignas(MPROC__LINE) _Atomic uint64_t claim;
 
-    /* records << 40 | items done */
+    /* mproc__fin_word: records reserved, items done */
     alignas(MPROC__LINE) _Atomic uint64_t fin;
     _Atomic uint32_t bell; /* futex: bumped when a waiter may proceed */
     _Atomic uint32_t want; /* waiters: for the end (low 16 bits), for each
@@ -154,7 +252,7 @@ struct mproc__slot {
     _Atomic uint32_t js;         /* CLAIMING: job slot index */
     _Atomic uint64_t job;        /* RUNNING, FINISHING: job id */
     _Atomic uint64_t start, end; /* the chunk */
-    _Atomic uint64_t commit;     /* next item << 1 | partial buffer */
+    _Atomic uint64_t commit;     /* mproc__commit_word */
     _Atomic uint64_t failed;     /* items of [start, commit) that failed */
     _Atomic uint64_t deadline;   /* ns of the running item's limit; KILLED */
 
@@ -240,6 +338,9 @@ int mproc__work(struct mproc__worker *wk);
 void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
                    uint64_t failed, bool shared);
 
+/* Wake the job's waiters, if any wants what has happened. */
+void mproc__ring(struct mproc__job *j, bool shared);
+
 /* Seal a reserved log record. */
 void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
                  uint64_t failed);
@@ -254,12 +355,47 @@ static inline uint64_t mproc__tag(uint64_t id)
     return id & MPROC__TAG_MASK;
 }
 
-/* seq_cst: a waiter's look at a seal is half of the pair in mproc__seal. */
+/* seq_cst: a waiter's look at a seal is half of the store-buffering pair
+   in mproc__seal (with the waiter's update of `want`); it is also an
+   acquire of the record's range and its items' results. */
 static inline bool mproc__sealed(const struct mproc__rec *r, uint64_t tag)
 {
-    return (atomic_load_explicit(&r->seal, memory_order_seq_cst) >> 24 &
-            MPROC__TAG_MASK) == tag;
+    return mproc__seal_tag(
+               atomic_load_explicit(&r->seal, memory_order_seq_cst)) == tag;
 }
+
+/* The records of a log whose fin word is `fin`, within its capacity. */
+static inline uint64_t mproc__records(uint64_t fin, uint64_t cap)
+{
+    uint64_t r = mproc__fin_records(fin);
+    return r < cap ? r : cap;
+}
+
+/*
+ * A slot's hold on items [start, end) of job `job` (`failed` of those below
+ * `commit`'s next failed so far). The stores are relaxed: the caller
+ * publishes them with the store that follows, of `state` or `inherit`,
+ * whose order it names there.
+ */
+static inline void mproc__slot_hold(struct mproc__slot *s, uint64_t job,
+                                    uint64_t start, uint64_t end,
+                                    uint64_t failed, unsigned buf)
+{
+    atomic_store_explicit(&s->job, job, memory_order_relaxed);
+    atomic_store_explicit(&s->start, start, memory_order_relaxed);
+    atomic_store_explicit(&s->end, end, memory_order_relaxed);
+    atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
+    atomic_store_explicit(&s->commit, mproc__commit_word(start, buf),
+                          memory_order_relaxed);
+}
+
+/*
+ * The start handshake, the same for every kind: a worker that has run init
+ * (err 0) or failed (err, the first of which the open returns) counts
+ * itself in `ready` and wakes the opener. Release: pairs with the opener's
+ * acquire of `ready`, after which it reads open_error.
+ */
+void mproc__board_ready(struct mproc__board *b, int err, bool shared);
 
 static inline struct mproc__partial *mproc__partial(struct mproc__job *j, int w)
 {
@@ -280,6 +416,9 @@ struct mproc__dead {
 };
 
 void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j);
+
+/* ---- repair after a death (repair.c) -------------------------------- */
+
 bool mproc__repair_running(struct mproc__board *b, int w, int wstatus);
 void mproc__abandon(struct mproc__board *b, int w, int code);
 void mproc__abandon_all(struct mproc__board *b, int code);
@@ -288,6 +427,14 @@ void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
 bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                       const struct mproc__dead *dead, int ndead,
                       const bool *alive);
+
+/*
+ * The gaps that ranges rs[0..n) leave in [0, top), in order, each handed to
+ * gap(ctx, start, end). The ranges are disjoint; they are sorted here.
+ */
+void mproc__gaps(struct mproc__range *rs, size_t n, uint64_t top,
+                 void (*gap)(void *ctx, uint64_t start, uint64_t end),
+                 void *ctx);
 
 /* Mark items [start, start+len) of j with `code` (status) and finish them. */
 void mproc__fail_range(struct mproc__job *j, uint64_t start, uint64_t len,
@@ -340,24 +487,29 @@ struct mproc__code {
 int mproc__code_ref(void (*fn)(void), struct mproc__code *ref);
 void (*mproc__code_find(const struct mproc__code *ref))(void);
 
-/* ---- the pool and tasks (pool.c) ------------------------------------- */
+/* ---- the pool and tasks (pool.c, submit.c, task.c) ------------------ */
+
+struct mproc__kind;
 
 struct mproc_pool {
     mproc_options opt;
+    const struct mproc__kind *kind; /* kind.h */
     int workers;
-    bool isolated;
-    pid_t owner; /* process that opened the pool */
+    bool isolated; /* kind->isolated */
+    pid_t owner;   /* process that opened the pool */
     struct mproc__board *board;
     size_t board_size;
 
-    /* Address space of a process pool: board, arena, staging. */
+    /* Address space: board, arena, logs, staging (mproc__pool_map). With
+       workers of their own address space, one MAP_SHARED region; else the
+       board is allocated and the arena and logs are private ranges. */
     char *region;
     size_t region_size;
     struct mproc__heap arena;
-    struct mproc__heap staging;         /* process pools: copies of job data */
+    struct mproc__heap staging;         /* isolated pools: job data copies */
     struct mproc__heap logs;            /* job logs, and nothing else, so stale
-                                        memory never looks like a record */
-    char *private_arena, *private_logs; /* thread pools: their ranges */
+                                           memory never looks like a record */
+    char *private_arena, *private_logs; /* shared-memory pools: the ranges */
     size_t arena_size, logs_size;
 
     /* Caller side: submit, harvest, cancel, and the task of each slot. */
@@ -374,45 +526,91 @@ struct mproc_pool {
     int started;
     mproc__exec_fn exec;
 
-    /* The supervisor of a process pool. */
-    pid_t zpid;   /* 0 once reaped */
-    int zevent;   /* eventfd: close, or work for a sleeper */
-    int lifeline; /* pipe write end the supervisor watches,
-                                    where pidfds are missing; else -1 */
-
+    /* The supervisor of a process pool (processes.c). */
+    pid_t zpid;                   /* 0 once reaped */
+    int zevent;                   /* eventfd: close, or work for a sleeper */
+    int lifeline;                 /* pipe write end the supervisor watches,
+                     where pidfds are missing; else -1 */
     struct mproc_pool *next_open; /* registry of open process pools */
 };
 
-/* ---- workers --------------------------------------------------------- */
+/*
+ * A task's life, from the waiter's side. RUNNING until its results are
+ * collected (COLLECTED), or given up on after the pool broke (SALVAGED:
+ * what finished is kept, the rest is marked crashed); DETACHED once the
+ * pool closed and the task keeps, in memory of its own, what
+ * mproc_task_next has not handed out. Only forward. `cancelled` is apart:
+ * a running task may be cancelled.
+ */
+enum mproc__task_state {
+    MPROC__TASK_RUNNING,
+    MPROC__TASK_COLLECTED,
+    MPROC__TASK_SALVAGED,
+    MPROC__TASK_DETACHED
+};
 
-/* threads.c */
-int mproc__threads_start(mproc_pool *pool);
-void mproc__threads_stop(mproc_pool *pool);
+struct mproc_task {
+    mproc_pool *pool;               /* NULL once detached by close */
+    uint64_t id;                    /* position + 1 */
+    uint32_t js;                    /* its job slot, until harvested */
+    mproc_job user;                 /* as submitted */
+    struct mproc_task *prev, *next; /* pool->live */
 
-/* mpi.c, or mpi_absent.c in a build without MPI (where mproc__mpi_built
-   is false and the pool refuses the kind before calling the others).
-   mproc__mpi_open sets up MPI and pool->workers and pool->exec, and returns
-   on rank 0 only: the other ranks serve inside it and exit when rank 0
-   closes the pool. The proxies are then started as thread workers;
-   mproc__mpi_close, after they stopped, releases the ranks. */
-bool mproc__mpi_built(void);
-int mproc__mpi_open(mproc_pool *pool);
-bool mproc__mpi_spare_cores(void);
-void mproc__mpi_close(mproc_pool *pool);
+    /* Written by the waiter, read by progress from any thread. */
+    _Atomic int state; /* enum mproc__task_state */
+    bool cancelled;
 
-/* processes.c */
-int mproc__procs_start(mproc_pool *pool);
-void mproc__procs_stop(mproc_pool *pool);
-void mproc__procs_poke(mproc_pool *pool);
-bool mproc__procs_alive(mproc_pool *pool);
+    /* Memory it owns until freed (submit.c, stage and unstage). */
+    char *stage; /* staging block (isolated pools) */
+    char *s_out; /* where workers wrote results */
+    int *s_status, *s_wstatus;
+    struct mproc__rec *log; /* from pool->logs, or its own once DETACHED */
+    uint64_t log_cap;
+    char *partials; /* staged, or its own (shared-memory pools) */
+    size_t pstride;
+    bool copy_out, copy_status, copy_wstatus;
+    void *arg_copy; /* shared-memory pools: the copy of job.arg */
 
+    /* Written by whoever harvests, read by progress from any thread. */
+    _Atomic bool harvested;
+    _Atomic uint64_t final_fin;
+
+    /* The waiter's own. */
+    uint64_t sealed; /* records [0, sealed) are sealed */
+    uint64_t failed; /* failed items in those */
+    uint64_t norun;  /* records in those that ran nothing */
+    int result;
+    uint64_t next_r, next_off;
+};
+
+static inline bool mproc__task_final(const mproc_task *t)
+{
+    return atomic_load_explicit(&t->state, memory_order_relaxed) !=
+           MPROC__TASK_RUNNING;
+}
+
+/* pool.c */
+int mproc__usable(const mproc_pool *pool);
+
+/* submit.c */
+void mproc__unstage(mproc_pool *pool, mproc_task *t);
+
+/* task.c */
+uint64_t mproc__task_fin(const mproc_task *t);
+void mproc__task_scan(mproc_task *t, uint64_t fin);
+void mproc__task_copy_range(mproc_task *t, uint64_t start, uint64_t len,
+                            bool norun);
+bool mproc__job_complete(struct mproc__job *j, uint64_t id);
+int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id);
+void mproc__task_finish(mproc_task *t);
+void mproc__task_detach(mproc_task *t);
+
+/* repair.c: the pool broke; keep what finished, mark the rest crashed. */
+void mproc__salvage(mproc_task *t);
+
+/* Inside a worker: its id and its pool (pool.c). */
 extern _Thread_local int mproc__self_id;
 extern _Thread_local const mproc_pool *mproc__self_pool;
-
-/* Open process pools, so that a new supervisor drops what it inherits of
-   the others. */
-extern pthread_mutex_t mproc__registry_lock;
-extern mproc_pool *mproc__registry;
 
 /* ---- the operating system (os_linux.c) ------------------------------ */
 

@@ -35,13 +35,17 @@
  * timeout and no max_items), and one MPI pool serves a run of the program:
  * its ranks exit when it closes.
  */
-#include "internal.h"
+#include "kind.h"
 
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Work per claim on a rank: a message's cost is microseconds, a network's
+   tens. */
+#define TARGET_NS    1000000
+#define ITEM_MAX     (UINT64_C(1) << 30) /* bytes in one message's part */
 #define SPIN_NS      50000
 #define PROXY_NAP_NS 200000
 #define IDLE_NAP_NS  1000000
@@ -99,11 +103,6 @@ static struct {
     struct proxy *proxies;
 } the;
 static _Atomic bool used;
-
-bool mproc__mpi_built(void)
-{
-    return true;
-}
 
 /* Make *buf, 64-byte aligned, hold at least `want` bytes; its contents go.
    At most a message's worth, about MSG_BYTES (or one item): failing to get
@@ -409,7 +408,9 @@ static void leave(void)
     the.finalize = false;
 }
 
-int mproc__mpi_open(mproc_pool *pool)
+static void close_mpi(mproc_pool *pool);
+
+static int open_mpi(mproc_pool *pool)
 {
     if (atomic_exchange(&used, true))
         return MPROC_ENOTSUP;
@@ -494,15 +495,13 @@ int mproc__mpi_open(mproc_pool *pool)
         abort(); /* a few bytes per rank */
     pool->workers = workers;
     pool->exec = proxy_exec;
-    return 0;
+    err = mproc__pool_map(pool, false);
+    if (err)
+        close_mpi(pool);
+    return err;
 }
 
-bool mproc__mpi_spare_cores(void)
-{
-    return mproc__cpu_count() > the.local;
-}
-
-void mproc__mpi_close(mproc_pool *pool)
+static void close_mpi(mproc_pool *pool)
 {
     for (int r = 1; r < the.size; r++)
         MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, the.comm);
@@ -513,4 +512,63 @@ void mproc__mpi_close(mproc_pool *pool)
     free(the.proxies);
     the.proxies = NULL;
     leave();
+    mproc__pool_unmap(pool);
 }
+
+/* ---- the kind ------------------------------------------------------------ */
+
+static int check(const mproc_options *o)
+{
+    /* A rank that crashes ends the MPI job: nothing to time out, nothing to
+       replace. */
+    if (o->timeout > 0 || o->max_items)
+        return MPROC_ENOTSUP;
+    return 0;
+}
+
+/* The proxies are thread workers. The caller and the proxies spin only on
+   a machine with cores to spare beyond its ranks'; else they would take the
+   CPU the ranks on it need to answer. */
+static int start(mproc_pool *pool)
+{
+    pool->board->target_ns = TARGET_NS;
+    if (mproc__cpu_count() <= the.local)
+        pool->board->spin = 0;
+    return mproc__threads_start(pool);
+}
+
+/* Can this function be found by a rank running the same program: does it
+   lie in a loaded object (not in memory made at run time)? */
+static bool crosses(void (*f)(void))
+{
+    struct mproc__code ref;
+    return mproc__code_ref(f, &ref) == 0;
+}
+
+/* Across ranks only bytes travel: a pointer arg would mean nothing on the
+   other side, and a message holds at most INT_MAX bytes (a job's carries
+   arg and, for a reduction, the identity). */
+static int check_job(const mproc_pool *pool, const mproc_job *j)
+{
+    (void)pool;
+    if ((j->arg && !j->arg_size) || j->in_size > ITEM_MAX ||
+        j->out_size > ITEM_MAX || j->arg_size > ITEM_MAX ||
+        j->arg_size + j->out_size > ITEM_MAX ||
+        !crosses((void (*)(void))j->fn) ||
+        (j->reduce && !j->out && !crosses((void (*)(void))j->reduce)))
+        return MPROC_EINVAL;
+    return 0;
+}
+
+const struct mproc__kind mproc__kind_mpi = {
+    .name = "mpi",
+    .isolated = false,
+    .check = check,
+    .open = open_mpi,
+    .start = start,
+    .stop = mproc__threads_stop,
+    .close = close_mpi,
+    .sleep = mproc__threads_sleep,
+    .alive = mproc__threads_alive,
+    .check_job = check_job,
+};

@@ -1,26 +1,16 @@
 /*
- * A build without MPI: the kind MPROC_MPI is refused when a pool opens
- * (pool.c, check_options), before anything here could be reached.
+ * A build without MPI: the kind MPROC_MPI is refused when a pool opens, by
+ * its check, before anything else of it could be reached.
  */
-#include "internal.h"
+#include "kind.h"
 
-bool mproc__mpi_built(void)
+static int check(const mproc_options *o)
 {
-    return false;
-}
-
-int mproc__mpi_open(mproc_pool *pool)
-{
-    (void)pool;
+    (void)o;
     return MPROC_ENOTSUP;
 }
 
-void mproc__mpi_close(mproc_pool *pool)
-{
-    (void)pool;
-}
-
-bool mproc__mpi_spare_cores(void)
-{
-    return false;
-}
+const struct mproc__kind mproc__kind_mpi = {
+    .name = "mpi",
+    .check = check,
+};

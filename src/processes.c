@@ -37,7 +37,7 @@
  * caller's waits on it too (futex_waitv).
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "kind.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -53,6 +53,11 @@
 
 #define EXIT_INIT 0x6d /* a worker's init returned nonzero */
 #define GIVE_UP   5    /* failed starts in a row, with no worker alive */
+
+/* Open process pools, so that a new supervisor drops what it inherits of
+   the others (forget_others). */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static mproc_pool *registry;
 
 struct super {
     mproc_pool *pool;
@@ -102,20 +107,17 @@ static _Noreturn void worker_main(struct super *z, int w)
 
     const mproc_options *o = &z->pool->opt;
     if (o->init && o->init(o->init_arg)) {
-        if (z->initial) {
-            int32_t none = 0;
-            atomic_compare_exchange_strong(&b->open_error, &none, MPROC_EINIT);
-            atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
-            mproc__futex_wake(&b->ready, INT_MAX, true);
-        }
+        if (z->initial)
+            mproc__board_ready(b, MPROC_EINIT, true);
         _exit(EXIT_INIT);
     }
+    /* Acquire: pairs with the supervisor's release of inherit (repair.c),
+       made before this worker was forked; release: pairs with the
+       supervisor's acquire of the state when this worker dies. */
     if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
         atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
-    if (z->initial) {
-        atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
-        mproc__futex_wake(&b->ready, INT_MAX, true);
-    }
+    if (z->initial)
+        mproc__board_ready(b, 0, true);
     struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
     mproc__work(&wk);
     atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);
@@ -162,10 +164,7 @@ static bool opened(struct super *z)
 
 static void fail_open(struct super *z, int code)
 {
-    int32_t none = 0;
-    atomic_compare_exchange_strong(&z->b->open_error, &none, code);
-    atomic_fetch_add_explicit(&z->b->ready, 1, memory_order_release);
-    mproc__futex_wake(&z->b->ready, INT_MAX, true);
+    mproc__board_ready(z->b, code, true);
 }
 
 /* Worker w has exited with wait status st: repair the board and decide when
@@ -377,7 +376,7 @@ static _Noreturn void supervise(struct super *z)
 
         if (b->timeout_ns) {
             /* Look again within one timeout while work is about; with none,
-               sleep until the caller pokes (see mproc__procs_poke). */
+               sleep until the caller pokes (see poke). */
             atomic_store_explicit(&b->z_idle, 1, memory_order_seq_cst);
             if (busy(z)) {
                 atomic_store_explicit(&b->z_idle, 0, memory_order_relaxed);
@@ -413,7 +412,7 @@ static _Noreturn void supervise(struct super *z)
 /* Drop what this new process inherited of the other open pools. */
 static void forget_others(mproc_pool *self)
 {
-    for (mproc_pool *p = mproc__registry; p; p = p->next_open) {
+    for (mproc_pool *p = registry; p; p = p->next_open) {
         if (p == self)
             continue;
         if (p->region)
@@ -436,7 +435,7 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd)
         .event_fd = pool->zevent,
     };
     forget_others(pool);
-    pthread_mutex_unlock(&mproc__registry_lock);
+    pthread_mutex_unlock(&registry_lock);
     if (pool->lifeline >= 0)
         close(pool->lifeline);
 
@@ -479,7 +478,7 @@ static _Noreturn void supervisor_main(mproc_pool *pool, int caller_fd)
 
 /* ---- the caller's side --------------------------------------------------- */
 
-int mproc__procs_start(mproc_pool *pool)
+static int start(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
     fflush(NULL);
@@ -489,10 +488,10 @@ int mproc__procs_start(mproc_pool *pool)
        unlocks its own copy), and so that no supervisor forked for another
        pool, from another thread, inherits descriptors of this one that the
        registry does not list yet (see forget_others). */
-    pthread_mutex_lock(&mproc__registry_lock);
+    pthread_mutex_lock(&registry_lock);
     int watch = mproc__lifeline(&pool->lifeline);
     if (watch < 0) {
-        pthread_mutex_unlock(&mproc__registry_lock);
+        pthread_mutex_unlock(&registry_lock);
         return watch;
     }
     int ev = mproc__event_open();
@@ -501,7 +500,7 @@ int mproc__procs_start(mproc_pool *pool)
         if (pool->lifeline >= 0)
             close(pool->lifeline);
         pool->lifeline = -1;
-        pthread_mutex_unlock(&mproc__registry_lock);
+        pthread_mutex_unlock(&registry_lock);
         return ev;
     }
     pool->zevent = ev;
@@ -510,7 +509,7 @@ int mproc__procs_start(mproc_pool *pool)
         supervisor_main(pool, watch);
     int err = pid < 0 ? -errno : 0;
     close(watch);
-    pthread_mutex_unlock(&mproc__registry_lock);
+    pthread_mutex_unlock(&registry_lock);
     if (err)
         return err;
     pool->zpid = pid;
@@ -534,7 +533,7 @@ int mproc__procs_start(mproc_pool *pool)
     return atomic_load_explicit(&b->open_error, memory_order_acquire);
 }
 
-void mproc__procs_stop(mproc_pool *pool)
+static void stop(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
     if (pool->zpid > 0) {
@@ -551,26 +550,120 @@ void mproc__procs_stop(mproc_pool *pool)
     /* Under the registry lock: a supervisor forked meanwhile for another
        pool closes the descriptors the registry lists for this one, and must
        never see a number already closed here and given to a new file. */
-    pthread_mutex_lock(&mproc__registry_lock);
+    pthread_mutex_lock(&registry_lock);
     if (pool->zevent >= 0)
         close(pool->zevent);
     if (pool->lifeline >= 0)
         close(pool->lifeline);
     pool->zevent = pool->lifeline = -1;
-    pthread_mutex_unlock(&mproc__registry_lock);
+    pthread_mutex_unlock(&registry_lock);
 }
 
-void mproc__procs_poke(mproc_pool *pool)
+static void poke(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
+    if (!b->timeout_ns)
+        return; /* the supervisor has no deadline to keep */
+    /* seq_cst: pairs with the supervisor's seq_cst store of z_idle then
+       look at the board (supervise, busy); the submitter's seq_cst store of
+       tail came before this load. Either the supervisor sees the new job,
+       or this sees it idle and wakes it. */
     if (atomic_load_explicit(&b->z_idle, memory_order_seq_cst) &&
         atomic_exchange_explicit(&b->z_idle, 0, memory_order_relaxed))
         mproc__event_post(pool->zevent);
 }
 
-bool mproc__procs_alive(mproc_pool *pool)
+static bool alive(mproc_pool *pool)
 {
     uint32_t z =
         atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
     return !(z & MPROC__OWNER_DIED) && !mproc__child_exited(pool->zpid);
 }
+
+/* ---- the kind ------------------------------------------------------------ */
+
+static int check(const mproc_options *o)
+{
+    (void)o;
+    return 0;
+}
+
+/* The region is mapped and registered under the registry lock, as the
+   supervisor is forked under it (start): a supervisor forked for another
+   pool, from another thread, either comes before this mapping or finds it
+   in the registry and drops it. */
+static int open_processes(mproc_pool *pool)
+{
+    pool->workers = pool->opt.workers ? pool->opt.workers : mproc__cpu_count();
+    pthread_mutex_lock(&registry_lock);
+    int err = mproc__pool_map(pool, true);
+    if (!err) {
+        pool->next_open = registry;
+        registry = pool;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return err;
+}
+
+/* Unmap and leave the registry in one step under its lock: until the
+   region is unmapped, a supervisor forked for another pool must still find
+   it there and drop it. */
+static void close_processes(mproc_pool *pool)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (mproc_pool **pp = &registry; *pp; pp = &(*pp)->next_open)
+        if (*pp == pool) {
+            *pp = pool->next_open;
+            break;
+        }
+    mproc__pool_unmap(pool);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The caller waits on the job's bell and on the supervisor's robust futex
+   at once (futex_waitv), so that the supervisor's death wakes it. */
+static int sleep_on(mproc_pool *pool, _Atomic uint32_t *bell, uint32_t val,
+                    uint64_t deadline)
+{
+    struct mproc__board *b = pool->board;
+    /* acq_rel: the release half publishes our waiter bit to the kernel's
+       view of the word (the supervisor's exit reads it); the acquire half
+       pairs with the kernel's setting of OWNER_DIED. */
+    uint32_t z = atomic_fetch_or_explicit(&b->zlock, MPROC__WAITERS,
+                                          memory_order_acq_rel);
+    if (z & MPROC__OWNER_DIED)
+        return MPROC_EBROKEN;
+    int r =
+        mproc__futex_wait2(bell, val, &b->zlock, z | MPROC__WAITERS, deadline);
+    if (!r && !alive(pool)) {
+        /* Let the other waiters know too. */
+        mproc__futex_wake(&b->zlock, INT_MAX, true);
+        return MPROC_EBROKEN;
+    }
+    return r;
+}
+
+static int check_job(const mproc_pool *pool, const mproc_job *job)
+{
+    (void)job;
+    /* Acquire: pairs with the kernel's marking of the robust futex when the
+       supervisor exits. */
+    if (atomic_load_explicit(&pool->board->zlock, memory_order_acquire) &
+        MPROC__OWNER_DIED)
+        return MPROC_EBROKEN;
+    return 0;
+}
+
+const struct mproc__kind mproc__kind_processes = {
+    .name = "processes",
+    .isolated = true,
+    .check = check,
+    .open = open_processes,
+    .start = start,
+    .stop = stop,
+    .close = close_processes,
+    .poke = poke,
+    .sleep = sleep_on,
+    .alive = alive,
+    .check_job = check_job,
+};

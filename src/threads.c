@@ -11,7 +11,7 @@
  * signals meant for the program reach the program's own threads.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "kind.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -27,16 +27,12 @@ static void *thread_main(void *p)
     mproc__self_pool = pool;
     /* A proxy (pool->exec) runs no user code but folds: init is its rank's. */
     if (!pool->exec && pool->opt.init && pool->opt.init(pool->opt.init_arg)) {
-        int32_t none = 0;
-        atomic_compare_exchange_strong(&b->open_error, &none, MPROC_EINIT);
-        atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
-        mproc__futex_wake(&b->ready, INT_MAX, false);
+        mproc__board_ready(b, MPROC_EINIT, false);
         return NULL;
     }
     atomic_store_explicit(&b->slots[w].state, MPROC__IDLE,
                           memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
-    mproc__futex_wake(&b->ready, INT_MAX, false);
+    mproc__board_ready(b, 0, false);
     mproc__work(wk);
     free(wk->scratch);
     return NULL;
@@ -88,6 +84,7 @@ int mproc__threads_start(mproc_pool *pool)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     for (;;) {
+        /* Acquire: pairs with mproc__board_ready's release. */
         uint32_t r = atomic_load_explicit(&b->ready, memory_order_acquire);
         if (r >= (uint32_t)pool->started)
             break;
@@ -101,6 +98,9 @@ int mproc__threads_start(mproc_pool *pool)
 void mproc__threads_stop(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
+    /* Release: pairs with the workers' acquire of `closing` (board.c,
+       mproc__work and idle). The bump of epoch wakes the sleepers; its
+       order pairs as a post's does (board.c, idle). */
     atomic_store_explicit(&b->closing, 1, memory_order_release);
     atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
     mproc__futex_wake(&b->epoch, INT_MAX, false);
@@ -112,3 +112,44 @@ void mproc__threads_stop(mproc_pool *pool)
     pool->locals = NULL;
     pool->started = 0;
 }
+
+/* ---- the kind ------------------------------------------------------------ */
+
+static int check(const mproc_options *o)
+{
+    /* A thread cannot be killed on its own: no timeout, no replacement. */
+    if (o->timeout > 0 || o->max_items)
+        return MPROC_ENOTSUP;
+    return 0;
+}
+
+static int open_threads(mproc_pool *pool)
+{
+    pool->workers = pool->opt.workers ? pool->opt.workers : mproc__cpu_count();
+    return mproc__pool_map(pool, false);
+}
+
+int mproc__threads_sleep(mproc_pool *pool, _Atomic uint32_t *bell, uint32_t val,
+                         uint64_t deadline)
+{
+    (void)pool;
+    return mproc__futex_wait(bell, val, deadline, false);
+}
+
+bool mproc__threads_alive(mproc_pool *pool)
+{
+    (void)pool;
+    return true;
+}
+
+const struct mproc__kind mproc__kind_threads = {
+    .name = "threads",
+    .isolated = false,
+    .check = check,
+    .open = open_threads,
+    .start = mproc__threads_start,
+    .stop = mproc__threads_stop,
+    .close = mproc__pool_unmap,
+    .sleep = mproc__threads_sleep,
+    .alive = mproc__threads_alive,
+};

@@ -1,0 +1,351 @@
+/*
+ * A job onto the board: the checks every kind makes on a job, the staging
+ * of what isolated workers could not otherwise see, taking a job slot, and
+ * publishing the job.
+ *
+ * Who runs here: the caller's threads. Shared with workers: the board.
+ * Caller-side state (the next position, the task of each slot, the list of
+ * live tasks, the heaps) is guarded by pool->lock, never held while waiting
+ * or copying data.
+ *
+ * A task owns its job slot from submit until the slot is needed again,
+ * RING positions later: the submitter taking the slot waits for the old job
+ * to be complete (every item counted and every record sealed), then
+ * "harvests" it: the final count goes into the old task, if still alive,
+ * which from then on never looks at the slot. The task also owns its
+ * staging block and its log, which it keeps until freed, so that results
+ * can be collected (task.c) at any later time.
+ */
+#define _GNU_SOURCE
+#include "kind.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A reduction's result: each worker holds two, in partials sized from it. */
+#define MAX_ACC (UINT64_C(1) << 30)
+
+/* ---- checking a job ---------------------------------------------------- */
+
+static bool mul_overflows(size_t a, size_t b, size_t *r)
+{
+    return __builtin_mul_overflow(a, b, r);
+}
+
+static int check_job(const mproc_pool *pool, const mproc_job *j)
+{
+    if (!pool || !j || !j->fn)
+        return MPROC_EINVAL;
+    size_t bytes;
+    if ((uint64_t)j->n > MPROC__MAX_N)
+        return MPROC_EINVAL;
+    if (!j->in && j->n && j->in_size)
+        return MPROC_EINVAL;
+    if (mul_overflows(j->n, j->in_size, &bytes) ||
+        mul_overflows(j->n, j->out_size, &bytes))
+        return MPROC_EINVAL;
+    if (j->reduce && (!j->acc || !j->out_size || j->out_size > MAX_ACC))
+        return MPROC_EINVAL;
+    if (j->acc && !j->reduce)
+        return MPROC_EINVAL;
+    if (j->arg_size && !j->arg)
+        return MPROC_EINVAL;
+    int err = mproc__usable(pool);
+    if (err)
+        return err;
+    /* Acquire: pairs with the supervisor's release store of `broken`
+       (processes.c, give_up_if_hopeless), after which it marked the board. */
+    if (atomic_load_explicit(&pool->board->broken, memory_order_acquire))
+        return MPROC_EBROKEN;
+    return pool->kind->check_job ? pool->kind->check_job(pool, j) : 0;
+}
+
+/* ---- staging ------------------------------------------------------------ */
+
+static bool shared_mem(const mproc_pool *p, const void *ptr, size_t size)
+{
+    return !p->isolated || !size ||
+           (p->region && ptr && (const char *)ptr >= p->region &&
+            size <= p->region_size &&
+            (size_t)((const char *)ptr - p->region) <= p->region_size - size);
+}
+
+/* Carve the staging block of a process pool's task: the copies of whatever
+   workers could not otherwise see. */
+static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
+{
+    const mproc_job *u = &t->user;
+    size_t n = u->n, off = 0;
+    size_t o_in = 0, o_out = 0, o_st = 0, o_ws = 0, o_arg = 0, o_part = 0;
+    bool c_in = !shared_mem(pool, u->in, n * u->in_size);
+    bool c_arg = u->arg_size && !shared_mem(pool, u->arg, u->arg_size);
+    t->copy_out = u->out && !shared_mem(pool, u->out, n * u->out_size);
+    t->copy_status = u->status && !shared_mem(pool, u->status, n * sizeof(int));
+    t->copy_wstatus =
+        u->wstatus && !shared_mem(pool, u->wstatus, n * sizeof(int));
+    size_t sizes[6] = {
+        c_in ? n * u->in_size : 0,
+        t->copy_out ? n * u->out_size : 0,
+        t->copy_status ? n * sizeof(int) : 0,
+        t->copy_wstatus ? n * sizeof(int) : 0,
+        c_arg ? u->arg_size : 0,
+        u->reduce ? (size_t)pool->workers * t->pstride : 0,
+    };
+    size_t *offs[6] = {&o_in, &o_out, &o_st, &o_ws, &o_arg, &o_part};
+    for (int i = 0; i < 6; i++) {
+        *offs[i] = off;
+        size_t sz = MPROC__ALIGN_UP(sizes[i], MPROC__LINE);
+        if (sz < sizes[i] || off + sz < off)
+            return MPROC_ENOMEM;
+        off += sz;
+    }
+    if (off) {
+        t->stage = mproc__heap_alloc(&pool->staging, off);
+        if (!t->stage)
+            return MPROC_ENOMEM;
+    }
+    if (c_in) {
+        memcpy(t->stage + o_in, u->in, sizes[0]);
+        *in = t->stage + o_in;
+    }
+    if (t->copy_out)
+        t->s_out = t->stage + o_out;
+    if (t->copy_status)
+        t->s_status = (int *)(t->stage + o_st);
+    if (t->copy_wstatus)
+        t->s_wstatus = (int *)(t->stage + o_ws);
+    if (c_arg) {
+        memcpy(t->stage + o_arg, u->arg, u->arg_size);
+        *arg = t->stage + o_arg;
+    }
+    if (u->reduce)
+        t->partials = t->stage + o_part;
+    return 0;
+}
+
+static bool alive(void *pool)
+{
+    mproc_pool *p = pool;
+    return p->kind->alive(p);
+}
+
+void mproc__unstage(mproc_pool *pool, mproc_task *t)
+{
+    /* A published job of a process pool: the supervisor may be reading its
+       log (board.c, mproc__release_job). */
+    if (pool->isolated && t->id)
+        mproc__release_job(pool->board, t->js, t->id, alive, pool);
+    if (t->stage)
+        mproc__heap_free(&pool->staging, t->stage);
+    bool own_log = atomic_load_explicit(&t->state, memory_order_relaxed) ==
+                   MPROC__TASK_DETACHED;
+    if (t->log && !own_log)
+        mproc__heap_free(&pool->logs, t->log);
+    if (!pool->isolated)
+        free(t->partials); /* its own, not staged */
+    free(t->arg_copy);
+    t->arg_copy = NULL;
+    t->stage = NULL;
+    t->s_out = NULL;
+    t->s_status = t->s_wstatus = NULL;
+    if (!own_log)
+        t->log = NULL;
+    t->partials = NULL;
+}
+
+/* ---- submitting ----------------------------------------------------------- */
+
+/* Take the slot for position pos: its previous job must be complete. Called
+   and returns with pool->lock held; may drop it to wait. Returns 0 or
+   MPROC_EBROKEN. */
+static int take_slot(mproc_pool *pool, uint64_t *pos)
+{
+    struct mproc__board *b = pool->board;
+    for (;;) {
+        *pos = pool->next_pos;
+        uint32_t js = (uint32_t)(*pos % MPROC__RING);
+        struct mproc__job *j = &b->jobs[js];
+        uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
+        if (!old ||
+            atomic_load_explicit(&pool->retired[js], memory_order_acquire) ==
+                old ||
+            mproc__job_complete(j, old)) {
+            mproc_task *prev = pool->tasks[js];
+            if (prev) {
+                atomic_store_explicit(
+                    &prev->final_fin,
+                    atomic_load_explicit(&j->fin, memory_order_acquire),
+                    memory_order_relaxed);
+                atomic_store_explicit(&prev->harvested, true,
+                                      memory_order_release);
+                pool->tasks[js] = NULL;
+            }
+            return 0;
+        }
+        pthread_mutex_unlock(&pool->lock);
+        int err = mproc__wait_slot(pool, js, old);
+        pthread_mutex_lock(&pool->lock);
+        if (err)
+            return err;
+    }
+}
+
+/* Publish the job in slot js (see board.c, "Recycling"): the id is cleared
+   while the fields are written, then set; the claim counter is reset last,
+   with the new generation, and only then is the job counted in tail. */
+static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
+                    const char *in, void *arg)
+{
+    struct mproc__board *b = pool->board;
+    struct mproc__job *j = &b->jobs[pos % MPROC__RING];
+    const mproc_job *u = &t->user;
+
+    /* Release stores of n and fin, after clearing id: a reader of the slot
+       that sees the new n (a claimer) or the new fin (a waiter of the old
+       job) then sees id changed when it looks again. */
+    atomic_store_explicit(&j->id, 0, memory_order_relaxed);
+    j->fn = u->fn;
+    j->in = u->in_size ? in : NULL;
+    j->out = u->out_size ? (t->s_out ? t->s_out : u->out) : NULL;
+    j->arg = arg;
+    j->in_size = u->in_size;
+    j->out_size = u->out_size;
+    j->arg_size = u->arg_size;
+    j->acc = u->acc;
+    atomic_store_explicit(&j->n, u->n, memory_order_release);
+    atomic_store_explicit(&j->chunk,
+                          u->chunk > MPROC__MAX_LEN ? MPROC__MAX_LEN : u->chunk,
+                          memory_order_relaxed);
+    j->status = t->s_status ? t->s_status : u->status;
+    j->wstatus = t->s_wstatus ? t->s_wstatus : u->wstatus;
+    j->reduce = u->reduce;
+    j->partials = t->partials;
+    j->pstride = t->pstride;
+    /* Release, as n: a waiter of the old job that reads the new log then
+       sees id changed (job_complete). */
+    atomic_store_explicit(&j->log, t->log, memory_order_release);
+    atomic_store_explicit(&j->log_cap, t->log_cap, memory_order_release);
+    atomic_store_explicit(&j->cancel, 0, memory_order_relaxed);
+    atomic_store_explicit(&j->fin, 0, memory_order_release);
+    /* Release: a claimer that acquires the id sees the fields. */
+    atomic_store_explicit(&j->id, pos + 1, memory_order_release);
+    atomic_store_explicit(&j->claim, mproc__claim_word(mproc__gen(pos), 0),
+                          memory_order_release);
+    /* seq_cst: pairs with the supervisor's look at z_idle then tail. */
+    atomic_store_explicit(&b->tail, pos + 1, memory_order_seq_cst);
+    t->id = pos + 1;
+    t->js = (uint32_t)(pos % MPROC__RING);
+}
+
+static void wake_workers(mproc_pool *pool, size_t n)
+{
+    struct mproc__board *b = pool->board;
+    /* seq_cst: pairs with the idle worker's seq_cst count then look at
+       epoch (board.c, idle). */
+    atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
+    uint32_t sleepers =
+        atomic_load_explicit(&b->sleepers, memory_order_seq_cst);
+    if (sleepers)
+        mproc__futex_wake(&b->epoch,
+                          n < (size_t)pool->workers ? (int)n : INT_MAX,
+                          pool->isolated);
+    if (pool->kind->poke)
+        pool->kind->poke(pool);
+}
+
+int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
+{
+    if (!task)
+        return MPROC_EINVAL;
+    *task = NULL;
+    int err = check_job(pool, job);
+    if (err)
+        return err;
+
+    mproc_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return MPROC_ENOMEM;
+    t->user = *job;
+    t->pool = pool;
+    size_t n = job->n;
+    const char *in = job->in;
+    void *arg = job->arg;
+
+    /* The log: at most one record per item, and chunks are sized so that
+       a job needs no more than LOG_MAX / 2 of them (board.c, chunk_len). */
+    t->log_cap = n < MPROC__LOG_MAX ? n : MPROC__LOG_MAX;
+    if (t->log_cap) {
+        t->log = mproc__heap_alloc(&pool->logs, t->log_cap * sizeof *t->log);
+        if (!t->log) {
+            free(t);
+            return MPROC_ENOMEM;
+        }
+    }
+    if (job->reduce)
+        t->pstride =
+            MPROC__LINE + 2 * MPROC__ALIGN_UP(job->out_size, MPROC__LINE);
+    if (pool->isolated) {
+        err = stage(pool, t, &in, &arg);
+    } else {
+        if (job->reduce) {
+            t->partials =
+                aligned_alloc(MPROC__LINE, (size_t)pool->workers * t->pstride);
+            err = t->partials ? 0 : MPROC_ENOMEM;
+        }
+        /* The same contract as processes: the caller may reuse arg at once. */
+        if (!err && job->arg_size) {
+            t->arg_copy = malloc(job->arg_size);
+            err = t->arg_copy ? 0 : MPROC_ENOMEM;
+            if (!err)
+                arg = memcpy(t->arg_copy, job->arg, job->arg_size);
+        }
+    }
+    if (err) {
+        mproc__unstage(pool, t);
+        free(t);
+        return err;
+    }
+    int *ws = t->s_wstatus ? t->s_wstatus : job->wstatus;
+    if (ws)
+        memset(ws, 0, n * sizeof *ws);
+    for (int w = 0; job->reduce && w < pool->workers; w++) {
+        struct mproc__partial *h =
+            (struct mproc__partial *)(t->partials + (size_t)w * t->pstride);
+        atomic_store_explicit(&h->buf, 0, memory_order_relaxed);
+        memcpy((char *)h + MPROC__LINE, job->acc, job->out_size);
+    }
+
+    pthread_mutex_lock(&pool->lock);
+    uint64_t pos;
+    err = take_slot(pool, &pos);
+    if (err) {
+        pthread_mutex_unlock(&pool->lock);
+        mproc__unstage(pool, t);
+        free(t);
+        return err;
+    }
+    publish(pool, t, pos, in, arg);
+    pool->next_pos = pos + 1;
+    pool->tasks[t->js] = t;
+    t->next = pool->live;
+    if (t->next)
+        t->next->prev = t;
+    pool->live = t;
+    pthread_mutex_unlock(&pool->lock);
+
+    wake_workers(pool, n);
+    *task = t;
+    return 0;
+}
+
+int mproc_map(mproc_pool *pool, const mproc_job *job)
+{
+    mproc_task *t;
+    int r = mproc_submit(pool, job, &t);
+    if (r)
+        return r;
+    r = mproc_task_wait(t, -1);
+    mproc_task_free(t);
+    return r;
+}

@@ -1,0 +1,430 @@
+/*
+ * A task's life on the caller's side: waiting for it, collecting its
+ * results (copied back from staging, folded), handing them out one by one,
+ * progress, cancel, and freeing it.
+ *
+ * Who runs here: the caller's threads; a task is used by one thread at a
+ * time, except mproc_task_progress, which may run anywhere meanwhile.
+ * Shared with workers: the job's slot on the board (fin, bell, want, the
+ * log), read as a seqlock where a submitter may be recycling it.
+ *
+ * A task goes RUNNING, then COLLECTED or SALVAGED (internal.h), and
+ * DETACHED when its pool closes first. Waiting: spin briefly, then register
+ * in the job's `want` and sleep on its `bell` through the kind (kind.h),
+ * which for a process pool also wakes on the supervisor's death.
+ */
+#define _GNU_SOURCE
+#include "kind.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_SPIN_NS 20000
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* The job's fin word, from the slot while it still holds the job, else the
+   value saved when it was harvested. */
+uint64_t mproc__task_fin(const mproc_task *t)
+{
+    if (!atomic_load_explicit(&t->harvested, memory_order_acquire)) {
+        struct mproc__job *j = &t->pool->board->jobs[t->js];
+        /* A seqlock read (see publish); seq_cst on fin for await's pair. */
+        uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
+        uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
+        uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
+        if (id1 == t->id && id2 == t->id)
+            return fin;
+    }
+    return atomic_load_explicit(&t->final_fin, memory_order_acquire);
+}
+
+/*
+ * Is job `id` in slot j complete? A waiter for the slot asks without the
+ * pool's lock, so another submitter may be recycling the slot (publish) as
+ * it reads: a seqlock read, as in task_fin. If the id has changed, the job
+ * was over before the slot was taken.
+ */
+bool mproc__job_complete(struct mproc__job *j, uint64_t id)
+{
+    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
+    if (mproc__fin_done(fin) !=
+        atomic_load_explicit(&j->n, memory_order_relaxed))
+        return false;
+    struct mproc__rec *log =
+        atomic_load_explicit(&j->log, memory_order_acquire);
+    uint64_t cap = atomic_load_explicit(&j->log_cap, memory_order_acquire);
+    uint64_t nrec = mproc__records(fin, cap), tag = mproc__tag(id);
+    if (atomic_load_explicit(&j->id, memory_order_relaxed) != id)
+        return true;
+    for (uint64_t r = nrec; r-- > 0;)
+        if (!mproc__sealed(&log[r], tag))
+            return false;
+    return true;
+}
+
+/* Advance t->sealed over sealed records, adding up what they say. */
+void mproc__task_scan(mproc_task *t, uint64_t fin)
+{
+    uint64_t nrec = mproc__records(fin, t->log_cap), tag = mproc__tag(t->id);
+    while (t->sealed < nrec && mproc__sealed(&t->log[t->sealed], tag)) {
+        uint64_t seal =
+            atomic_load_explicit(&t->log[t->sealed].seal, memory_order_relaxed);
+        t->failed += mproc__seal_failed(seal);
+        t->norun += mproc__seal_norun(seal);
+        t->sealed++;
+    }
+}
+
+static bool all_done(mproc_task *t)
+{
+    uint64_t fin = mproc__task_fin(t);
+    if (mproc__fin_done(fin) != t->user.n)
+        return false;
+    mproc__task_scan(t, fin);
+    return t->sealed == mproc__records(fin, t->log_cap);
+}
+
+static bool next_ready(mproc_task *t)
+{
+    uint64_t fin = mproc__task_fin(t);
+    mproc__task_scan(t, fin);
+    return t->next_r < t->sealed ||
+           (mproc__fin_done(fin) == t->user.n &&
+            t->sealed == mproc__records(fin, t->log_cap));
+}
+
+/*
+ * Sleep on job slot js until cond(arg) holds or the deadline
+ * passes. Returns 0, MPROC_ETIMEDOUT or MPROC_EBROKEN.
+ */
+static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
+                 bool (*cond)(void *), void *arg, uint64_t deadline)
+{
+    struct mproc__board *b = pool->board;
+    struct mproc__job *j = &b->jobs[js];
+    uint64_t spin_until = mproc__now() + (b->spin ? WAIT_SPIN_NS : 0);
+    for (unsigned k = 1;; k++) {
+        if (cond(arg))
+            return 0;
+        if (k % 32 == 0 || !b->spin) {
+            uint64_t now = mproc__now();
+            if (deadline && now >= deadline)
+                return MPROC_ETIMEDOUT;
+            if (now >= spin_until)
+                break;
+        }
+        mproc__relax();
+    }
+    for (;;) {
+        uint32_t bell = atomic_load_explicit(&j->bell, memory_order_acquire);
+        /* seq_cst, as the loads in cond: the other half of the pair in
+           board.c (mproc__seal): either cond sees the record, or its
+           finisher sees us in `want` and rings. */
+        atomic_fetch_add_explicit(&j->want, unit, memory_order_seq_cst);
+        int r = 0;
+        /* Acquire: pairs with the release store of `broken` by whoever
+           gave up on the pool, which marked every item first. */
+        if (!cond(arg))
+            r = atomic_load_explicit(&b->broken, memory_order_acquire)
+                    ? MPROC_EBROKEN
+                    : pool->kind->sleep(pool, &j->bell, bell, deadline);
+        atomic_fetch_sub_explicit(&j->want, unit, memory_order_relaxed);
+        if (r == MPROC_EBROKEN)
+            return cond(arg) ? 0 : r;
+        if (r == -ETIMEDOUT)
+            return cond(arg) ? 0 : MPROC_ETIMEDOUT;
+        if (cond(arg))
+            return 0;
+        if (deadline && mproc__now() >= deadline)
+            return MPROC_ETIMEDOUT;
+    }
+}
+
+struct slot_wait {
+    struct mproc__job *j;
+    _Atomic uint64_t *retired;
+    uint64_t id;
+};
+
+/* The job in a slot is over once its task was freed (free waits for the
+   job), or once the job is complete; its log is only read while its task
+   lives, and a log reused by another job never carries this job's tag. */
+static bool slot_free(void *p)
+{
+    struct slot_wait *s = p;
+    return atomic_load_explicit(&s->j->id, memory_order_acquire) != s->id ||
+           atomic_load_explicit(s->retired, memory_order_acquire) == s->id ||
+           mproc__job_complete(s->j, s->id);
+}
+
+int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id)
+{
+    struct slot_wait s = {&pool->board->jobs[js], &pool->retired[js], id};
+    return await(pool, js, MPROC__WANT_DONE, slot_free, &s, 0);
+}
+
+static bool cond_done(void *t)
+{
+    return all_done(t);
+}
+
+static bool cond_next(void *t)
+{
+    return next_ready(t);
+}
+
+static uint64_t deadline_of(double timeout)
+{
+    if (timeout < 0 || isinf(timeout))
+        return 0;
+    double ns = timeout * 1e9;
+    if (ns > 1e18)
+        return 0;
+    return mproc__now() + (uint64_t)ns + 1;
+}
+
+/* ---- collecting results -------------------------------------------------- */
+
+void mproc__task_copy_range(mproc_task *t, uint64_t start, uint64_t len,
+                            bool norun)
+{
+    const mproc_job *u = &t->user;
+    if (t->copy_out && !norun)
+        memcpy((char *)u->out + start * u->out_size,
+               t->s_out + start * u->out_size, len * u->out_size);
+    if (t->copy_status)
+        memcpy(u->status + start, t->s_status + start, len * sizeof(int));
+    if (t->copy_wstatus)
+        memcpy(u->wstatus + start, t->s_wstatus + start, len * sizeof(int));
+}
+
+static void copy_record(mproc_task *t, uint64_t r)
+{
+    uint64_t range =
+        atomic_load_explicit(&t->log[r].range, memory_order_relaxed);
+    uint64_t seal = atomic_load_explicit(&t->log[r].seal, memory_order_relaxed);
+    mproc__task_copy_range(t, mproc__range_start(range),
+                           mproc__range_len(range), mproc__seal_norun(seal));
+}
+
+/* The job is complete: copy back what mproc_task_next has not, fold the
+   partials, and settle the result. */
+static void collect(mproc_task *t)
+{
+    const mproc_job *u = &t->user;
+    bool copies = t->copy_out || t->copy_status || t->copy_wstatus;
+    if (copies) {
+        /* One copy of everything, unless mproc_task_next took some already
+           or some items ran nothing (their results stay untouched). */
+        if (!t->next_r && !t->next_off && !t->norun) {
+            mproc__task_copy_range(t, 0, u->n, false);
+        } else {
+            for (uint64_t r = t->next_r + (t->next_off ? 1 : 0); r < t->sealed;
+                 r++)
+                copy_record(t, r);
+        }
+    }
+    if (u->reduce) {
+        for (int w = 0; w < t->pool->workers; w++) {
+            char *part = t->partials + (size_t)w * t->pstride;
+            uint32_t b = atomic_load_explicit(
+                &((struct mproc__partial *)part)->buf, memory_order_acquire);
+            size_t half = (t->pstride - MPROC__LINE) / 2;
+            u->reduce(u->acc, part + MPROC__LINE + b * half, u->arg);
+        }
+    }
+    uint64_t f = t->failed;
+    t->result = f > INT_MAX ? INT_MAX : (int)f;
+    atomic_store_explicit(&t->state, MPROC__TASK_COLLECTED,
+                          memory_order_relaxed);
+}
+
+/* Wait for ever and collect: what close and free need. */
+void mproc__task_finish(mproc_task *t)
+{
+    if (mproc__task_final(t) || !t->pool)
+        return;
+    int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, 0);
+    if (r == MPROC_EBROKEN)
+        mproc__salvage(t);
+    else
+        collect(t);
+}
+
+int mproc_task_wait(mproc_task *t, double timeout)
+{
+    if (!t || isnan(timeout))
+        return MPROC_EINVAL;
+    if (mproc__task_final(t) || !t->pool)
+        return t->result;
+    int err = mproc__usable(t->pool);
+    if (err)
+        return err;
+    int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t,
+                  deadline_of(timeout));
+    if (r == MPROC_ETIMEDOUT)
+        return r;
+    if (r == MPROC_EBROKEN)
+        mproc__salvage(t);
+    else
+        collect(t);
+    return t->result;
+}
+
+int mproc_task_next(mproc_task *t, size_t *index, double timeout)
+{
+    if (!t || !index || isnan(timeout))
+        return MPROC_EINVAL;
+    for (;;) {
+        if (t->next_r < t->sealed) {
+            struct mproc__rec *rec = &t->log[t->next_r];
+            uint64_t range =
+                atomic_load_explicit(&rec->range, memory_order_relaxed);
+            uint64_t start = mproc__range_start(range),
+                     len = mproc__range_len(range);
+            if (!t->next_off && !mproc__task_final(t))
+                copy_record(t, t->next_r);
+            *index = (size_t)(start + t->next_off);
+            if (++t->next_off == len) {
+                t->next_r++;
+                t->next_off = 0;
+            }
+            return 0;
+        }
+        if (mproc__task_final(t) || !t->pool)
+            return MPROC_EOF;
+        int err = mproc__usable(t->pool);
+        if (err)
+            return err;
+        uint64_t fin = mproc__task_fin(t);
+        mproc__task_scan(t, fin);
+        if (t->next_r < t->sealed)
+            continue;
+        if (mproc__fin_done(fin) == t->user.n &&
+            t->sealed == mproc__records(fin, t->log_cap))
+            return MPROC_EOF;
+        int r = await(t->pool, t->js, MPROC__WANT_EACH, cond_next, t,
+                      deadline_of(timeout));
+        if (r == MPROC_EBROKEN) {
+            mproc__salvage(t);
+            return MPROC_EBROKEN;
+        }
+        if (r)
+            return r;
+    }
+}
+
+int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
+{
+    if (!t)
+        return MPROC_EINVAL;
+    if (done)
+        *done =
+            t->pool && atomic_load_explicit(&t->state, memory_order_acquire) !=
+                           MPROC__TASK_SALVAGED
+                ? (size_t)mproc__fin_done(mproc__task_fin(t))
+                : t->user.n;
+    if (n)
+        *n = t->user.n;
+    return 0;
+}
+
+int mproc_task_cancel(mproc_task *t)
+{
+    if (!t)
+        return MPROC_EINVAL;
+    mproc_pool *pool = t->pool;
+    if (!pool || mproc__task_final(t) || t->cancelled)
+        return 0;
+    if (getpid() != pool->owner)
+        return MPROC_EPERM;
+    pthread_mutex_lock(&pool->lock);
+    if (!atomic_load_explicit(&t->harvested, memory_order_acquire))
+        mproc__cancel_job(pool->board, &pool->board->jobs[t->js]);
+    t->cancelled = true;
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+/* The pool is closing: the task keeps its results and what mproc_task_next
+   has not handed out yet, in memory of its own. */
+void mproc__task_detach(mproc_task *t)
+{
+    mproc_pool *pool = t->pool;
+    uint64_t left = t->sealed - t->next_r;
+    struct mproc__rec *copy = NULL;
+    if (left) {
+        copy = malloc(left * sizeof *copy);
+        if (copy)
+            memcpy(copy, t->log + t->next_r, left * sizeof *copy);
+        else
+            left = 0;
+    }
+    mproc__unstage(pool, t);
+    t->log = copy;
+    atomic_store_explicit(&t->state, MPROC__TASK_DETACHED,
+                          memory_order_relaxed);
+    t->sealed = left;
+    t->next_r = 0;
+    t->pool = NULL;
+}
+
+void mproc_task_free(mproc_task *t)
+{
+    if (!t)
+        return;
+    mproc_pool *pool = t->pool;
+    if (pool && getpid() != pool->owner) {
+        /* A forked copy of the caller: the pool is not this process's to
+           touch; only the copy of the task itself is freed. */
+        free(t);
+        return;
+    }
+    if (pool) {
+        if (!mproc__task_final(t)) {
+            mproc_task_cancel(t);
+            if (mproc__self_pool == pool) {
+                /* A worker of the pool would wait for the pool, perhaps for
+                   the very item it is running: the mistake has no code to
+                   return, and waiting would hang. */
+                fprintf(stderr, "mproc: mproc_task_free of an unfinished task "
+                                "called from a worker of its own pool\n");
+                abort();
+            }
+            mproc__task_finish(t);
+        }
+        pthread_mutex_lock(&pool->lock);
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            pool->live = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        bool in_slot =
+            !atomic_load_explicit(&t->harvested, memory_order_acquire) &&
+            pool->tasks[t->js] == t;
+        if (in_slot) {
+            pool->tasks[t->js] = NULL;
+            atomic_store_explicit(&pool->retired[t->js], t->id,
+                                  memory_order_release);
+        }
+        mproc__unstage(pool, t);
+        pthread_mutex_unlock(&pool->lock);
+        if (in_slot) {
+            /* A submitter may be waiting for this slot. */
+            struct mproc__job *j = &pool->board->jobs[t->js];
+            atomic_fetch_add_explicit(&j->bell, 1, memory_order_release);
+            mproc__futex_wake(&j->bell, INT_MAX, pool->isolated);
+        }
+    }
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) ==
+        MPROC__TASK_DETACHED)
+        free(t->log);
+    free(t);
+}
