@@ -142,7 +142,9 @@ typedef struct mproc_options {
        one year: MPROC_EINVAL. */
     double timeout;
     /* Items a process worker runs before it is replaced by a fresh one (for
-       code that leaks); 0: never. Thread pools refuse it with
+       code that leaks); 0: never. In a job of more than 2^21 items a worker
+       claims at least n / 2^21 items at once (see mproc_job.chunk) and may
+       run that many past its limit. Thread pools refuse it with
        MPROC_ENOTSUP. */
     unsigned long max_items;
     /* Bytes reserved for mproc_shared_alloc. Address space is reserved at
@@ -163,11 +165,12 @@ typedef struct mproc_options {
  * mproc_task_wait / mproc_task_next hands the results back).
  */
 typedef struct mproc_job {
-    mproc_fn fn;     /* required */
-    const void *in;  /* n items; may be NULL only if n is 0 or in_size is 0 */
-    size_t in_size;  /* bytes per item; fn gets NULL `in` when 0 */
-    void *out;       /* n results; NULL: results are not kept (with reduce,
-                              fn writes into a per-worker scratch) */
+    mproc_fn fn;    /* required */
+    const void *in; /* n items; may be NULL only if n is 0 or in_size is 0 */
+    size_t in_size; /* bytes per item; fn gets NULL `in` when 0 */
+    /* n results; NULL: results are not kept (with reduce, fn writes into a
+       per-worker scratch) */
+    void *out;
     size_t out_size; /* bytes per result; fn gets NULL `out` when 0 */
     size_t n;        /* number of items, at most 2^39 */
     /* Passed to every call of fn. With arg_size > 0, the arg_size bytes at
@@ -178,11 +181,14 @@ typedef struct mproc_job {
        arena, and for memory that existed, unchanged, when the pool opened. */
     void *arg;
     size_t arg_size;
-    size_t chunk; /* items per claim; 0: automatic (guided, sized from
-                              measured item cost) */
-    int *status;  /* optional: n item codes (0, fn's code, or
-                              MPROC_ECRASHED / MPROC_ETIMEDOUT / MPROC_ECANCELED,
-                              MPI: MPROC_ENOTSUP) */
+    /* Items per claim; 0: automatic (guided, sized from measured item
+       cost). A job of more than 2^21 items is claimed at least n / 2^21 at a
+       time whatever this says, so that its record of finished pieces keeps
+       a bounded size. */
+    size_t chunk;
+    /* Optional: n item codes (0, fn's code, or MPROC_ECRASHED /
+       MPROC_ETIMEDOUT / MPROC_ECANCELED; MPI: MPROC_ENOTSUP). */
+    int *status;
     /* Optional fold: results are folded into acc, which holds out_size bytes:
        the identity on entry, the total when the job finishes. Each worker
        folds its own results into a private partial; the caller then folds

@@ -119,7 +119,7 @@ void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
                  uint64_t failed)
 {
     /* The log holds every record of a job: one per item at most while n is
-       below LOG_MAX, and chunks are never shorter than n / (LOG_MAX / 2)
+       below LOG_MAX, and claims are never shorter than n / (LOG_MAX / 4)
        beyond (chunk_len), which leaves room for the records that cancels
        and deaths split off. A release build keeps the log's bounds even so. */
     assert(r < mproc__log_cap(j));
@@ -218,17 +218,23 @@ static uint64_t chunk_len(struct mproc__worker *wk, struct mproc__job *j,
         } else {
             k = 1; /* first claim of this job here: measure one item */
         }
-        /* Keep the number of records within the log. */
-        uint64_t least = (n + MPROC__LOG_MAX / 2 - 1) / (MPROC__LOG_MAX / 2);
-        if (k < least)
-            k = least;
     }
     if (k > MPROC__MAX_LEN)
         k = MPROC__MAX_LEN;
-    if (k < 1)
-        k = 1;
     if (wk->budget && k > wk->budget)
         k = wk->budget;
+    /* Keep the number of records within the log, whatever chunk the job
+       asked for and whatever a worker's max_items budget has left: a claim
+       makes at most two records of its own (what ran, what a cancel
+       skipped), and half the log is left for those and for the pieces
+       deaths split off (mproc__seal asserts it). So a job of more than
+       LOG_MAX / 4 items is claimed at least n / (LOG_MAX / 4) at a time, and
+       a worker may then run that many items past max_items (mproc.h). */
+    uint64_t least = (n + MPROC__LOG_MAX / 4 - 1) / (MPROC__LOG_MAX / 4);
+    if (k < least)
+        k = least;
+    if (k < 1)
+        k = 1;
     return k;
 }
 
@@ -263,6 +269,7 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
         return false;
     }
     uint64_t e = i0 + k < n ? i0 + k : n;
+    assert(i0 < e && e - i0 <= MPROC__MAX_LEN);
     unsigned buf = 0;
     if (j->reduce && b->isolated)
         buf = atomic_load_explicit(&mproc__partial(j, wk->w)->buf,

@@ -381,6 +381,7 @@ static inline void mproc__slot_hold(struct mproc__slot *s, uint64_t job,
                                     uint64_t start, uint64_t end,
                                     uint64_t failed, unsigned buf)
 {
+    assert(job && start <= end);
     atomic_store_explicit(&s->job, job, memory_order_relaxed);
     atomic_store_explicit(&s->start, start, memory_order_relaxed);
     atomic_store_explicit(&s->end, end, memory_order_relaxed);

@@ -207,6 +207,7 @@ void mproc__gaps(struct mproc__range *rs, size_t n, uint64_t top,
     /* Ranges may overlap (a live finisher's slot and the record it just
        sealed): `at` only moves forward. */
     for (size_t i = 0; i < n && at < top; i++) {
+        assert(rs[i].start <= rs[i].end);
         if (rs[i].start > at)
             gap(ctx, at, rs[i].start < top ? rs[i].start : top);
         if (rs[i].end > at)

@@ -273,7 +273,7 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     void *arg = job->arg;
 
     /* The log: at most one record per item, and chunks are sized so that
-       a job needs no more than LOG_MAX / 2 of them (board.c, chunk_len). */
+       a job needs no more than LOG_MAX of them (board.c, chunk_len). */
     t->log_cap = n < MPROC__LOG_MAX ? n : MPROC__LOG_MAX;
     if (t->log_cap) {
         t->log = mproc__heap_alloc(&pool->logs, t->log_cap * sizeof *t->log);
