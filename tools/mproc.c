@@ -7,6 +7,9 @@
  */
 #include "tool.h"
 
+#ifdef MPROC_HAVE_BENCH
+#include <mproc_bench.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -57,7 +60,7 @@ int main(int argc, char **argv)
         return mproc__run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) {
 #ifdef MPROC_HAVE_BENCH
-        return mproc__bench(argc - 1, argv + 1);
+        return bench_main(argc - 1, argv + 1);
 #else
         return tool_usage(
             "bench was not built (configure with -DMPROC_BENCH=ON)");

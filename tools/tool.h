@@ -9,6 +9,5 @@ int tool_usage(const char *error);
 
 int mproc__demo(int argc, char **argv);
 int mproc__run(int argc, char **argv);
-int mproc__bench(int argc, char **argv);
 
 #endif

@@ -1,14 +1,14 @@
 /*
  * mproc bench: every workload on every system, in one run, side by side.
  *
- * The workloads and systems are in bench/ (see bench/bench.h); this file is
- * the verb: options, the warm pools shared by the workloads, the progress
- * line, and what is printed or written at the end.
+ * The workloads and systems are the rest of this folder (see bench.h);
+ * this file is the verb behind mproc_bench.h: options, the warm pools
+ * shared by the workloads, the progress line, and what is printed or
+ * written at the end.
  */
 #define _GNU_SOURCE
-#include "tool.h"
-
-#include "../bench/bench.h"
+#include "bench.h"
+#include "mproc_bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +110,29 @@ static void header(const struct bench *b)
     fflush(stdout);
 }
 
+static const char usage_text[] =
+    "usage: mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
+    "                   [--only WORKLOAD,...] [--no-python]\n"
+    "\n"
+    "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
+    "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
+    "         and processes, Python's Pool and ThreadPool), median and spread "
+    "of\n"
+    "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
+    "         against the targets. --csv writes every figure, --plot draws\n"
+    "         PNG charts with gnuplot, --only runs some workloads.\n";
+
+/* The usage (after `error`, if any); returns the exit status. */
+static int usage(const char *error)
+{
+    if (error) {
+        fprintf(stderr, "mproc: %s\n%s", error, usage_text);
+        return 2;
+    }
+    fputs(usage_text, stdout);
+    return 0;
+}
+
 static bool selected(const char *only, const char *key)
 {
     if (!only)
@@ -124,7 +147,7 @@ static bool selected(const char *only, const char *key)
     return false;
 }
 
-int mproc__bench(int argc, char **argv)
+int bench_main(int argc, char **argv)
 {
     struct bench b = {0};
     const char *csv = NULL, *plot = NULL, *only = NULL;
@@ -136,7 +159,7 @@ int mproc__bench(int argc, char **argv)
             char *end;
             long r = strtol(argv[++i], &end, 10);
             if (*end || r < 1 || r > BENCH_MAX_REPS)
-                return tool_usage("bench: --reps takes 1 to 50");
+                return usage("bench: --reps takes 1 to 50");
             b.reps = (int)r;
         } else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
             csv = argv[++i];
@@ -147,9 +170,9 @@ int mproc__bench(int argc, char **argv)
         } else if (!strcmp(argv[i], "--no-python")) {
             python = false;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            return tool_usage(NULL);
+            return usage(NULL);
         } else {
-            return tool_usage("bench: unknown option");
+            return usage("bench: unknown option");
         }
     }
     if (!b.reps)
@@ -161,7 +184,7 @@ int mproc__bench(int argc, char **argv)
         for (int i = 0; i < bench_nworkloads; i++)
             snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s %s",
                      i ? "," : "", bench_workloads[i].key);
-        return tool_usage(msg);
+        return usage(msg);
     }
     if (plot && bench_plot_prepare(plot))
         return 2;
