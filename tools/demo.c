@@ -526,7 +526,7 @@ static void progress_cell(const struct demo *d)
            "with a timeout lets the caller draw between looks.");
 }
 
-int mproc__demo(int argc, char **argv)
+int tool_demo(int argc, char **argv)
 {
     struct demo d = {.kind = MPROC_PROCESSES};
     for (int i = 1; i < argc; i++) {

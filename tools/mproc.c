@@ -55,9 +55,9 @@ int main(int argc, char **argv)
     if (argc < 2)
         return tool_usage("no command given");
     if (!strcmp(argv[1], "demo"))
-        return mproc__demo(argc - 1, argv + 1);
+        return tool_demo(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run"))
-        return mproc__run(argc - 1, argv + 1);
+        return tool_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) {
 #ifdef MPROC_HAVE_BENCH
         return bench_main(argc - 1, argv + 1);

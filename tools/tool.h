@@ -7,7 +7,7 @@
 /* Print the usage (after `error`, if any) and return the exit status. */
 int tool_usage(const char *error);
 
-int mproc__demo(int argc, char **argv);
-int mproc__run(int argc, char **argv);
+int tool_demo(int argc, char **argv);
+int tool_run(int argc, char **argv);
 
 #endif
