@@ -126,8 +126,9 @@ static const char usage_text[] =
 
 /* A usage error: the message (fmt NULL: none, getopt_long has said what is
    wrong) and a hint, on stderr. Returns 2, the exit status. */
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-                                                             ...)
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
     if (fmt) {
         va_list ap;

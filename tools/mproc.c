@@ -55,14 +55,14 @@ int tool_usage(const char *error)
 
 int tool_usage_error(const char *verb, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
     if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
         fprintf(stderr, "mproc %s: ", verb);
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
+        va_end(ap);
     }
-    va_end(ap);
     fprintf(stderr, "try 'mproc %s --help'\n", verb);
     return 2;
 }
