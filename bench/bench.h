@@ -1,10 +1,11 @@
 /*
  * mproc bench: the measured comparison behind `mproc bench`.
  *
- * The harness (tools/bench.c) runs each workload (workloads.c) on each
- * system in one process: serial C, OpenMP (omp.c), mproc threads and
- * processes, and Python's Pool and ThreadPool (python.c runs
- * pool_bench.py as a child). Every system applies the same item function
+ * The harness (main.c, the verb behind include/mproc_bench.h, the one
+ * entry the tool knows) runs each workload (workloads.c) on each system in
+ * one process: serial C, OpenMP (omp.c), mproc threads and processes,
+ * and Python's Pool and ThreadPool (python.c runs pool_bench.py as a
+ * child). Every system applies the same item function
  * (items.c) through a function pointer, as mproc must: an inlined loop
  * measures the compiler, not the scheduler. Results become rows
  * (report.c), printed as tables, written as CSV, drawn with gnuplot.
@@ -19,7 +20,7 @@
 
 #define BENCH_MAX_REPS 50
 
-/* ---- what a run knows (tools/bench.c) -------------------------------- */
+/* ---- what a run knows (main.c) --------------------------------------- */
 
 struct bench {
     bool quick;

@@ -8,6 +8,7 @@
 
 #include <mproc.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -526,34 +527,75 @@ static void progress_cell(const struct demo *d)
            "with a timeout lets the caller draw between looks.");
 }
 
-int mproc__demo(int argc, char **argv)
+static const char usage_text[] =
+    "usage: mproc demo [--kind processes|threads|mpi] [--workers N] [--quick]\n"
+    "\n"
+    "  demo   the multiprocessing notebook's cells, in C, each with its\n"
+    "         results, its time and its lesson. --kind and --workers set the\n"
+    "         pool of the Pool cells; --quick shortens sleeps and loops.\n"
+    "         --kind mpi runs under mpirun -np N: the Pool cells use the\n"
+    "         N-1 ranks other than 0.\n";
+
+/* The options into d: -1 to run the demo, else the exit status to return
+   at once (after --help, or a usage error). */
+static int options(struct demo *d, int argc, char **argv)
 {
-    struct demo d = {.kind = MPROC_PROCESSES};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) {
-            d.quick = true;
-        } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
-            const char *k = argv[++i];
-            if (!strcmp(k, "processes"))
-                d.kind = MPROC_PROCESSES;
-            else if (!strcmp(k, "threads"))
-                d.kind = MPROC_THREADS;
-            else if (!strcmp(k, "mpi"))
-                d.kind = MPROC_MPI;
+    enum { KIND = 256, WORKERS, QUICK };
+    static const struct option longs[] = {
+        {"kind", required_argument, NULL, KIND},
+        {"workers", required_argument, NULL, WORKERS},
+        {"quick", no_argument, NULL, QUICK},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    /* getopt_long names the program by argv[0] in its own errors. */
+    argv[0] = "mproc demo";
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        char *end;
+        long w;
+        switch (c) {
+        case QUICK:
+            d->quick = true;
+            break;
+        case KIND:
+            if (!strcmp(optarg, "processes"))
+                d->kind = MPROC_PROCESSES;
+            else if (!strcmp(optarg, "threads"))
+                d->kind = MPROC_THREADS;
+            else if (!strcmp(optarg, "mpi"))
+                d->kind = MPROC_MPI;
             else
-                return tool_usage("demo: --kind is processes, threads or mpi");
-        } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
-            char *end;
-            long w = strtol(argv[++i], &end, 10);
+                return tool_usage_error(
+                    "demo", "--kind is processes, threads or mpi, not '%s'",
+                    optarg);
+            break;
+        case WORKERS:
+            w = strtol(optarg, &end, 10);
             if (*end || w < 1 || w > 1024)
-                return tool_usage("demo: --workers takes 1 to 1024");
-            d.workers = (int)w;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            return tool_usage(NULL);
-        } else {
-            return tool_usage("demo: unknown option");
+                return tool_usage_error(
+                    "demo", "--workers takes 1 to 1024, not '%s'", optarg);
+            d->workers = (int)w;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return tool_usage_error("demo", NULL);
         }
     }
+    if (optind < argc)
+        return tool_usage_error("demo", "unexpected argument '%s'",
+                                argv[optind]);
+    return -1;
+}
+
+int tool_demo(int argc, char **argv)
+{
+    struct demo d = {.kind = MPROC_PROCESSES};
+    int status = options(&d, argc, argv);
+    if (status >= 0)
+        return status;
     for (int i = 0; i < 10; i++)
         pairs[i] = (pair){10, i + 1};
 

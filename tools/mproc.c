@@ -4,67 +4,131 @@
  *   mproc demo    the multiprocessing notebook, in C
  *   mproc run     a command per item, in parallel: the shell's Pool.map
  *   mproc bench   the measured comparison: mproc, OpenMP, Python
+ *
+ * This file finds the verb and hands it the rest of the command line; each
+ * verb parses its own options (getopt_long) and keeps its own usage.
  */
 #include "tool.h"
 
+#ifdef MPROC_HAVE_BENCH
+#include <mproc_bench.h>
+#endif
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: mproc demo [--kind processes|threads|mpi] [--workers N] [--quick]\n"
-    "       mproc run [-j N] [--timeout S] [--as-done] COMMAND [ARG...] [::: "
-    "ITEM...]\n"
-    "       mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
-    "                   [--only WORKLOAD,...] [--no-python]\n"
+static const char usage_text[] =
+    "usage: mproc COMMAND [OPTION...]\n"
+    "       mproc --help | --version\n"
     "\n"
-    "  demo   the multiprocessing notebook's cells, in C, each with its\n"
-    "         results, its time and its lesson. --kind and --workers set the\n"
-    "         pool of the Pool cells; --quick shortens sleeps and loops.\n"
-    "         --kind mpi runs under mpirun -np N: the Pool cells use the\n"
-    "         N-1 ranks other than 0.\n"
+    "  demo     the multiprocessing notebook's cells, in C\n"
+    "  run      a command per item, in parallel: the shell's Pool.map\n"
+    "  bench    the measured comparison: mproc, OpenMP, Python\n"
+    "  version  print mproc's version\n"
+    "\n"
+    "'mproc COMMAND --help' describes the options of COMMAND.\n";
+
+/* mproc run's usage, until it moves beside its verb: run.c prints it
+   through tool_usage. */
+static const char run_usage_text[] =
+    "usage: mproc run [-j N] [--timeout S] [--as-done] COMMAND [ARG...] [::: "
+    "ITEM...]\n"
+    "\n"
     "  run    COMMAND once per item (after ':::', or each line of standard\n"
     "         input), N at a time (-j; default: the CPUs), '{}' in an ARG\n"
     "         replaced by the item (else the item is the last argument); each\n"
     "         command's output printed whole, in the items' order (--as-done:\n"
     "         as they finish). --timeout kills a command after S seconds.\n"
     "         Exit status: the number of commands that failed (0 to 100;\n"
-    "         101: more), 255 if run itself failed.\n"
-    "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
-    "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
-    "         and processes, Python's Pool and ThreadPool), median and spread "
-    "of\n"
-    "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
-    "         against the targets. --csv writes every figure, --plot draws\n"
-    "         PNG charts with gnuplot, --only runs some workloads.\n";
+    "         101: more), 255 if run itself failed.\n";
 
 int tool_usage(const char *error)
 {
     if (error) {
-        fprintf(stderr, "mproc: %s\n%s", error, usage);
+        fprintf(stderr, "mproc: %s\n%s", error, run_usage_text);
         return 2;
     }
-    fputs(usage, stdout);
+    fputs(run_usage_text, stdout);
+    return 0;
+}
+
+int tool_usage_error(const char *verb, const char *fmt, ...)
+{
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "mproc %s: ", verb);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    fprintf(stderr, "try 'mproc %s --help'\n", verb);
+    return 2;
+}
+
+/* The top-level usage: on stdout when asked for, after `error` on stderr
+   otherwise. Returns the exit status. */
+static int usage(const char *error)
+{
+    if (error) {
+        fprintf(stderr, "mproc: %s\n%s", error, usage_text);
+        return 2;
+    }
+    fputs(usage_text, stdout);
+    return 0;
+}
+
+static int version(void)
+{
+    printf("mproc %s\n", MPROC_TOOL_VERSION);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return tool_usage("no command given");
-    if (!strcmp(argv[1], "demo"))
-        return mproc__demo(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "run"))
-        return mproc__run(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "bench")) {
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    /* '+': stop at the verb; what follows it is the verb's to parse.
+       getopt_long names the program by argv[0] in its own errors. */
+    argv[0] = "mproc";
+    int c;
+    while ((c = getopt_long(argc, argv, "+hV", longs, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return usage(NULL);
+        case 'V':
+            return version();
+        default:
+            fputs("try 'mproc --help'\n", stderr);
+            return 2;
+        }
+    }
+    if (optind == argc)
+        return usage("no command given");
+    const char *verb = argv[optind];
+    argc -= optind;
+    argv += optind;
+    /* The verb's getopt_long starts afresh at its argv[1]. */
+    optind = 0;
+    if (!strcmp(verb, "demo"))
+        return tool_demo(argc, argv);
+    if (!strcmp(verb, "run"))
+        return tool_run(argc, argv);
+    if (!strcmp(verb, "bench")) {
 #ifdef MPROC_HAVE_BENCH
-        return mproc__bench(argc - 1, argv + 1);
+        return bench_main(argc, argv);
 #else
-        return tool_usage(
-            "bench was not built (configure with -DMPROC_BENCH=ON)");
+        return usage("bench was not built (configure with -DMPROC_BENCH=ON)");
 #endif
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help"))
-        return tool_usage(NULL);
-    return tool_usage("unknown command");
+    if (!strcmp(verb, "version"))
+        return version();
+    if (!strcmp(verb, "help"))
+        return usage(NULL);
+    fprintf(stderr, "mproc: unknown command '%s'\ntry 'mproc --help'\n", verb);
+    return 2;
 }

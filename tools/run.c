@@ -288,7 +288,7 @@ static int run_usage(const char *error)
     return EXIT_BROKE;
 }
 
-int mproc__run(int argc, char **argv)
+int tool_run(int argc, char **argv)
 {
     int workers = 0;
     bool as_done = false;

@@ -1,14 +1,22 @@
-/* The mproc command-line tool: one file per verb. */
+/* The mproc command-line tool: one file per verb (bench's is in bench/). */
 #ifndef MPROC_TOOL_H
 #define MPROC_TOOL_H
 
 #include <stdbool.h>
 
-/* Print the usage (after `error`, if any) and return the exit status. */
-int tool_usage(const char *error);
+/* Each verb: argv[0] is its name, its options follow; returns the exit
+   status. Each parses its options with getopt_long from argv[1]. */
+int tool_demo(int argc, char **argv);
+int tool_run(int argc, char **argv);
 
-int mproc__demo(int argc, char **argv);
-int mproc__run(int argc, char **argv);
-int mproc__bench(int argc, char **argv);
+/* A usage error of `verb`: "mproc VERB: " and the message (fmt NULL: none,
+   getopt_long has said what is wrong), then a hint to 'mproc VERB --help',
+   on stderr. Returns 2, the exit status of a usage error. */
+int tool_usage_error(const char *verb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* mproc run's usage, on stdout, or after `error` on stderr. Returns 0, or 2
+   after an error. */
+int tool_usage(const char *error);
 
 #endif

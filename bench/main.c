@@ -1,15 +1,17 @@
 /*
  * mproc bench: every workload on every system, in one run, side by side.
  *
- * The workloads and systems are in bench/ (see bench/bench.h); this file is
- * the verb: options, the warm pools shared by the workloads, the progress
- * line, and what is printed or written at the end.
+ * The workloads and systems are the rest of this folder (see bench.h);
+ * this file is the verb behind mproc_bench.h: options, the warm pools
+ * shared by the workloads, the progress line, and what is printed or
+ * written at the end.
  */
 #define _GNU_SOURCE
-#include "tool.h"
+#include "bench.h"
+#include "mproc_bench.h"
 
-#include "../bench/bench.h"
-
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +112,36 @@ static void header(const struct bench *b)
     fflush(stdout);
 }
 
+static const char usage_text[] =
+    "usage: mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
+    "                   [--only WORKLOAD,...] [--no-python]\n"
+    "\n"
+    "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
+    "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
+    "         and processes, Python's Pool and ThreadPool), median and spread "
+    "of\n"
+    "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
+    "         against the targets. --csv writes every figure, --plot draws\n"
+    "         PNG charts with gnuplot, --only runs some workloads.\n";
+
+/* A usage error: the message (fmt NULL: none, getopt_long has said what is
+   wrong) and a hint, on stderr. Returns 2, the exit status. */
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("mproc bench: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    fputs("try 'mproc bench --help'\n", stderr);
+    return 2;
+}
+
 static bool selected(const char *only, const char *key)
 {
     if (!only)
@@ -124,53 +156,94 @@ static bool selected(const char *only, const char *key)
     return false;
 }
 
-int mproc__bench(int argc, char **argv)
+/* What the command line asks for, besides what struct bench holds. */
+struct args {
+    const char *csv, *plot, *only;
+    bool python;
+};
+
+/* The options into b and a: -1 to run, else the exit status to return at
+   once (after --help, or a usage error). */
+static int options(struct bench *b, struct args *a, int argc, char **argv)
 {
-    struct bench b = {0};
-    const char *csv = NULL, *plot = NULL, *only = NULL;
-    bool python = true;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) {
-            b.quick = true;
-        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            char *end;
-            long r = strtol(argv[++i], &end, 10);
+    enum { QUICK = 256, REPS, CSV, PLOT, ONLY, NO_PYTHON };
+    static const struct option longs[] = {
+        {"quick", no_argument, NULL, QUICK},
+        {"reps", required_argument, NULL, REPS},
+        {"csv", required_argument, NULL, CSV},
+        {"plot", required_argument, NULL, PLOT},
+        {"only", required_argument, NULL, ONLY},
+        {"no-python", no_argument, NULL, NO_PYTHON},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    /* getopt_long names the program by argv[0] in its own errors. */
+    argv[0] = "mproc bench";
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        char *end;
+        long r;
+        switch (c) {
+        case QUICK:
+            b->quick = true;
+            break;
+        case REPS:
+            r = strtol(optarg, &end, 10);
             if (*end || r < 1 || r > BENCH_MAX_REPS)
-                return tool_usage("bench: --reps takes 1 to 50");
-            b.reps = (int)r;
-        } else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
-            csv = argv[++i];
-        } else if (!strcmp(argv[i], "--plot") && i + 1 < argc) {
-            plot = argv[++i];
-        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-            only = argv[++i];
-        } else if (!strcmp(argv[i], "--no-python")) {
-            python = false;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            return tool_usage(NULL);
-        } else {
-            return tool_usage("bench: unknown option");
+                return usage_error("--reps takes 1 to %d, not '%s'",
+                                   BENCH_MAX_REPS, optarg);
+            b->reps = (int)r;
+            break;
+        case CSV:
+            a->csv = optarg;
+            break;
+        case PLOT:
+            a->plot = optarg;
+            break;
+        case ONLY:
+            a->only = optarg;
+            break;
+        case NO_PYTHON:
+            a->python = false;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return usage_error(NULL);
         }
     }
-    if (!b.reps)
-        b.reps = b.quick ? 3 : 5;
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!b->reps)
+        b->reps = b->quick ? 3 : 5;
     for (int i = 0; i < bench_nworkloads; i++)
-        b.count += selected(only, bench_workloads[i].key);
-    if (!b.count) {
-        char msg[256] = "bench: --only names none of";
+        b->count += selected(a->only, bench_workloads[i].key);
+    if (!b->count) {
+        char names[256] = "";
         for (int i = 0; i < bench_nworkloads; i++)
-            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s %s",
-                     i ? "," : "", bench_workloads[i].key);
-        return tool_usage(msg);
+            snprintf(names + strlen(names), sizeof names - strlen(names),
+                     "%s %s", i ? "," : "", bench_workloads[i].key);
+        return usage_error("--only names none of%s", names);
     }
-    if (plot && bench_plot_prepare(plot))
+    return -1;
+}
+
+int bench_main(int argc, char **argv)
+{
+    struct bench b = {0};
+    struct args a = {.python = true};
+    int status = options(&b, &a, argc, argv);
+    if (status >= 0)
+        return status;
+    if (a.plot && bench_plot_prepare(a.plot))
         return 2;
 
     double t0 = bench_now(), machine0 = machine_cpu(), own0 = own_cpu();
     setvbuf(stdout, NULL, _IOLBF, 0);
     b.progress = isatty(2);
-    b.python = python && bench_python_check(&b.no_python);
-    if (!python)
+    b.python = a.python && bench_python_check(&b.no_python);
+    if (!a.python)
         b.no_python = "skipped (--no-python)";
 
     int rc =
@@ -187,7 +260,7 @@ int mproc__bench(int argc, char **argv)
 
     for (int i = 0, k = 0; i < bench_nworkloads; i++) {
         const struct bench_workload *w = &bench_workloads[i];
-        if (!selected(only, w->key))
+        if (!selected(a.only, w->key))
             continue;
         b.index = k++;
         b.title = w->key;
@@ -212,19 +285,19 @@ int mproc__bench(int argc, char **argv)
                            "machine"
                          : "");
     }
-    int status = 0;
-    if (csv) {
-        rc = bench_csv(csv);
+    status = 0;
+    if (a.csv) {
+        rc = bench_csv(a.csv);
         if (rc) {
-            fprintf(stderr, "mproc bench: %s: %s\n", csv, mproc_strerror(rc));
+            fprintf(stderr, "mproc bench: %s: %s\n", a.csv, mproc_strerror(rc));
             status = 1;
         }
     }
-    if (plot) {
-        if (bench_plot(plot, b.cores)) {
+    if (a.plot) {
+        if (bench_plot(a.plot, b.cores)) {
             status = 1;
         } else {
-            printf("charts (PNG) and their data in %s/\n", plot);
+            printf("charts (PNG) and their data in %s/\n", a.plot);
         }
     }
     printf("\nmproc bench: %.1f s\n", bench_now() - t0);
