@@ -6,6 +6,7 @@
 #define MPROC_INTERNAL_H
 
 #include "mproc.h"
+#include "os.h"
 
 #include <pthread.h>
 #include <assert.h>
@@ -92,7 +93,7 @@ struct mproc__rec {
  *
  * 40 bits of index hold MAX_N (2^39) items, 24 bits of length MAX_LEN. The
  * `want` word of a job counts waiters in two 16-bit halves (WANT_DONE,
- * WANT_EACH); `zlock` is the kernel's robust futex word (os_linux.c).
+ * WANT_EACH); `zlock` is the kernel's robust futex word (linux/sync.c).
  */
 static inline uint64_t mproc__claim_word(uint64_t gen, uint64_t next)
 {
@@ -468,26 +469,6 @@ void *mproc__heap_alloc(struct mproc__heap *h, size_t size);
 void mproc__heap_free(struct mproc__heap *h, void *p);
 bool mproc__heap_owns(const struct mproc__heap *h, const void *p, size_t size);
 
-/* ---- a function's address, in terms any process of the program shares -- */
-
-/*
- * A code address as (loaded object, offset), so that a process whose objects
- * are loaded elsewhere (ASLR), an MPI rank running the same program, finds
- * the same function. The main program's object is "". The object's build
- * id, where it has one, tells a different build of the same file (another
- * binary under MPMD, a node with a stale copy), whose offset would point
- * at other code.
- */
-struct mproc__code {
-    uint64_t offset;
-    uint32_t id_len;
-    unsigned char id[36];
-    char object[464];
-};
-
-int mproc__code_ref(void (*fn)(void), struct mproc__code *ref);
-void (*mproc__code_find(const struct mproc__code *ref))(void);
-
 /* ---- the pool and tasks (pool.c, submit.c, task.c) ------------------ */
 
 struct mproc__kind;
@@ -612,41 +593,5 @@ void mproc__salvage(mproc_task *t);
 /* Inside a worker: its id and its pool (pool.c). */
 extern _Thread_local int mproc__self_id;
 extern _Thread_local const mproc_pool *mproc__self_pool;
-
-/* ---- the operating system (os_linux.c) ------------------------------ */
-
-uint64_t mproc__now(void);
-void mproc__sleep(uint64_t ns);
-void mproc__relax(void);
-void mproc__yield(void);
-void mproc__sleep_precisely(void);
-int mproc__futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t deadline,
-                      bool shared);
-void mproc__futex_wake(_Atomic uint32_t *w, int n, bool shared);
-int mproc__futex_wait2(_Atomic uint32_t *w, uint32_t val, _Atomic uint32_t *w2,
-                       uint32_t val2, uint64_t deadline);
-int mproc__robust_hold(_Atomic uint32_t *word);
-#define MPROC__OWNER_DIED 0x40000000u
-#define MPROC__WAITERS    0x80000000u
-
-int mproc__cpu_count(void);
-int mproc__cpu_count_at(const char *root);
-uint64_t mproc__ram(void);
-bool mproc__under_valgrind(void);
-
-void *mproc__region_map(size_t size, bool shared);
-void mproc__region_unmap(void *p, size_t size);
-void mproc__no_dump(void *p, size_t size);
-void mproc__discard(void *p, size_t size, bool shared);
-
-int mproc__lifeline(int *keep);
-int mproc__child_events(void);
-void mproc__child_events_drain(int fd);
-bool mproc__child_exited(pid_t pid);
-int mproc__die_with_parent(pid_t parent);
-void mproc__set_name(const char *name);
-int mproc__event_open(void);
-int mproc__event_post(int fd);
-void mproc__event_drain(int fd);
 
 #endif /* MPROC_INTERNAL_H */

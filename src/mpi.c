@@ -17,7 +17,7 @@
  * in order: JOB (once per job), then CHUNK and RESULT in turn, and STOP at
  * close. The proxies talk at once: MPI must give MPI_THREAD_MULTIPLE.
  *
- * What crosses: a function as (loaded object, offset) (os_linux.c), found
+ * What crosses: a function as (loaded object, offset) (linux/code.c), found
  * again on the other side in the same program; arg and a reduction's
  * identity as bytes; items and results as bytes. Without `out`, a reduction
  * folds on the rank and only each chunk's fold comes back; with `out`, the

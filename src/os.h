@@ -1,0 +1,73 @@
+/*
+ * What libmproc asks of the operating system: the interface of src/linux/,
+ * the only code that knows which system it runs on. Another system would be
+ * another folder behind this header.
+ */
+#ifndef MPROC_OS_H
+#define MPROC_OS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- time, futexes (linux/sync.c) ------------------------------------ */
+
+uint64_t mproc__now(void);
+void mproc__sleep(uint64_t ns);
+void mproc__relax(void);
+void mproc__yield(void);
+void mproc__sleep_precisely(void);
+int mproc__futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t deadline,
+                      bool shared);
+void mproc__futex_wake(_Atomic uint32_t *w, int n, bool shared);
+int mproc__futex_wait2(_Atomic uint32_t *w, uint32_t val, _Atomic uint32_t *w2,
+                       uint32_t val2, uint64_t deadline);
+int mproc__robust_hold(_Atomic uint32_t *word);
+#define MPROC__OWNER_DIED 0x40000000u
+#define MPROC__WAITERS    0x80000000u
+
+/* ---- CPUs, memory, processes (linux/system.c) ------------------------ */
+
+int mproc__cpu_count(void);
+int mproc__cpu_count_at(const char *root);
+uint64_t mproc__ram(void);
+bool mproc__under_valgrind(void);
+
+void *mproc__region_map(size_t size, bool shared);
+void mproc__region_unmap(void *p, size_t size);
+void mproc__no_dump(void *p, size_t size);
+void mproc__discard(void *p, size_t size, bool shared);
+
+int mproc__lifeline(int *keep);
+int mproc__child_events(void);
+void mproc__child_events_drain(int fd);
+bool mproc__child_exited(pid_t pid);
+int mproc__die_with_parent(pid_t parent);
+void mproc__set_name(const char *name);
+int mproc__event_open(void);
+int mproc__event_post(int fd);
+void mproc__event_drain(int fd);
+
+/* ---- a function's address across processes (linux/code.c) ----------- -- */
+
+/*
+ * A code address as (loaded object, offset), so that a process whose objects
+ * are loaded elsewhere (ASLR), an MPI rank running the same program, finds
+ * the same function. The main program's object is "". The object's build
+ * id, where it has one, tells a different build of the same file (another
+ * binary under MPMD, a node with a stale copy), whose offset would point
+ * at other code.
+ */
+struct mproc__code {
+    uint64_t offset;
+    uint32_t id_len;
+    unsigned char id[36];
+    char object[464];
+};
+
+int mproc__code_ref(void (*fn)(void), struct mproc__code *ref);
+void (*mproc__code_find(const struct mproc__code *ref))(void);
+
+#endif /* MPROC_OS_H */

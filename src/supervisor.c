@@ -1,0 +1,448 @@
+/*
+ * The supervisor of a process pool, and the worker processes it forks.
+ *
+ * Who runs here: the supervisor (one process per pool, forked by the
+ * caller at open, see processes.c) and its workers. The supervisor is
+ * single-threaded: everything in `struct super` is its own. Shared with the
+ * caller and the workers: the board, in the pool's shared region.
+ *
+ * The supervisor sleeps in ppoll on: the caller's lifeline (a pidfd of the
+ * caller, or a pipe it holds where pidfds are missing: either way readable
+ * when the caller dies, and then the supervisor kills the workers, reaps
+ * them and exits), an eventfd the caller writes (close, or work arrived
+ * while the supervisor slept without a deadline), and a signalfd for
+ * SIGCHLD, so it learns of a worker's death at once. It reaps the worker
+ * (being its parent, no pid it holds can be reused before), reads its slot
+ * and repairs the board (repair.c; board.c: "Crashes"), then forks a
+ * replacement, which inherits what the dead worker left of its chunk. Items
+ * running past options.timeout are condemned by a compare-and-swap on the
+ * slot's deadline (the worker's own CAS, when the item returns, decides the
+ * race) and killed. The ppoll deadline is the nearest item deadline, and at
+ * most `timeout` away while work is on the board: an item that starts after
+ * a look has its deadline after the next look.
+ *
+ * Deaths: workers ask for SIGKILL when the supervisor dies (and check the
+ * race where it died first). The supervisor holds `zlock` as a robust
+ * futex, which the kernel marks and wakes when it exits (processes.c,
+ * sleep_on).
+ */
+#define _GNU_SOURCE
+#include "processes.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_INIT 0x6d /* a worker's init returned nonzero */
+#define GIVE_UP   5    /* failed starts in a row, with no worker alive */
+
+/* Open process pools, so that a new supervisor drops what it inherits of
+   the others (forget_others). */
+struct super {
+    mproc_pool *pool;
+    struct mproc__board *b;
+    int W;
+    pid_t self;
+    int caller_fd, event_fd, child_fd;
+    sigset_t user_mask;
+    struct sigaction user_chld;
+    bool initial; /* spawning the first workers */
+    pid_t *pid;
+    bool *alive;
+    bool *held;         /* waits for reconciliation before respawn */
+    int *fails;         /* failed starts in a row */
+    uint64_t *retry_at; /* 0: no respawn due */
+    struct mproc__dead *dead;
+    int ndead;
+};
+
+/* ---- the worker process ------------------------------------------------ */
+
+static _Noreturn void worker_main(struct super *z, int w)
+{
+    struct mproc__board *b = z->b;
+    struct mproc__slot *s = &b->slots[w];
+    MPROC__HOOK(MPROC__HOOK_FORKED);
+    if (mproc__die_with_parent(z->self) != 0)
+        _exit(0);
+    close(z->caller_fd);
+    close(z->event_fd);
+    close(z->child_fd);
+    sigaction(SIGCHLD, &z->user_chld, NULL);
+    /* A fault in an item must end the worker, whatever handler the program
+       installed: a handler that returns would fault again for ever, and one
+       that longjmps would carry the item on in a broken state. */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE,
+                                 SIGILL,  SIGSYS, SIGTRAP};
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+        sigaction(faults[i], &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
+    char name[32];
+    snprintf(name, sizeof name, "mproc-w%d", w);
+    mproc__set_name(name);
+    mproc__self_id = w;
+    mproc__self_pool = z->pool;
+
+    const mproc_options *o = &z->pool->opt;
+    if (o->init && o->init(o->init_arg)) {
+        if (z->initial)
+            mproc__board_ready(b, MPROC_EINIT, true);
+        _exit(EXIT_INIT);
+    }
+    /* Acquire: pairs with the supervisor's release of inherit (repair.c),
+       made before this worker was forked; release: pairs with the
+       supervisor's acquire of the state when this worker dies. */
+    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
+        atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
+    if (z->initial)
+        mproc__board_ready(b, 0, true);
+    struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
+    mproc__work(&wk);
+    atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);
+    _exit(0);
+}
+
+/* ---- the supervisor ------------------------------------------------------ */
+
+static int spawn(struct super *z, int w)
+{
+    struct mproc__slot *s = &z->b->slots[w];
+    atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        worker_main(z, w);
+    z->pid[w] = pid;
+    z->alive[w] = true;
+    z->retry_at[w] = 0;
+    atomic_store_explicit(&s->pid, pid, memory_order_relaxed);
+    return 0;
+}
+
+static void kill_all(struct super *z)
+{
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w])
+            kill(z->pid[w], SIGKILL);
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w]) {
+            while (waitpid(z->pid[w], NULL, 0) < 0 && errno == EINTR)
+                ;
+            z->alive[w] = false;
+        }
+}
+
+static bool opened(struct super *z)
+{
+    return atomic_load_explicit(&z->b->ready, memory_order_acquire) >=
+           (uint32_t)z->W;
+}
+
+static void fail_open(struct super *z, int code)
+{
+    mproc__board_ready(z->b, code, true);
+}
+
+/* Worker w has exited with wait status st: repair the board and decide when
+   it is replaced. */
+static void on_death(struct super *z, int w, int st)
+{
+    struct mproc__board *b = z->b;
+    struct mproc__slot *s = &b->slots[w];
+    uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
+    bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
+
+    z->alive[w] = false;
+    atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
+
+    switch (state) {
+    case MPROC__INIT:
+        if (!opened(z)) {
+            /* A worker of the opening failed: the open fails. */
+            if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
+                fail_open(z, MPROC_ECRASHED);
+            z->retry_at[w] = 0;
+            return;
+        }
+        /* A replacement that cannot start: retry, more slowly each time,
+           but do not let the work it inherited wait on it for ever. */
+        if (++z->fails[w] >= GIVE_UP)
+            mproc__abandon(b, w, MPROC_ECRASHED);
+        break;
+    case MPROC__RUNNING:
+        mproc__repair_running(b, w, st);
+        z->fails[w] = 0;
+        break;
+    case MPROC__CLAIMING:
+    case MPROC__FINISHING:
+        z->dead[z->ndead++] = (struct mproc__dead){
+            .w = w,
+            .state = state,
+            .js = state == MPROC__CLAIMING
+                      ? atomic_load_explicit(&s->js, memory_order_relaxed)
+                      : (uint32_t)((atomic_load_explicit(&s->job,
+                                                         memory_order_relaxed) -
+                                    1) %
+                                   MPROC__RING),
+            .job = atomic_load_explicit(&s->job, memory_order_relaxed),
+            .start = atomic_load_explicit(&s->start, memory_order_relaxed),
+            .end = atomic_load_explicit(&s->end, memory_order_relaxed),
+            .failed = atomic_load_explicit(&s->failed, memory_order_relaxed),
+        };
+        z->held[w] = true;
+        z->fails[w] = 0;
+        break;
+    default:
+        z->fails[w] = 0;
+        break;
+    }
+    atomic_store_explicit(&s->state, MPROC__FREE, memory_order_release);
+    if (closing) {
+        mproc__abandon(b, w, MPROC_ECANCELED);
+        z->retry_at[w] = 0;
+        return;
+    }
+    uint64_t delay = 0;
+    if (z->fails[w]) {
+        int f = z->fails[w] < 10 ? z->fails[w] : 10;
+        delay = (UINT64_C(1) << f) * 1000000 / 2; /* 1 ms, 2 ms, ... 512 ms */
+    }
+    z->retry_at[w] = mproc__now() + delay + 1;
+}
+
+/* Reconcile the jobs that dead workers left in a window; release their
+   slots for respawn once done. Returns true when nothing is left pending. */
+static bool reconcile(struct super *z)
+{
+    for (int i = 0; i < z->ndead;) {
+        uint32_t js = z->dead[i].js;
+        struct mproc__dead same[MPROC__MAX_WORKERS];
+        int ns = 0;
+        for (int k = 0; k < z->ndead; k++)
+            if (z->dead[k].js == js)
+                same[ns++] = z->dead[k];
+        if (!mproc__reconcile(z->b, js, same, ns, z->alive)) {
+            i++;
+            continue;
+        }
+        for (int k = 0; k < z->ndead;) {
+            if (z->dead[k].js == js) {
+                z->held[z->dead[k].w] = false;
+                z->dead[k] = z->dead[--z->ndead];
+            } else {
+                k++;
+            }
+        }
+        i = 0;
+    }
+    return z->ndead == 0;
+}
+
+/* Condemn and kill items past their deadline; returns the nearest deadline
+   still ahead (0: none). */
+static uint64_t timeouts(struct super *z, uint64_t now)
+{
+    uint64_t next = 0;
+    for (int w = 0; w < z->W; w++) {
+        if (!z->alive[w])
+            continue;
+        struct mproc__slot *s = &z->b->slots[w];
+        uint64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
+        if (!d || d == MPROC__KILLED)
+            continue;
+        if (now >= d) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &s->deadline, &d, MPROC__KILLED, memory_order_acq_rel,
+                    memory_order_acquire))
+                kill(z->pid[w], SIGKILL);
+        } else if (!next || d < next) {
+            next = d;
+        }
+    }
+    return next;
+}
+
+/* Is anything on the board or in a worker's hands? Work a replacement
+   inherited counts too: nothing but its start (no submit, no poke) will set
+   it running. */
+static bool busy(struct super *z)
+{
+    struct mproc__board *b = z->b;
+    if (atomic_load_explicit(&b->claim_head, memory_order_seq_cst) !=
+        atomic_load_explicit(&b->tail, memory_order_seq_cst))
+        return true;
+    for (int w = 0; w < z->W; w++) {
+        struct mproc__slot *s = &b->slots[w];
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
+        if (st == MPROC__RUNNING || st == MPROC__CLAIMING ||
+            atomic_load_explicit(&s->inherit, memory_order_seq_cst))
+            return true;
+    }
+    return false;
+}
+
+static void give_up_if_hopeless(struct super *z)
+{
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w] || z->fails[w] < GIVE_UP)
+            return;
+    /* No worker can be started: fail everything rather than hang. */
+    struct mproc__board *b = z->b;
+    atomic_store_explicit(&b->broken, 1, memory_order_release);
+    for (int w = 0; w < z->W; w++) {
+        mproc__abandon(b, w, MPROC_ECRASHED);
+        z->retry_at[w] = 0;
+    }
+    mproc__abandon_all(b, MPROC_ECRASHED);
+    for (int i = 0; i < MPROC__RING; i++) {
+        atomic_fetch_add_explicit(&b->jobs[i].bell, 1, memory_order_release);
+        mproc__futex_wake(&b->jobs[i].bell, INT_MAX, true);
+    }
+}
+
+/* Reap every worker that has exited and repair after it. */
+static void reap(struct super *z)
+{
+    mproc__child_events_drain(z->child_fd);
+    for (;;) {
+        int st = 0;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0)
+            break;
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w] && z->pid[w] == pid) {
+                on_death(z, w, st);
+                break;
+            }
+    }
+}
+
+static _Noreturn void supervise(struct super *z)
+{
+    struct mproc__board *b = z->b;
+    for (;;) {
+        reap(z);
+        uint64_t now = mproc__now();
+        uint64_t wake = timeouts(z, now);
+        bool pending = !reconcile(z);
+        if (pending && (!wake || wake > now + 100000))
+            wake = now + 100000;
+
+        bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
+        bool live = false;
+        for (int w = 0; w < z->W; w++) {
+            live |= z->alive[w];
+            if (!z->alive[w] && !z->held[w] && z->retry_at[w] && !closing &&
+                !atomic_load_explicit(&b->broken, memory_order_relaxed)) {
+                if (z->retry_at[w] <= now) {
+                    if (spawn(z, w) != 0) {
+                        z->fails[w]++;
+                        z->retry_at[w] = now + 100000000;
+                    } else {
+                        live = true;
+                    }
+                }
+                if (z->retry_at[w] && (!wake || z->retry_at[w] < wake))
+                    wake = z->retry_at[w];
+            }
+        }
+        if (closing && !live)
+            _exit(0);
+        give_up_if_hopeless(z);
+
+        if (b->timeout_ns) {
+            /* Look again within one timeout while work is about; with none,
+               sleep until the caller pokes (see poke). */
+            atomic_store_explicit(&b->z_idle, 1, memory_order_seq_cst);
+            if (busy(z)) {
+                atomic_store_explicit(&b->z_idle, 0, memory_order_relaxed);
+                if (!wake || wake > now + b->timeout_ns)
+                    wake = now + b->timeout_ns;
+            }
+        }
+
+        struct pollfd fds[3] = {
+            {.fd = z->caller_fd, .events = POLLIN},
+            {.fd = z->event_fd, .events = POLLIN},
+            {.fd = z->child_fd, .events = POLLIN},
+        };
+        struct timespec ts, *tp = NULL;
+        if (wake) {
+            uint64_t d = wake > now ? wake - now : 0;
+            ts = (struct timespec){(time_t)(d / MPROC__NS),
+                                   (long)(d % MPROC__NS)};
+            tp = &ts;
+        }
+        if (ppoll(fds, 3, tp, NULL) < 0)
+            continue;
+        if (fds[0].revents) {
+            /* The caller is gone: so is the pool. */
+            kill_all(z);
+            _exit(0);
+        }
+        if (fds[1].revents)
+            mproc__event_drain(z->event_fd);
+    }
+}
+
+/* Drop what this new process inherited of the other open pools. */
+_Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
+{
+    struct super z = {
+        .pool = pool,
+        .b = pool->board,
+        .W = pool->workers,
+        .self = getpid(),
+        .caller_fd = caller_fd,
+        .event_fd = pool->zevent,
+    };
+    mproc__forget_others(pool);
+    if (pool->lifeline >= 0)
+        close(pool->lifeline);
+
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &z.user_mask);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGCHLD, &dfl, &z.user_chld);
+    mproc__set_name("mproc-super");
+    z.child_fd = mproc__child_events();
+    if (z.child_fd < 0 || mproc__robust_hold(&z.b->zlock) != 0) {
+        fail_open(&z, z.child_fd < 0 ? z.child_fd : MPROC_ENOTSUP);
+        _exit(1);
+    }
+
+    size_t W = (size_t)z.W;
+    z.pid = calloc(W, sizeof *z.pid);
+    z.alive = calloc(W, sizeof *z.alive);
+    z.held = calloc(W, sizeof *z.held);
+    z.fails = calloc(W, sizeof *z.fails);
+    z.retry_at = calloc(W, sizeof *z.retry_at);
+    z.dead = calloc(W, sizeof *z.dead);
+    if (!z.pid || !z.alive || !z.held || !z.fails || !z.retry_at || !z.dead) {
+        fail_open(&z, MPROC_ENOMEM);
+        _exit(1);
+    }
+
+    z.initial = true;
+    for (int w = 0; w < z.W; w++) {
+        int r = spawn(&z, w);
+        if (r != 0) {
+            fail_open(&z, r);
+            kill_all(&z);
+            _exit(1);
+        }
+    }
+    z.initial = false;
+    supervise(&z);
+}
