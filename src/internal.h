@@ -389,16 +389,23 @@ struct mproc_pool {
 int mproc__threads_start(mproc_pool *pool);
 void mproc__threads_stop(mproc_pool *pool);
 
-/* mpi.c, or mpi_absent.c in a build without MPI (where mproc__mpi_built
-   is false and the pool refuses the kind before calling the others).
+/* mpi.c, which is libmproc_mpi, not libmproc: a program has it when it
+   links that library, and these weak references are then set; else they are
+   null, mproc__mpi_built is false and the pool refuses the kind before
+   calling the others. A static link pulls mpi.o in through the
+   -Wl,-u,mproc__mpi_open that mproc_mpi.pc and mproc::mpi add (a weak
+   reference pulls nothing from an archive; see CMakeLists.txt).
    mproc__mpi_open sets up MPI and pool->workers and pool->exec, and returns
    on rank 0 only: the other ranks serve inside it and exit when rank 0
    closes the pool. The proxies are then started as thread workers;
    mproc__mpi_close, after they stopped, releases the ranks. */
-bool mproc__mpi_built(void);
-int mproc__mpi_open(mproc_pool *pool);
-bool mproc__mpi_spare_cores(void);
-void mproc__mpi_close(mproc_pool *pool);
+__attribute__((weak)) int mproc__mpi_open(mproc_pool *pool);
+__attribute__((weak)) bool mproc__mpi_spare_cores(void);
+__attribute__((weak)) void mproc__mpi_close(mproc_pool *pool);
+static inline bool mproc__mpi_built(void)
+{
+    return mproc__mpi_open != NULL;
+}
 
 /* processes.c */
 int mproc__procs_start(mproc_pool *pool);

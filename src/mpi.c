@@ -100,11 +100,6 @@ static struct {
 } the;
 static _Atomic bool used;
 
-bool mproc__mpi_built(void)
-{
-    return true;
-}
-
 /* Make *buf, 64-byte aligned, hold at least `want` bytes; its contents go.
    At most a message's worth, about MSG_BYTES (or one item): failing to get
    it is failing to get the buffers MPI itself needs, and aborts. */

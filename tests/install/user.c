@@ -36,6 +36,13 @@ int main(void)
                 return 1;
             }
     }
+    /* Without libmproc_mpi linked, the MPI kind is refused, cleanly. */
+    mproc_pool *pool;
+    int r = mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_MPI});
+    if (r != MPROC_ENOTSUP) {
+        fprintf(stderr, "MPI open without the backend: %s\n", mproc_strerror(r));
+        return 1;
+    }
     puts("ok");
     return 0;
 }

@@ -1,0 +1,100 @@
+#!/bin/sh
+# The library as its users get it: installed into a scratch prefix, then
+# used by programs built the ways README.md shows. One step per ctest test:
+#
+#   check.sh install BUILD PREFIX      install the build (the tests' fixture)
+#   check.sh core PREFIX               libmproc.so needs libc, libm, pthread only
+#   check.sh pkg-config PREFIX WORK    a program built with pkg-config, rpath
+#   check.sh static PREFIX WORK        the same, linked -static (pkg-config --static)
+#   check.sh cmake PREFIX WORK         find_package(mproc), MPI hidden from CMake
+#   check.sh cmake-mpi PREFIX WORK MPIEXEC
+#                                      find_package(mproc COMPONENTS mpi), and
+#                                      pkg-config mproc_mpi under --as-needed,
+#                                      each run on 3 ranks
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+step=$1
+prefix=$2
+work=${3:-}
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+if [ "$step" = install ]; then
+    build=$2
+    prefix=$3
+    rm -rf "$prefix"
+    cmake --install "$build" --prefix "$prefix" >/dev/null
+    exit 0
+fi
+
+pc=$(find "$prefix" -name mproc.pc | head -n 1)
+[ -n "$pc" ] || fail "no mproc.pc under $prefix"
+libdir=$(dirname "$(dirname "$pc")")
+# Only the prefix's .pc files: whatever MPI the system has stays unseen.
+export PKG_CONFIG_LIBDIR="$libdir/pkgconfig"
+unset PKG_CONFIG_PATH
+if [ -n "$work" ]; then
+    rm -rf "$work"
+    mkdir -p "$work"
+fi
+
+case $step in
+core)
+    # What the loader would bring in, and what the file asks for.
+    ldd "$libdir/libmproc.so" >"$prefix/ldd.txt"
+    if grep -i mpi "$prefix/ldd.txt"; then
+        fail "libmproc.so loads MPI"
+    fi
+    needed=$(readelf -d "$libdir/libmproc.so" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p')
+    for lib in $needed; do
+        case $lib in
+        libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | ld-linux*) ;;
+        libasan.so.* | libubsan.so.* | libtsan.so.*) ;; # under the sanitizers
+        *) fail "libmproc.so needs $lib" ;;
+        esac
+    done
+    echo "libmproc.so needs: $needed"
+    ;;
+pkg-config)
+    cc "$here/user.c" $(pkg-config --cflags --libs mproc) \
+        -Wl,-rpath,"$libdir" -o "$work/user"
+    "$work/user"
+    ;;
+static)
+    cc -static "$here/user.c" $(pkg-config --static --cflags --libs mproc) \
+        -o "$work/user"
+    if readelf -d "$work/user" | grep -q NEEDED; then
+        fail "the static program needs shared libraries"
+    fi
+    "$work/user"
+    ;;
+cmake)
+    cmake -S "$here" -B "$work" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >"$work/configure.log" ||
+        { cat "$work/configure.log"; fail "find_package(mproc) without MPI"; }
+    cmake --build "$work" >/dev/null
+    "$work/user"
+    if ldd "$work/user" | grep -i mpi; then
+        fail "a program without MPI loads it"
+    fi
+    ;;
+cmake-mpi)
+    mpiexec=$4
+    cmake -S "$here" -B "$work/cm" -DCMAKE_PREFIX_PATH="$prefix" -DWITH_MPI=ON \
+        >"$work/configure.log" ||
+        { cat "$work/configure.log"; fail "find_package(mproc COMPONENTS mpi)"; }
+    cmake --build "$work/cm" >/dev/null
+    "$mpiexec" -n 3 "$work/cm/user_mpi"
+    # --as-needed would drop a library the program names nothing of; the
+    # -u that mproc_mpi.pc adds keeps it.
+    cc "$here/user_mpi.c" -Wl,--as-needed $(pkg-config --cflags --libs mproc_mpi) \
+        -Wl,-rpath,"$libdir" -o "$work/user_mpi"
+    "$mpiexec" -n 3 "$work/user_mpi"
+    ;;
+*)
+    fail "unknown step $step"
+    ;;
+esac
