@@ -355,6 +355,7 @@ MPROC_API const char *mproc_strerror(int code);
  * Map with sizes taken from the pointed-to types:
  *     int failed = MPROC_MAP(pool, fn, in, out, n);
  */
+#ifndef __cplusplus
 #define MPROC_MAP(pool_, fn_, in_, out_, n_)                          \
     mproc_map((pool_), &(const mproc_job){.fn = (fn_),                \
                                           .in = (in_),                \
@@ -362,9 +363,31 @@ MPROC_API const char *mproc_strerror(int code);
                                           .out = (out_),              \
                                           .out_size = sizeof *(out_), \
                                           .n = (n_)})
+#endif
 
 #ifdef __cplusplus
 }
+
+/* C++ has no compound literals (nor, before C++20, designated
+   initializers): there MPROC_MAP is this template, with the same arguments
+   and result. The sizes come from the pointed-to types as in C; a
+   capture-less lambda converts to mproc_fn, and may hold commas outside
+   parentheses (the macro takes __VA_ARGS__). Not a name to call directly. */
+namespace mproc_detail {
+template <typename In, typename Out>
+inline int map(mproc_pool *pool, mproc_fn fn, In *in, Out *out, size_t n)
+{
+    mproc_job job = mproc_job();
+    job.fn = fn;
+    job.in = in;
+    job.in_size = sizeof *in;
+    job.out = out;
+    job.out_size = sizeof *out;
+    job.n = n;
+    return mproc_map(pool, &job);
+}
+} /* namespace mproc_detail */
+#define MPROC_MAP(...) ::mproc_detail::map(__VA_ARGS__)
 #endif
 
 #endif /* MPROC_H */

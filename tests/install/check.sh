@@ -4,7 +4,7 @@
 #
 #   check.sh install BUILD PREFIX      install the build (the tests' fixture)
 #   check.sh core PREFIX               libmproc.so needs libc, libm, pthread only
-#   check.sh pkg-config PREFIX WORK    a program built with pkg-config, rpath
+#   check.sh pkg-config PREFIX WORK    programs built with pkg-config (C, C++), rpath
 #   check.sh static PREFIX WORK        the same, linked -static (pkg-config --static)
 #   check.sh cmake PREFIX WORK         find_package(mproc), MPI hidden from CMake
 #   check.sh cmake-mpi PREFIX WORK MPIEXEC
@@ -62,6 +62,12 @@ pkg-config)
     cc "$here/user.c" $(pkg-config --cflags --libs mproc) \
         -Wl,-rpath,"$libdir" -o "$work/user"
     "$work/user"
+    # And from C++, as examples/squares.cpp says, where there is a c++.
+    if command -v c++ >/dev/null; then
+        c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror "$here/../../examples/squares.cpp" \
+            $(pkg-config --cflags --libs mproc) -Wl,-rpath,"$libdir" -o "$work/squares"
+        "$work/squares"
+    fi
     ;;
 static)
     cc -static "$here/user.c" $(pkg-config --static --cflags --libs mproc) \
