@@ -11,6 +11,7 @@
 #                                      find_package(mproc COMPONENTS mpi), and
 #                                      pkg-config mproc_mpi under --as-needed,
 #                                      each run on 3 ranks
+#   check.sh man PREFIX                man finds the installed pages
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 step=$1
@@ -99,6 +100,16 @@ cmake-mpi)
     cc "$here/user_mpi.c" -Wl,--as-needed $(pkg-config --cflags --libs mproc_mpi) \
         -Wl,-rpath,"$libdir" -o "$work/user_mpi"
     "$mpiexec" -n 3 "$work/user_mpi"
+    ;;
+man)
+    # man finds the installed pages by name, links included.
+    for name in mproc mproc_map mproc_task_wait mproc-run; do
+        man -M "$prefix/share/man" -w "$name" >/dev/null ||
+            fail "man $name: not found under $prefix/share/man"
+    done
+    MANWIDTH=80 man -M "$prefix/share/man" 3 mproc_task_wait >"$prefix/man.txt"
+    grep -q "mproc_submit, mproc_task_wait" "$prefix/man.txt" ||
+        fail "man mproc_task_wait does not show mproc_submit(3)"
     ;;
 *)
     fail "unknown step $step"
