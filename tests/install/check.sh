@@ -23,6 +23,12 @@ fail() {
     exit 1
 }
 
+# The MPI libraries among those ldd lists for $1 (by name: paths may say
+# anything).
+mpi_loaded() {
+    ldd "$1" | awk '{print $1}' | grep -E '^lib(mpi|open-pal|open-rte|mproc_mpi)[._]'
+}
+
 if [ "$step" = install ]; then
     build=$2
     prefix=$3
@@ -45,8 +51,7 @@ fi
 case $step in
 core)
     # What the loader would bring in, and what the file asks for.
-    ldd "$libdir/libmproc.so" >"$prefix/ldd.txt"
-    if grep -i mpi "$prefix/ldd.txt"; then
+    if mpi_loaded "$libdir/libmproc.so"; then
         fail "libmproc.so loads MPI"
     fi
     needed=$(readelf -d "$libdir/libmproc.so" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p')
@@ -84,7 +89,7 @@ cmake)
         { cat "$work/configure.log"; fail "find_package(mproc) without MPI"; }
     cmake --build "$work" >/dev/null
     "$work/user"
-    if ldd "$work/user" | grep -i mpi; then
+    if mpi_loaded "$work/user"; then
         fail "a program without MPI loads it"
     fi
     ;;
@@ -100,6 +105,7 @@ cmake-mpi)
     cc "$here/user_mpi.c" -Wl,--as-needed $(pkg-config --cflags --libs mproc_mpi) \
         -Wl,-rpath,"$libdir" -o "$work/user_mpi"
     "$mpiexec" -n 3 "$work/user_mpi"
+    mpi_loaded "$work/user_mpi" >/dev/null || fail "mpi_loaded finds no MPI in user_mpi"
     ;;
 man)
     # man finds the installed pages by name, links included.
