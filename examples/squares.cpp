@@ -68,7 +68,8 @@ int main()
                 return 1;
             }
         std::printf("%s: %zu squares and roots\n",
-                    kind == MPROC_THREADS ? "threads" : "processes", out.size());
+                    kind == MPROC_THREADS ? "threads" : "processes",
+                    out.size());
     }
     return 0;
 }

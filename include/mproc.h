@@ -118,8 +118,10 @@ typedef enum mproc_kind {
        build of the program (MPMD, a stale copy on a node) does not have
        fails its items with MPROC_ENOTSUP. An open that fails returns its
        code on rank 0; the other ranks finalise MPI and exit. It returns
-       MPROC_ENOTSUP in a build without MPI, under fewer than 2 ranks, for
-       a second MPI pool, or without MPI_THREAD_MULTIPLE on every rank. */
+       MPROC_ENOTSUP in a program that does not link the MPI backend,
+       libmproc_mpi (pkg-config mproc_mpi; CMake mproc::mpi), under fewer
+       than 2 ranks, for a second MPI pool, or without MPI_THREAD_MULTIPLE
+       on every rank. */
     MPROC_MPI = 2
 } mproc_kind;
 
@@ -210,7 +212,7 @@ typedef struct mproc_job {
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
  *                  negative/NaN/too large
  *   MPROC_ENOTSUP  timeout / max_items with threads or MPI; MPI: see
- *                  MPROC_MPI (no MPI in this build, one rank only, ...)
+ *                  MPROC_MPI (libmproc_mpi not linked, one rank only, ...)
  *   MPROC_EINVAL   (MPI) workers more than the other ranks
  *   MPROC_EINIT    init returned nonzero in a worker
  *   MPROC_ECRASHED a worker died during init
@@ -373,7 +375,8 @@ MPROC_API const char *mproc_strerror(int code);
    and result. The sizes come from the pointed-to types as in C; a
    capture-less lambda converts to mproc_fn, and may hold commas outside
    parentheses (the macro takes __VA_ARGS__). Not a name to call directly. */
-namespace mproc_detail {
+namespace mproc_detail
+{
 template <typename In, typename Out>
 inline int map(mproc_pool *pool, mproc_fn fn, In *in, Out *out, size_t n)
 {

@@ -3,7 +3,8 @@
    parses, MPROC_MAP takes the forms C users write. Never run. */
 #include <mproc.h>
 
-namespace {
+namespace
+{
 int copy(const void *in, void *out, void *)
 {
     *static_cast<long *>(out) = *static_cast<const long *>(in);
@@ -18,8 +19,8 @@ int header_compiles(mproc_pool *pool)
     const long *const_in = in;
     int r = MPROC_MAP(pool, copy, in, out, 4);
     r += MPROC_MAP(pool, copy, const_in, &out[0], sizeof in / sizeof *in);
-    r += MPROC_MAP(pool, [](const void *, void *, void *) { return 0; }, in,
-                   out, 4);
+    r += MPROC_MAP(
+        pool, [](const void *, void *, void *) { return 0; }, in, out, 4);
     struct two {
         long a, b;
     } pairs[4];
