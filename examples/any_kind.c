@@ -5,6 +5,10 @@
  *   cc any_kind.c $(pkg-config --cflags --libs mproc) -o any_kind
  *   ./any_kind processes
  *   ./any_kind threads
+ *
+ * and, linked with the MPI backend (without it, "mpi" is refused):
+ *
+ *   cc any_kind.c $(pkg-config --cflags --libs mproc_mpi) -o any_kind
  *   mpirun -np 3 ./any_kind mpi      # rank 0 prints; ranks 1 and 2 work
  *
  * Under MPI every rank runs main() from the start and calls mproc_pool_open,

@@ -118,8 +118,10 @@ typedef enum mproc_kind {
        build of the program (MPMD, a stale copy on a node) does not have
        fails its items with MPROC_ENOTSUP. An open that fails returns its
        code on rank 0; the other ranks finalise MPI and exit. It returns
-       MPROC_ENOTSUP in a build without MPI, under fewer than 2 ranks, for
-       a second MPI pool, or without MPI_THREAD_MULTIPLE on every rank. */
+       MPROC_ENOTSUP in a program that does not link the MPI backend,
+       libmproc_mpi (pkg-config mproc_mpi; CMake mproc::mpi), under fewer
+       than 2 ranks, for a second MPI pool, or without MPI_THREAD_MULTIPLE
+       on every rank. */
     MPROC_MPI = 2
 } mproc_kind;
 
@@ -216,7 +218,7 @@ typedef struct mproc_job {
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
  *                  negative/NaN/too large
  *   MPROC_ENOTSUP  timeout / max_items with threads or MPI; MPI: see
- *                  MPROC_MPI (no MPI in this build, one rank only, ...)
+ *                  MPROC_MPI (libmproc_mpi not linked, one rank only, ...)
  *   MPROC_EINVAL   (MPI) workers more than the other ranks
  *   MPROC_EINIT    init returned nonzero in a worker
  *   MPROC_ECRASHED a worker died during init
@@ -361,6 +363,7 @@ MPROC_API const char *mproc_strerror(int code);
  * Map with sizes taken from the pointed-to types:
  *     int failed = MPROC_MAP(pool, fn, in, out, n);
  */
+#ifndef __cplusplus
 #define MPROC_MAP(pool_, fn_, in_, out_, n_)                          \
     mproc_map((pool_), &(const mproc_job){.fn = (fn_),                \
                                           .in = (in_),                \
@@ -368,9 +371,32 @@ MPROC_API const char *mproc_strerror(int code);
                                           .out = (out_),              \
                                           .out_size = sizeof *(out_), \
                                           .n = (n_)})
+#endif
 
 #ifdef __cplusplus
 }
+
+/* C++ has no compound literals (nor, before C++20, designated
+   initializers): there MPROC_MAP is this template, with the same arguments
+   and result. The sizes come from the pointed-to types as in C; a
+   capture-less lambda converts to mproc_fn, and may hold commas outside
+   parentheses (the macro takes __VA_ARGS__). Not a name to call directly. */
+namespace mproc_detail
+{
+template <typename In, typename Out>
+inline int map(mproc_pool *pool, mproc_fn fn, In *in, Out *out, size_t n)
+{
+    mproc_job job = mproc_job();
+    job.fn = fn;
+    job.in = in;
+    job.in_size = sizeof *in;
+    job.out = out;
+    job.out_size = sizeof *out;
+    job.n = n;
+    return mproc_map(pool, &job);
+}
+} /* namespace mproc_detail */
+#define MPROC_MAP(...) ::mproc_detail::map(__VA_ARGS__)
 #endif
 
 #endif /* MPROC_H */

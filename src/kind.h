@@ -39,8 +39,7 @@
  * the board and the job's data must be in the shared region (staging copies
  * what is not), and futexes are process-shared.
  *
- * Adding a kind: one file with its table, one entry in mproc__kind_of
- * (pool.c), and its paragraph in include/mproc.h.
+ * Adding a kind: one file with its table, one entry in kind_of (pool.c), and its paragraph in include/mproc.h.
  */
 #ifndef MPROC_KIND_H
 #define MPROC_KIND_H
@@ -64,7 +63,12 @@ struct mproc__kind {
 
 extern const struct mproc__kind mproc__kind_threads;   /* threads.c */
 extern const struct mproc__kind mproc__kind_processes; /* processes.c */
-extern const struct mproc__kind mproc__kind_mpi;       /* mpi.c, mpi_absent.c */
+/* mpi.c, which is libmproc_mpi, not libmproc: a program has it when it links
+   that library, and this weak reference is then set; else it is null and
+   the pool refuses the kind with MPROC_ENOTSUP. A static link pulls mpi.o
+   in through the -Wl,-u,mproc__kind_mpi that mproc_mpi.pc and mproc::mpi
+   add (a weak reference pulls nothing from an archive; CMakeLists.txt). */
+extern const struct mproc__kind mproc__kind_mpi __attribute__((weak));
 
 /* Shared by the kinds: pool.c maps and unmaps a pool's memory (the board,
    the arena, the logs and, with `shared`, the staging area, all in one

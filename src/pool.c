@@ -79,7 +79,7 @@ static const struct mproc__kind *kind_of(mproc_kind kind)
 /* What every kind checks; the kind's own check follows. */
 static int check_options(const mproc_options *o)
 {
-    if (!kind_of(o->kind))
+    if (!kind_of(o->kind) && o->kind != MPROC_MPI)
         return MPROC_EINVAL;
     if (o->workers < 0 || o->workers > MPROC__MAX_WORKERS)
         return MPROC_EINVAL;
@@ -87,6 +87,8 @@ static int check_options(const mproc_options *o)
         return MPROC_EINVAL;
     if (o->shared_size > MAX_SHARED)
         return MPROC_EINVAL;
+    if (!kind_of(o->kind))
+        return MPROC_ENOTSUP; /* MPROC_MPI, and libmproc_mpi is not linked */
     return kind_of(o->kind)->check(o);
 }
 

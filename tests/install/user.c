@@ -19,7 +19,8 @@ int main(void)
     mproc_kind kinds[] = {MPROC_PROCESSES, MPROC_THREADS};
     for (int k = 0; k < 2; k++) {
         mproc_pool *pool;
-        int r = mproc_pool_open(&pool, &(mproc_options){.kind = kinds[k], .workers = 3});
+        int r = mproc_pool_open(
+            &pool, &(mproc_options){.kind = kinds[k], .workers = 3});
         if (r < 0) {
             fprintf(stderr, "open: %s\n", mproc_strerror(r));
             return 1;
@@ -35,6 +36,14 @@ int main(void)
                 fprintf(stderr, "out[%d] = %ld\n", i, out[i]);
                 return 1;
             }
+    }
+    /* Without libmproc_mpi linked, the MPI kind is refused, cleanly. */
+    mproc_pool *pool;
+    int r = mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_MPI});
+    if (r != MPROC_ENOTSUP) {
+        fprintf(stderr, "MPI open without the backend: %s\n",
+                mproc_strerror(r));
+        return 1;
     }
     puts("ok");
     return 0;
