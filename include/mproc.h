@@ -360,6 +360,18 @@ MPROC_API int mproc_worker_id(void);
 MPROC_API const char *mproc_strerror(int code);
 
 /*
+ * Why this thread's last failed call failed, in one sentence that names the
+ * argument or the condition ("job.in is NULL while n = 10 and in_size = 8"),
+ * for people; programs test the code. Every call that returns a negative
+ * code (or NULL with errno) sets it; a call that succeeds leaves it as it
+ * was. The wording is for messages and logs and may change between
+ * releases; programs test the code. "" before any call has failed on this
+ * thread. Thread-local, so any thread may call it at any time; the string
+ * is valid until this thread's next failing call. Never NULL.
+ */
+MPROC_API const char *mproc_last_error(void);
+
+/*
  * Map with sizes taken from the pointed-to types:
  *     int failed = MPROC_MAP(pool, fn, in, out, n);
  */

@@ -571,6 +571,11 @@ static inline bool mproc__task_final(const mproc_task *t)
            MPROC__TASK_RUNNING;
 }
 
+/* error.c: record why this thread's call fails, in one sentence for
+   mproc_last_error (printf format), and return code. errno is kept. */
+int mproc__fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* pool.c */
 int mproc__usable(const mproc_pool *pool);
 

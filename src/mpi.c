@@ -413,17 +413,19 @@ static void close_mpi(mproc_pool *pool);
 static int open_mpi(mproc_pool *pool)
 {
     if (atomic_exchange(&used, true))
-        return MPROC_ENOTSUP;
+        return mproc__fail(MPROC_ENOTSUP,
+                           "an MPI pool was opened already in this run; its "
+                           "ranks left when it closed");
     the.comm = MPI_COMM_NULL;
     int inited = 0, finalized = 0, provided = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
     if (finalized)
-        return MPROC_ENOTSUP;
+        return mproc__fail(MPROC_ENOTSUP, "MPI was finalised already");
     if (!inited) {
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) !=
             MPI_SUCCESS)
-            return MPROC_ENOTSUP;
+            return mproc__fail(MPROC_ENOTSUP, "MPI_Init_thread failed");
         the.finalize = true;
     } else {
         MPI_Query_thread(&provided);
@@ -441,10 +443,20 @@ static int open_mpi(mproc_pool *pool)
         workers = the.size - 1 < MPROC__MAX_WORKERS ? the.size - 1
                                                     : MPROC__MAX_WORKERS;
     int err = 0;
-    if (level < MPI_THREAD_MULTIPLE || the.size < 2)
-        err = MPROC_ENOTSUP;
+    if (level < MPI_THREAD_MULTIPLE)
+        err = mproc__fail(MPROC_ENOTSUP,
+                          "MPI gives thread level %d on some rank, not "
+                          "MPI_THREAD_MULTIPLE",
+                          level);
+    else if (the.size < 2)
+        err = mproc__fail(MPROC_ENOTSUP,
+                          "one MPI rank: run the program under mpirun -np N "
+                          "with N >= 2 (rank 0 is the caller)");
     else if (workers > the.size - 1)
-        err = MPROC_EINVAL;
+        err = mproc__fail(MPROC_EINVAL,
+                          "options.workers is %d, more than the %d ranks "
+                          "other than 0",
+                          workers, the.size - 1);
     if (err) {
         if (rank)
             retire();
@@ -478,7 +490,8 @@ static int open_mpi(mproc_pool *pool)
     MPI_Gather(&mine, 1, MPI_INT, all, 1, MPI_INT, 0, the.comm);
     for (int r = 1; !rank && r < the.size; r++)
         if (all[r])
-            err = all[r];
+            err = mproc__fail(all[r],
+                              "options.init returned nonzero on rank %d", r);
     free(all);
     MPI_Bcast(&err, 1, MPI_INT, 0, the.comm);
     if (rank) {
@@ -522,7 +535,11 @@ static int check(const mproc_options *o)
     /* A rank that crashes ends the MPI job: nothing to time out, nothing to
        replace. */
     if (o->timeout > 0 || o->max_items)
-        return MPROC_ENOTSUP;
+        return mproc__fail(MPROC_ENOTSUP,
+                           "options.%s is set: a rank that crashes ends the "
+                           "MPI job, so an MPI pool cannot time items out or "
+                           "replace workers",
+                           o->timeout > 0 ? "timeout" : "max_items");
     return 0;
 }
 
@@ -551,12 +568,24 @@ static bool crosses(void (*f)(void))
 static int check_job(const mproc_pool *pool, const mproc_job *j)
 {
     (void)pool;
-    if ((j->arg && !j->arg_size) || j->in_size > ITEM_MAX ||
-        j->out_size > ITEM_MAX || j->arg_size > ITEM_MAX ||
-        j->arg_size + j->out_size > ITEM_MAX ||
-        !crosses((void (*)(void))j->fn) ||
-        (j->reduce && !j->out && !crosses((void (*)(void))j->reduce)))
-        return MPROC_EINVAL;
+    if (j->arg && !j->arg_size)
+        return mproc__fail(MPROC_EINVAL,
+                           "job.arg is a pointer with arg_size 0: on an MPI "
+                           "rank it would mean nothing; give arg_size");
+    if (j->in_size > ITEM_MAX || j->out_size > ITEM_MAX ||
+        j->arg_size > ITEM_MAX || j->arg_size + j->out_size > ITEM_MAX)
+        return mproc__fail(MPROC_EINVAL,
+                           "job.in_size, out_size or arg_size (%zu, %zu, %zu) "
+                           "is over the 2^30 bytes an MPI message part holds",
+                           j->in_size, j->out_size, j->arg_size);
+    if (!crosses((void (*)(void))j->fn))
+        return mproc__fail(MPROC_EINVAL,
+                           "job.fn is not in a loaded object (made at run "
+                           "time?), so no MPI rank can find it");
+    if (j->reduce && !j->out && !crosses((void (*)(void))j->reduce))
+        return mproc__fail(MPROC_EINVAL,
+                           "job.reduce is not in a loaded object, so no MPI "
+                           "rank can find it to fold there");
     return 0;
 }
 

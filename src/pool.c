@@ -28,39 +28,6 @@ int mproc_worker_id(void)
     return mproc__self_id;
 }
 
-const char *mproc_strerror(int code)
-{
-    switch (code) {
-    case 0:
-        return "success";
-    case MPROC_ECRASHED:
-        return "worker crashed while running the item";
-    case MPROC_ETIMEDOUT:
-        return "timed out";
-    case MPROC_ECANCELED:
-        return "cancelled before it started";
-    case MPROC_EOF:
-        return "no more items";
-    case MPROC_ENOTSUP:
-        return "not supported by this kind of pool";
-    case MPROC_EINIT:
-        return "a worker's init function failed";
-    case MPROC_EBROKEN:
-        return "the pool's supervisor died; close the pool";
-    case MPROC_EDEADLK:
-        return "called from a worker of the same pool";
-    case MPROC_EPERM:
-        return "the pool belongs to another process";
-    }
-    if (code < 0 && code > -4096) {
-        const char *s = strerrordesc_np(-code);
-        if (s)
-            return s;
-    }
-    return code > 0 ? "item failed with its function's own code"
-                    : "unknown error";
-}
-
 /* ---- kinds and options ------------------------------------------------- */
 
 static const struct mproc__kind *kind_of(mproc_kind kind)
@@ -80,15 +47,30 @@ static const struct mproc__kind *kind_of(mproc_kind kind)
 static int check_options(const mproc_options *o)
 {
     if (!kind_of(o->kind) && o->kind != MPROC_MPI)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "options.kind is %d, not MPROC_PROCESSES, "
+                           "MPROC_THREADS or MPROC_MPI",
+                           (int)o->kind);
     if (o->workers < 0 || o->workers > MPROC__MAX_WORKERS)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "options.workers is %d; it must be 0 (one per "
+                           "CPU) to %d",
+                           o->workers, MPROC__MAX_WORKERS);
     if (isnan(o->timeout) || o->timeout < 0 || o->timeout > 365.0 * 86400)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "options.timeout is %g s; it must be 0 (none) "
+                           "to one year",
+                           o->timeout);
     if (o->shared_size > MAX_SHARED)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "options.shared_size is %zu bytes, more than the "
+                           "%llu an arena may reserve",
+                           o->shared_size, (unsigned long long)MAX_SHARED);
     if (!kind_of(o->kind))
-        return MPROC_ENOTSUP; /* MPROC_MPI, and libmproc_mpi is not linked */
+        return mproc__fail(MPROC_ENOTSUP,
+                           "options.kind is MPROC_MPI, and this program does "
+                           "not link libmproc_mpi (pkg-config mproc_mpi, or "
+                           "CMake's mproc::mpi)");
     return kind_of(o->kind)->check(o);
 }
 
@@ -132,7 +114,10 @@ static int map_shared(mproc_pool *p)
         if (p->region)
             break;
         if (staging <= UINT64_C(64) << 20)
-            return -errno;
+            return mproc__fail(-errno,
+                               "could not reserve %zu bytes of address "
+                               "space for the pool's shared region: %s",
+                               p->region_size, strerror(errno));
         staging /= 2;
     }
     char *at = p->region + p->board_size;
@@ -151,19 +136,26 @@ static int map_private(mproc_pool *p)
 {
     p->board = aligned_alloc(MPROC__LINE, p->board_size);
     if (!p->board)
-        return MPROC_ENOMEM;
+        return mproc__fail(MPROC_ENOMEM,
+                           "no memory for the pool's board "
+                           "(%zu bytes)",
+                           p->board_size);
     p->arena_size = MPROC__ALIGN_UP(p->opt.shared_size, page_size());
     if (p->arena_size) {
         p->private_arena = mproc__region_map(p->arena_size, false);
         if (!p->private_arena)
-            return -errno;
+            return mproc__fail(-errno,
+                               "could not reserve the arena's %zu bytes: %s",
+                               p->arena_size, strerror(errno));
     }
     mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0,
                      false);
     p->logs_size = logs_size();
     p->private_logs = mproc__region_map(p->logs_size, false);
     if (!p->private_logs)
-        return -errno;
+        return mproc__fail(-errno,
+                           "could not reserve %zu bytes for job logs: %s",
+                           p->logs_size, strerror(errno));
     mproc__heap_init(&p->logs, p->private_logs, p->logs_size, false, 64 << 20,
                      false);
     return 0;
@@ -200,7 +192,9 @@ void mproc__pool_unmap(mproc_pool *p)
 int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
 {
     if (!pool)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "mproc_pool_open: pool (where the pool goes) is "
+                           "NULL");
     *pool = NULL;
     mproc_options o = opt ? *opt : (mproc_options){0};
     int err = check_options(&o);
@@ -209,7 +203,7 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
 
     mproc_pool *p = calloc(1, sizeof *p);
     if (!p)
-        return MPROC_ENOMEM;
+        return mproc__fail(MPROC_ENOMEM, "no memory for a pool");
     p->opt = o;
     p->kind = kind_of(o.kind);
     p->isolated = p->kind->isolated;
@@ -245,7 +239,8 @@ fail:
 
 int mproc_pool_size(const mproc_pool *pool)
 {
-    return pool ? pool->workers : MPROC_EINVAL;
+    return pool ? pool->workers
+                : mproc__fail(MPROC_EINVAL, "mproc_pool_size: pool is NULL");
 }
 
 /* May this thread use the pool? Not a worker of it (it would wait for
@@ -254,9 +249,14 @@ int mproc_pool_size(const mproc_pool *pool)
 int mproc__usable(const mproc_pool *pool)
 {
     if (mproc__self_pool == pool)
-        return MPROC_EDEADLK;
+        return mproc__fail(MPROC_EDEADLK,
+                           "called inside a worker of the same pool, which "
+                           "would wait for itself");
     if (getpid() != pool->owner)
-        return MPROC_EPERM;
+        return mproc__fail(MPROC_EPERM,
+                           "the pool belongs to process %d; this is process "
+                           "%d, a copy forked from it",
+                           (int)pool->owner, (int)getpid());
     return 0;
 }
 
@@ -299,14 +299,26 @@ int mproc_pool_close(mproc_pool *pool)
 void *mproc_shared_alloc(mproc_pool *pool, size_t size)
 {
     if (!pool || !size) {
+        mproc__fail(0, "mproc_shared_alloc: %s",
+                    pool ? "size is 0" : "pool is NULL");
         errno = EINVAL;
         return NULL;
     }
     if (getpid() != pool->owner) {
+        mproc__fail(0,
+                    "mproc_shared_alloc: called in process %d, not in the "
+                    "process that opened the pool (%d)",
+                    (int)getpid(), (int)pool->owner);
         errno = EPERM;
         return NULL;
     }
-    return mproc__heap_alloc(&pool->arena, size);
+    void *p = mproc__heap_alloc(&pool->arena, size);
+    if (!p)
+        mproc__fail(0,
+                    "mproc_shared_alloc: the arena (options.shared_size = "
+                    "%zu) has no free block of %zu bytes",
+                    pool->opt.shared_size, size);
+    return p;
 }
 
 void mproc_shared_free(mproc_pool *pool, void *p)

@@ -74,7 +74,10 @@ static int start(mproc_pool *pool)
     int watch = mproc__lifeline(&pool->lifeline);
     if (watch < 0) {
         pthread_mutex_unlock(&registry_lock);
-        return watch;
+        return mproc__fail(watch,
+                           "no descriptor to watch the caller's life "
+                           "with: %s",
+                           mproc_strerror(watch));
     }
     int ev = mproc__event_open();
     if (ev < 0) {
@@ -83,7 +86,8 @@ static int start(mproc_pool *pool)
             close(pool->lifeline);
         pool->lifeline = -1;
         pthread_mutex_unlock(&registry_lock);
-        return ev;
+        return mproc__fail(ev, "eventfd for the supervisor: %s",
+                           mproc_strerror(ev));
     }
     pool->zevent = ev;
     pid_t pid = fork();
@@ -93,7 +97,8 @@ static int start(mproc_pool *pool)
     close(watch);
     pthread_mutex_unlock(&registry_lock);
     if (err)
-        return err;
+        return mproc__fail(err, "fork of the pool's supervisor: %s",
+                           mproc_strerror(err));
     pool->zpid = pid;
 
     /* Wait until every worker has run init, or the open failed. The
@@ -112,7 +117,16 @@ static int start(mproc_pool *pool)
         }
         mproc__futex_wait(&b->ready, r, mproc__now() + 10000000, true);
     }
-    return atomic_load_explicit(&b->open_error, memory_order_acquire);
+    err = atomic_load_explicit(&b->open_error, memory_order_acquire);
+    if (err == MPROC_EINIT)
+        return mproc__fail(err, "options.init returned nonzero in a worker");
+    if (err == MPROC_ECRASHED)
+        return mproc__fail(err, "a worker or the supervisor died while the "
+                                "pool opened");
+    if (err)
+        return mproc__fail(err, "a worker could not be started: %s",
+                           mproc_strerror(err));
+    return 0;
 }
 
 static void stop(mproc_pool *pool)
@@ -214,7 +228,7 @@ static int sleep_on(mproc_pool *pool, _Atomic uint32_t *bell, uint32_t val,
     uint32_t z = atomic_fetch_or_explicit(&b->zlock, MPROC__WAITERS,
                                           memory_order_acq_rel);
     if (z & MPROC__OWNER_DIED)
-        return MPROC_EBROKEN;
+        return MPROC_EBROKEN; /* the sentence is the waiter's (task.c) */
     int r =
         mproc__futex_wait2(bell, val, &b->zlock, z | MPROC__WAITERS, deadline);
     if (!r && !alive(pool)) {
@@ -232,7 +246,9 @@ static int check_job(const mproc_pool *pool, const mproc_job *job)
        supervisor exits. */
     if (atomic_load_explicit(&pool->board->zlock, memory_order_acquire) &
         MPROC__OWNER_DIED)
-        return MPROC_EBROKEN;
+        return mproc__fail(MPROC_EBROKEN,
+                           "the pool's supervisor died (killed from "
+                           "outside?); close the pool");
     return 0;
 }
 

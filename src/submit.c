@@ -35,29 +35,59 @@ static bool mul_overflows(size_t a, size_t b, size_t *r)
 
 static int check_job(const mproc_pool *pool, const mproc_job *j)
 {
-    if (!pool || !j || !j->fn)
-        return MPROC_EINVAL;
+    if (!pool)
+        return mproc__fail(MPROC_EINVAL, "pool is NULL");
+    if (!j)
+        return mproc__fail(MPROC_EINVAL, "job is NULL");
+    if (!j->fn)
+        return mproc__fail(MPROC_EINVAL, "job.fn is NULL");
     size_t bytes;
     if ((uint64_t)j->n > MPROC__MAX_N)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "job.n is %zu, more than the 2^39 items a job "
+                           "may have",
+                           j->n);
     if (!j->in && j->n && j->in_size)
-        return MPROC_EINVAL;
-    if (mul_overflows(j->n, j->in_size, &bytes) ||
-        mul_overflows(j->n, j->out_size, &bytes))
-        return MPROC_EINVAL;
-    if (j->reduce && (!j->acc || !j->out_size || j->out_size > MAX_ACC))
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "job.in is NULL while n = %zu and in_size = %zu",
+                           j->n, j->in_size);
+    if (mul_overflows(j->n, j->in_size, &bytes))
+        return mproc__fail(MPROC_EINVAL,
+                           "job.n * job.in_size (%zu * %zu) overflows size_t",
+                           j->n, j->in_size);
+    if (mul_overflows(j->n, j->out_size, &bytes))
+        return mproc__fail(MPROC_EINVAL,
+                           "job.n * job.out_size (%zu * %zu) overflows "
+                           "size_t",
+                           j->n, j->out_size);
+    if (j->reduce && !j->acc)
+        return mproc__fail(MPROC_EINVAL,
+                           "job.reduce is set and job.acc (the identity "
+                           "in, the total out) is NULL");
+    if (j->reduce && !j->out_size)
+        return mproc__fail(MPROC_EINVAL,
+                           "job.reduce is set and job.out_size (the size of "
+                           "a result and of acc) is 0");
+    if (j->reduce && j->out_size > MAX_ACC)
+        return mproc__fail(MPROC_EINVAL,
+                           "job.out_size is %zu with job.reduce; a reduction's "
+                           "result may have at most 2^30 bytes",
+                           j->out_size);
     if (j->acc && !j->reduce)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "job.acc is set and job.reduce is NULL");
     if (j->arg_size && !j->arg)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL, "job.arg is NULL while arg_size = %zu",
+                           j->arg_size);
     int err = mproc__usable(pool);
     if (err)
         return err;
     /* Acquire: pairs with the supervisor's release store of `broken`
-       (processes.c, give_up_if_hopeless), after which it marked the board. */
+       (supervisor.c, give_up_if_hopeless), after which it marked the board. */
     if (atomic_load_explicit(&pool->board->broken, memory_order_acquire))
-        return MPROC_EBROKEN;
+        return mproc__fail(MPROC_EBROKEN,
+                           "the pool can start no worker any more (its "
+                           "supervisor gave up); close it");
     return pool->kind->check_job ? pool->kind->check_job(pool, j) : 0;
 }
 
@@ -97,13 +127,18 @@ static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
         *offs[i] = off;
         size_t sz = MPROC__ALIGN_UP(sizes[i], MPROC__LINE);
         if (sz < sizes[i] || off + sz < off)
-            return MPROC_ENOMEM;
+            return mproc__fail(MPROC_ENOMEM, "the job's copies for the "
+                                             "workers overflow size_t");
         off += sz;
     }
     if (off) {
         t->stage = mproc__heap_alloc(&pool->staging, off);
         if (!t->stage)
-            return MPROC_ENOMEM;
+            return mproc__fail(MPROC_ENOMEM,
+                               "the staging area has no room for the job's "
+                               "%zu bytes of copies (data in the shared "
+                               "arena is not copied)",
+                               off);
     }
     if (c_in) {
         memcpy(t->stage + o_in, u->in, sizes[0]);
@@ -187,7 +222,10 @@ static int take_slot(mproc_pool *pool, uint64_t *pos)
         int err = mproc__wait_slot(pool, js, old);
         pthread_mutex_lock(&pool->lock);
         if (err)
-            return err;
+            return mproc__fail(err,
+                               "the pool broke while a job waited for "
+                               "a slot: %s",
+                               mproc_strerror(err));
     }
 }
 
@@ -257,7 +295,8 @@ static void wake_workers(mproc_pool *pool, size_t n)
 int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
 {
     if (!task)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL,
+                           "mproc_submit: task (where the task goes) is NULL");
     *task = NULL;
     int err = check_job(pool, job);
     if (err)
@@ -265,7 +304,7 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
 
     mproc_task *t = calloc(1, sizeof *t);
     if (!t)
-        return MPROC_ENOMEM;
+        return mproc__fail(MPROC_ENOMEM, "no memory for a task");
     t->user = *job;
     t->pool = pool;
     size_t n = job->n;
@@ -278,8 +317,11 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     if (t->log_cap) {
         t->log = mproc__heap_alloc(&pool->logs, t->log_cap * sizeof *t->log);
         if (!t->log) {
-            free(t);
-            return MPROC_ENOMEM;
+            err = mproc__fail(MPROC_ENOMEM,
+                              "no room for the job's log of %llu records in "
+                              "the pool's log area",
+                              (unsigned long long)t->log_cap);
+            goto fail;
         }
     }
     if (job->reduce)
@@ -291,21 +333,25 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         if (job->reduce) {
             t->partials =
                 aligned_alloc(MPROC__LINE, (size_t)pool->workers * t->pstride);
-            err = t->partials ? 0 : MPROC_ENOMEM;
+            err = t->partials
+                      ? 0
+                      : mproc__fail(MPROC_ENOMEM, "no memory for the workers' "
+                                                  "partial folds");
         }
         /* The same contract as processes: the caller may reuse arg at once. */
         if (!err && job->arg_size) {
             t->arg_copy = malloc(job->arg_size);
-            err = t->arg_copy ? 0 : MPROC_ENOMEM;
+            err = t->arg_copy ? 0
+                              : mproc__fail(MPROC_ENOMEM,
+                                            "no memory for a copy of arg "
+                                            "(%zu bytes)",
+                                            job->arg_size);
             if (!err)
                 arg = memcpy(t->arg_copy, job->arg, job->arg_size);
         }
     }
-    if (err) {
-        mproc__unstage(pool, t);
-        free(t);
-        return err;
-    }
+    if (err)
+        goto fail;
     int *ws = t->s_wstatus ? t->s_wstatus : job->wstatus;
     if (ws)
         memset(ws, 0, n * sizeof *ws);
@@ -321,9 +367,7 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     err = take_slot(pool, &pos);
     if (err) {
         pthread_mutex_unlock(&pool->lock);
-        mproc__unstage(pool, t);
-        free(t);
-        return err;
+        goto fail;
     }
     publish(pool, t, pos, in, arg);
     pool->next_pos = pos + 1;
@@ -337,6 +381,11 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     wake_workers(pool, n);
     *task = t;
     return 0;
+
+fail:
+    mproc__unstage(pool, t); /* what was made of the log and the copies */
+    free(t);
+    return err;
 }
 
 int mproc_map(mproc_pool *pool, const mproc_job *job)

@@ -136,7 +136,12 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
                     : pool->kind->sleep(pool, &j->bell, bell, deadline);
         atomic_fetch_sub_explicit(&j->want, unit, memory_order_relaxed);
         if (r == MPROC_EBROKEN)
-            return cond(arg) ? 0 : r;
+            return cond(arg) ? 0
+                             : mproc__fail(r, "the pool's supervisor died "
+                                              "(killed from outside?): what "
+                                              "finished is kept, the rest is "
+                                              "MPROC_ECRASHED; close the "
+                                              "pool");
         if (r == -ETIMEDOUT)
             return cond(arg) ? 0 : MPROC_ETIMEDOUT;
         if (cond(arg))
@@ -257,10 +262,26 @@ void mproc__task_finish(mproc_task *t)
         collect(t);
 }
 
+/* The sentences of the task calls' argument errors. */
+static int bad_task_args(const char *call, const mproc_task *t, double timeout)
+{
+    if (!t)
+        return mproc__fail(MPROC_EINVAL, "%s: task is NULL", call);
+    return mproc__fail(MPROC_EINVAL, "%s: timeout is %g", call, timeout);
+}
+
+static int timed_out(const char *call, const mproc_task *t, double timeout)
+{
+    return mproc__fail(
+        MPROC_ETIMEDOUT, "%s: %g s passed with %llu of %zu items done", call,
+        timeout, (unsigned long long)mproc__fin_done(mproc__task_fin(t)),
+        t->user.n);
+}
+
 int mproc_task_wait(mproc_task *t, double timeout)
 {
     if (!t || isnan(timeout))
-        return MPROC_EINVAL;
+        return bad_task_args("mproc_task_wait", t, timeout);
     if (mproc__task_final(t) || !t->pool)
         return t->result;
     int err = mproc__usable(t->pool);
@@ -269,7 +290,7 @@ int mproc_task_wait(mproc_task *t, double timeout)
     int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t,
                   deadline_of(timeout));
     if (r == MPROC_ETIMEDOUT)
-        return r;
+        return timed_out("mproc_task_wait", t, timeout);
     if (r == MPROC_EBROKEN)
         mproc__salvage(t);
     else
@@ -279,8 +300,10 @@ int mproc_task_wait(mproc_task *t, double timeout)
 
 int mproc_task_next(mproc_task *t, size_t *index, double timeout)
 {
-    if (!t || !index || isnan(timeout))
-        return MPROC_EINVAL;
+    if (!t || isnan(timeout))
+        return bad_task_args("mproc_task_next", t, timeout);
+    if (!index)
+        return mproc__fail(MPROC_EINVAL, "mproc_task_next: index is NULL");
     for (;;) {
         if (t->next_r < t->sealed) {
             struct mproc__rec *rec = &t->log[t->next_r];
@@ -315,6 +338,8 @@ int mproc_task_next(mproc_task *t, size_t *index, double timeout)
             mproc__salvage(t);
             return MPROC_EBROKEN;
         }
+        if (r == MPROC_ETIMEDOUT)
+            return timed_out("mproc_task_next", t, timeout);
         if (r)
             return r;
     }
@@ -323,7 +348,7 @@ int mproc_task_next(mproc_task *t, size_t *index, double timeout)
 int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
 {
     if (!t)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL, "mproc_task_progress: task is NULL");
     if (done)
         *done =
             t->pool && atomic_load_explicit(&t->state, memory_order_acquire) !=
@@ -338,12 +363,15 @@ int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
 int mproc_task_cancel(mproc_task *t)
 {
     if (!t)
-        return MPROC_EINVAL;
+        return mproc__fail(MPROC_EINVAL, "mproc_task_cancel: task is NULL");
     mproc_pool *pool = t->pool;
     if (!pool || mproc__task_final(t) || t->cancelled)
         return 0;
     if (getpid() != pool->owner)
-        return MPROC_EPERM;
+        return mproc__fail(MPROC_EPERM,
+                           "mproc_task_cancel: the pool belongs to process "
+                           "%d; this is process %d, a copy forked from it",
+                           (int)pool->owner, (int)getpid());
     pthread_mutex_lock(&pool->lock);
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire))
         mproc__cancel_job(pool->board, &pool->board->jobs[t->js]);

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *thread_main(void *p)
 {
@@ -59,7 +60,7 @@ int mproc__threads_start(mproc_pool *pool)
     pool->threads = calloc((size_t)n, sizeof *pool->threads);
     pool->locals = calloc((size_t)n, sizeof *pool->locals);
     if (!pool->threads || !pool->locals)
-        return MPROC_ENOMEM;
+        return mproc__fail(MPROC_ENOMEM, "no memory for %d thread workers", n);
 
     sigset_t all, old;
     sigfillset(&all);
@@ -69,14 +70,15 @@ int mproc__threads_start(mproc_pool *pool)
             (struct mproc__worker){.b = b, .w = w, .exec = pool->exec};
         struct boot *bt = malloc(sizeof *bt);
         if (!bt) {
-            err = MPROC_ENOMEM;
+            err = mproc__fail(MPROC_ENOMEM, "no memory to start a thread");
             break;
         }
         *bt = (struct boot){pool, w};
         int r = pthread_create(&pool->threads[w], NULL, boot, bt);
         if (r) {
             free(bt);
-            err = -r;
+            err = mproc__fail(-r, "pthread_create of worker %d of %d: %s", w, n,
+                              strerror(r));
             break;
         }
         pool->started++;
@@ -92,6 +94,8 @@ int mproc__threads_start(mproc_pool *pool)
     }
     if (!err)
         err = atomic_load_explicit(&b->open_error, memory_order_relaxed);
+    if (err == MPROC_EINIT)
+        mproc__fail(err, "options.init returned nonzero in a worker");
     return err;
 }
 
@@ -118,8 +122,17 @@ void mproc__threads_stop(mproc_pool *pool)
 static int check(const mproc_options *o)
 {
     /* A thread cannot be killed on its own: no timeout, no replacement. */
-    if (o->timeout > 0 || o->max_items)
-        return MPROC_ENOTSUP;
+    if (o->timeout > 0)
+        return mproc__fail(MPROC_ENOTSUP,
+                           "options.timeout is %g s: a thread cannot be "
+                           "killed, so a thread pool cannot time items out "
+                           "(use MPROC_PROCESSES)",
+                           o->timeout);
+    if (o->max_items)
+        return mproc__fail(MPROC_ENOTSUP,
+                           "options.max_items is %lu: a thread pool cannot "
+                           "replace a worker (use MPROC_PROCESSES)",
+                           o->max_items);
     return 0;
 }
 

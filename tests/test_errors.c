@@ -30,6 +30,18 @@ static int noop_copy(const void *in, void *out, void *arg)
     return 0;
 }
 
+/* The sentence mproc_last_error gives for the call just made names what
+   was wrong (the word given). */
+#define said(word) said_at(word, __LINE__)
+static void said_at(const char *word, int line)
+{
+    const char *m = mproc_last_error();
+    if (!m || !strstr(m, word))
+        fail_msg("line %d: mproc_last_error() is \"%s\"; it should name "
+                 "\"%s\"",
+                 line, m ? m : "(null)", word);
+}
+
 static int open_with(mproc_options o)
 {
     mproc_pool *p = (mproc_pool *)1;
@@ -47,6 +59,7 @@ static void open_null_pool(void **state)
 {
     (void)state;
     assert_int_equal(mproc_pool_open(NULL, NULL), MPROC_EINVAL);
+    said("pool");
 }
 
 static void open_unknown_kind(void **state)
@@ -54,14 +67,17 @@ static void open_unknown_kind(void **state)
     (void)state;
     assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)7}),
                      MPROC_EINVAL);
+    said("options.kind is 7");
     assert_int_equal(open_with((mproc_options){.kind = (mproc_kind)-1}),
                      MPROC_EINVAL);
+    said("options.kind is -1");
 }
 
 static void open_negative_workers(void **state)
 {
     (void)state;
     assert_int_equal(open_with((mproc_options){.workers = -1}), MPROC_EINVAL);
+    said("options.workers is -1");
     assert_int_equal(
         open_with((mproc_options){.kind = MPROC_THREADS, .workers = -5}),
         MPROC_EINVAL);
@@ -71,6 +87,7 @@ static void open_too_many_workers(void **state)
 {
     (void)state;
     assert_int_equal(open_with((mproc_options){.workers = 1025}), MPROC_EINVAL);
+    said("options.workers is 1025");
     assert_int_equal(open_with((mproc_options){.workers = INT32_MAX}),
                      MPROC_EINVAL);
 }
@@ -85,6 +102,7 @@ static void refuse_timeout(double timeout)
         if (r != MPROC_EINVAL)
             fail_msg("%s, timeout %g: %d (%s), want MPROC_EINVAL",
                      tu_kind_name(tu_kinds[k]), timeout, r, mproc_strerror(r));
+        said("options.timeout");
     }
 }
 
@@ -131,9 +149,11 @@ static void open_absurd_shared_size(void **state)
     (void)state;
     assert_int_equal(open_with((mproc_options){.shared_size = SIZE_MAX}),
                      MPROC_EINVAL);
+    said("options.shared_size");
     assert_int_equal(open_with((mproc_options){.kind = MPROC_THREADS,
                                                .shared_size = SIZE_MAX / 2}),
                      MPROC_EINVAL);
+    said("options.shared_size");
 }
 
 /* MPI pools refuse what they cannot do before MPI is touched; a build
@@ -145,12 +165,14 @@ static void open_mpi_not_supported(void **state)
     assert_int_equal(
         open_with((mproc_options){.kind = MPROC_MPI, .timeout = 1}),
         MPROC_ENOTSUP);
+    said("MPI");
     assert_int_equal(
         open_with((mproc_options){.kind = MPROC_MPI, .max_items = 5}),
         MPROC_ENOTSUP);
     assert_int_equal(
         open_with((mproc_options){.kind = MPROC_MPI, .workers = -1}),
         MPROC_EINVAL);
+    said("options.workers");
 #ifndef MPROC_HAVE_MPI
     assert_int_equal(open_with((mproc_options){.kind = MPROC_MPI}),
                      MPROC_ENOTSUP);
@@ -163,6 +185,7 @@ static void open_threads_refuse_timeout(void **state)
     assert_int_equal(
         open_with((mproc_options){.kind = MPROC_THREADS, .timeout = 1}),
         MPROC_ENOTSUP);
+    said("options.timeout");
 }
 
 static void open_threads_refuse_max_items(void **state)
@@ -171,6 +194,7 @@ static void open_threads_refuse_max_items(void **state)
     assert_int_equal(
         open_with((mproc_options){.kind = MPROC_THREADS, .max_items = 3}),
         MPROC_ENOTSUP);
+    said("options.max_items");
 }
 
 static int init_fails_in_one(void *arg)
@@ -183,11 +207,13 @@ static void open_init_fails(void **state)
 {
     (void)state;
     struct tu_held before = tu_held();
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         assert_int_equal(open_with((mproc_options){.kind = tu_kinds[k],
                                                    .workers = 3,
                                                    .init = init_fails_in_one}),
                          MPROC_EINIT);
+        said("options.init");
+    }
     tu_assert_released(before);
 }
 
@@ -273,6 +299,7 @@ static void size_null(void **state)
 {
     (void)state;
     assert_int_equal(mproc_pool_size(NULL), MPROC_EINVAL);
+    said("pool is NULL");
 }
 
 /* ---- mproc_map and mproc_submit ---- */
@@ -316,13 +343,15 @@ static int teardown(void **state)
 
 /* The job must be refused with `code` by map and by submit, on both kinds,
    and the pool must still work afterwards. */
-static void refused(const mproc_job *job, int code)
+static void refused(const mproc_job *job, int code, const char *word)
 {
     long in[4] = {1, 2, 3, 4}, out[4];
     for (int k = 0; k < 2; k++) {
         assert_int_equal(mproc_map(pools[k], job), code);
+        said(word);
         mproc_task *t = (mproc_task *)1;
         assert_int_equal(mproc_submit(pools[k], job, &t), code);
+        said(word);
         assert_null(t);
         assert_int_equal(
             mproc_map(pools[k], &(mproc_job){.fn = noop,
@@ -339,9 +368,11 @@ static void map_null_pool(void **state)
 {
     (void)state;
     assert_int_equal(mproc_map(NULL, &(mproc_job){.fn = noop}), MPROC_EINVAL);
+    said("pool is NULL");
     mproc_task *t;
     assert_int_equal(mproc_submit(NULL, &(mproc_job){.fn = noop}, &t),
                      MPROC_EINVAL);
+    said("pool is NULL");
 }
 
 static void map_null_job(void **state)
@@ -349,8 +380,10 @@ static void map_null_job(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         assert_int_equal(mproc_map(pools[k], NULL), MPROC_EINVAL);
+        said("job is NULL");
         mproc_task *t;
         assert_int_equal(mproc_submit(pools[k], NULL, &t), MPROC_EINVAL);
+        said("job is NULL");
     }
 }
 
@@ -359,13 +392,14 @@ static void map_null_fn(void **state)
     (void)state;
     long in[2];
     refused(&(mproc_job){.in = in, .in_size = sizeof in[0], .n = 2},
-            MPROC_EINVAL);
+            MPROC_EINVAL, "job.fn is NULL");
 }
 
 static void map_null_in(void **state)
 {
     (void)state;
-    refused(&(mproc_job){.fn = noop, .in_size = 8, .n = 5}, MPROC_EINVAL);
+    refused(&(mproc_job){.fn = noop, .in_size = 8, .n = 5}, MPROC_EINVAL,
+            "job.in is NULL while n = 5 and in_size = 8");
 }
 
 static void map_n_too_large(void **state)
@@ -375,7 +409,7 @@ static void map_n_too_large(void **state)
     refused(
         &(mproc_job){
             .fn = noop, .in = &c, .in_size = 0, .n = ((size_t)1 << 39) + 1},
-        MPROC_EINVAL);
+        MPROC_EINVAL, "job.n");
 }
 
 static void map_in_size_overflows(void **state)
@@ -383,7 +417,7 @@ static void map_in_size_overflows(void **state)
     (void)state;
     char c;
     refused(&(mproc_job){.fn = noop, .in = &c, .in_size = SIZE_MAX / 2, .n = 3},
-            MPROC_EINVAL);
+            MPROC_EINVAL, "job.in_size");
 }
 
 static void map_out_size_overflows(void **state)
@@ -392,7 +426,7 @@ static void map_out_size_overflows(void **state)
     char c;
     refused(
         &(mproc_job){.fn = noop, .out = &c, .out_size = SIZE_MAX / 4, .n = 5},
-        MPROC_EINVAL);
+        MPROC_EINVAL, "job.out_size");
 }
 
 static void add_long(void *acc, const void *r, void *arg)
@@ -405,7 +439,7 @@ static void map_reduce_without_acc(void **state)
 {
     (void)state;
     refused(&(mproc_job){.fn = noop, .out_size = 8, .n = 3, .reduce = add_long},
-            MPROC_EINVAL);
+            MPROC_EINVAL, "job.acc");
 }
 
 static void map_reduce_without_out_size(void **state)
@@ -413,7 +447,7 @@ static void map_reduce_without_out_size(void **state)
     (void)state;
     long acc = 0;
     refused(&(mproc_job){.fn = noop, .n = 3, .reduce = add_long, .acc = &acc},
-            MPROC_EINVAL);
+            MPROC_EINVAL, "job.out_size");
 }
 
 /* A result of 2^62 bytes would make the per-worker partials wrap; it is
@@ -430,7 +464,7 @@ static void map_reduce_result_too_large(void **state)
                                  .n = n,
                                  .reduce = add_long,
                                  .acc = &acc},
-                    MPROC_EINVAL);
+                    MPROC_EINVAL, "job.");
 }
 
 static void map_acc_without_reduce(void **state)
@@ -438,13 +472,14 @@ static void map_acc_without_reduce(void **state)
     (void)state;
     long acc = 0;
     refused(&(mproc_job){.fn = noop, .out_size = 8, .n = 3, .acc = &acc},
-            MPROC_EINVAL);
+            MPROC_EINVAL, "job.reduce is NULL");
 }
 
 static void map_arg_size_without_arg(void **state)
 {
     (void)state;
-    refused(&(mproc_job){.fn = noop, .n = 3, .arg_size = 16}, MPROC_EINVAL);
+    refused(&(mproc_job){.fn = noop, .n = 3, .arg_size = 16}, MPROC_EINVAL,
+            "job.arg is NULL while arg_size = 16");
 }
 
 static int counted(const void *in, void *out, void *arg)
@@ -683,10 +718,12 @@ static void map_from_other_process(void **state)
 static void submit_null_task(void **state)
 {
     (void)state;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         assert_int_equal(
             mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 1}, NULL),
             MPROC_EINVAL);
+        said("task");
+    }
 }
 
 /* ---- tasks ---- */
@@ -707,9 +744,13 @@ static void task_calls_null(void **state)
     (void)state;
     size_t i;
     assert_int_equal(mproc_task_wait(NULL, 1), MPROC_EINVAL);
+    said("mproc_task_wait: task is NULL");
     assert_int_equal(mproc_task_next(NULL, &i, 1), MPROC_EINVAL);
+    said("mproc_task_next: task is NULL");
     assert_int_equal(mproc_task_progress(NULL, &i, &i), MPROC_EINVAL);
+    said("mproc_task_progress: task is NULL");
     assert_int_equal(mproc_task_cancel(NULL), MPROC_EINVAL);
+    said("mproc_task_cancel: task is NULL");
     mproc_task_free(NULL);
 }
 
@@ -721,9 +762,11 @@ static void task_wait_nan_timeout(void **state)
         assert_int_equal(
             mproc_submit(pools[k], &(mproc_job){.fn = noop, .n = 2}, &t), 0);
         assert_int_equal(mproc_task_wait(t, NAN), MPROC_EINVAL);
+        said("timeout is nan");
         size_t i;
         assert_int_equal(mproc_task_next(t, &i, NAN), MPROC_EINVAL);
         assert_int_equal(mproc_task_next(t, NULL, 1), MPROC_EINVAL);
+        said("index is NULL");
         assert_int_equal(mproc_task_wait(t, -1), 0);
         mproc_task_free(t);
     }
@@ -741,6 +784,7 @@ static void task_wait_times_out(void **state)
             0);
         double t0 = tu_now();
         assert_int_equal(mproc_task_wait(t, 0.01), MPROC_ETIMEDOUT);
+        said("items done");
         assert_true(tu_now() - t0 <
                     5.0 * tu_slow()); /* not waiting for the end */
         assert_int_equal(mproc_task_wait(t, 0), MPROC_ETIMEDOUT);
@@ -787,6 +831,7 @@ static void shared_alloc_errors(void **state)
     errno = 0;
     assert_null(mproc_shared_alloc(NULL, 8));
     assert_int_equal(errno, EINVAL);
+    said("pool is NULL");
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
         assert_int_equal(
@@ -797,12 +842,15 @@ static void shared_alloc_errors(void **state)
         errno = 0;
         assert_null(mproc_shared_alloc(p, 0));
         assert_int_equal(errno, EINVAL);
+        said("size is 0");
         errno = 0;
         assert_null(mproc_shared_alloc(p, (1 << 20) + 1));
         assert_int_equal(errno, ENOMEM);
+        said("no free block of 1048577 bytes");
         errno = 0;
         assert_null(mproc_shared_alloc(pools[k], 64)); /* no arena at all */
         assert_int_equal(errno, ENOMEM);
+        said("options.shared_size = 0");
         void *a = mproc_shared_alloc(p, 64);
         assert_non_null(a);
         pid_t c = fork();
