@@ -149,8 +149,17 @@ void mproc__ring(struct mproc__job *j, bool shared)
     if (!want)
         return;
     if (want < MPROC__WANT_EACH) {
+        /* seq_cst: the finisher that seals last, whose load of `want` saw
+           the waiter (mproc__seal's pair), must ring even when another
+           counted last. That other's count comes before its own load of
+           `want` in the total order; if that load came after the waiter's
+           update, it rang itself, and if before, its count precedes the
+           update this finisher saw, and this seq_cst load of fin sees it.
+           A relaxed load could see only this finisher's own count, and
+           nobody would ring (a lost wake-up in the language's model; x86 and
+           ARMv8 order it anyway). */
         uint64_t done = mproc__fin_done(
-            atomic_load_explicit(&j->fin, memory_order_relaxed));
+            atomic_load_explicit(&j->fin, memory_order_seq_cst));
         if (done != atomic_load_explicit(&j->n, memory_order_relaxed))
             return;
     }
