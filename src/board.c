@@ -297,7 +297,12 @@ static bool exhausted(struct mproc__job *j, uint64_t p)
     if (atomic_load_explicit(&j->id, memory_order_acquire) != p + 1 ||
         atomic_load_explicit(&j->cancel, memory_order_relaxed))
         return true;
-    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+    /* Acquire: pairs with the release half of the claimer's seq_cst
+       fetch-add (take), so a worker that then moves the head (claim, whose
+       compare-and-swap releases it) passes on the claimer's CLAIMING: the
+       supervisor, which finds the head at the tail, reads the states after
+       it (supervisor.c, busy) and must see that a chunk is out. */
+    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_acquire);
     return mproc__claim_gen(cl) == mproc__gen(p) &&
            mproc__claim_next(cl) >=
                atomic_load_explicit(&j->n, memory_order_relaxed);
