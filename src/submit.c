@@ -203,8 +203,11 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
 
     /* Release stores of n and fin, after clearing id: a reader of the slot
        that sees the new n (a claimer) or the new fin (a waiter of the old
-       job) then sees id changed when it looks again. */
-    atomic_store_explicit(&j->id, 0, memory_order_relaxed);
+       job) then sees id changed when it looks again. The clearing itself is
+       a release too: it follows the harvest (take_slot), and a waiter of
+       the old job that sees id changed then reads the final count the
+       harvest left in its task (task.c, mproc__task_fin). */
+    atomic_store_explicit(&j->id, 0, memory_order_release);
     j->fn = u->fn;
     j->in = u->in_size ? in : NULL;
     j->out = u->out_size ? (t->s_out ? t->s_out : u->out) : NULL;

@@ -34,10 +34,14 @@ uint64_t mproc__task_fin(const mproc_task *t)
 {
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire)) {
         struct mproc__job *j = &t->pool->board->jobs[t->js];
-        /* A seqlock read (see publish); seq_cst on fin for await's pair. */
+        /* A seqlock read (see publish); seq_cst on fin for await's pair.
+           Both loads of id acquire: whichever sees it changed (cleared or
+           reused, both release stores in publish, submit.c) synchronises
+           with the submitter after its harvest, so final_fin, read below
+           instead, holds the final count. */
         uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
         uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
-        uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
+        uint64_t id2 = atomic_load_explicit(&j->id, memory_order_acquire);
         if (id1 == t->id && id2 == t->id)
             return fin;
     }
