@@ -412,7 +412,10 @@ static void close_mpi(mproc_pool *pool);
 
 static int open_mpi(mproc_pool *pool)
 {
-    if (atomic_exchange(&used, true))
+    /* Relaxed: the exchange's atomicity alone decides which open is the
+       run's MPI pool; a loser returns at once and reads nothing the winner
+       writes. */
+    if (atomic_exchange_explicit(&used, true, memory_order_relaxed))
         return MPROC_ENOTSUP;
     the.comm = MPI_COMM_NULL;
     int inited = 0, finalized = 0, provided = 0;
