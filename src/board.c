@@ -109,6 +109,8 @@ void mproc__board_ready(struct mproc__board *b, int err, bool shared)
                                                 memory_order_relaxed,
                                                 memory_order_relaxed);
     }
+    /* Release: publishes open_error; pairs with the opener's acquire of
+       `ready` (processes.c, start; threads.c, mproc__threads_start). */
     atomic_fetch_add_explicit(&b->ready, 1, memory_order_release);
     mproc__futex_wake(&b->ready, INT_MAX, shared);
 }
@@ -130,9 +132,11 @@ void mproc__seal(struct mproc__job *j, uint64_t r, uint64_t start, uint64_t len,
     struct mproc__rec *rec = &mproc__log(j)[r];
     atomic_store_explicit(&rec->range, mproc__range_word(start, len),
                           memory_order_relaxed);
-    /* Release: pairs with the load of the seal by whoever reads the log
-       (the caller, the supervisor); they then see the range, and the
-       results of its items, which were written before. seq_cst also: it
+    /* Release: pairs with the load of the seal in mproc__sealed by whoever
+       reads the log (the caller: task.c, task_scan and job_complete, and
+       repair.c, salvage; the supervisor: repair.c, sealed_at and
+       reconcile); they then see the range, and the results of its items,
+       which were written before. seq_cst also: it
        and ring()'s load of `want` against the waiter's update of `want` and
        load of the seal (task.c, await) form a store-buffering pair, so
        either the waiter sees the seal or the finisher sees the waiter. */
@@ -149,8 +153,17 @@ void mproc__ring(struct mproc__job *j, bool shared)
     if (!want)
         return;
     if (want < MPROC__WANT_EACH) {
+        /* seq_cst: the finisher that seals last, whose load of `want` saw
+           the waiter (mproc__seal's pair), must ring even when another
+           counted last. That other's count comes before its own load of
+           `want` in the total order; if that load came after the waiter's
+           update, it rang itself, and if before, its count precedes the
+           update this finisher saw, and this seq_cst load of fin sees it.
+           A relaxed load could see only this finisher's own count, and
+           nobody would ring (a lost wake-up in the language's model; x86 and
+           ARMv8 order it anyway). */
         uint64_t done = mproc__fin_done(
-            atomic_load_explicit(&j->fin, memory_order_relaxed));
+            atomic_load_explicit(&j->fin, memory_order_seq_cst));
         if (done != atomic_load_explicit(&j->n, memory_order_relaxed))
             return;
     }
@@ -168,7 +181,12 @@ void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
     while (len) {
         uint64_t piece = len < MPROC__MAX_LEN ? len : MPROC__MAX_LEN;
         uint64_t f = failed < piece ? failed : piece;
-        /* seq_cst: see "Crashes" above. Also a release of the items'
+        /* seq_cst: guarded by the FINISHING store before it (see "Crashes"
+           above; the other side is mproc__reconcile's seq_cst load of fin,
+           then in_window's of the state, repair.c). Also part of await's
+           pair (task.c): the waiter's seq_cst loads of fin (task_fin,
+           job_complete) come after its update of `want`, and ring's load
+           of fin after this. Its release half publishes the items'
            results to whoever acquires the count. */
         uint64_t old = atomic_fetch_add_explicit(
             &j->fin, mproc__fin_word(1, piece), memory_order_seq_cst);
@@ -249,6 +267,12 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
                            atomic_load_explicit(&j->n, memory_order_relaxed));
 
     atomic_store_explicit(&s->js, js, memory_order_relaxed);
+    /* seq_cst, both: the window (see "Crashes"). The other side is
+       mproc__reconcile's seq_cst load of claim, then in_window's load of
+       the state (repair.c): a reconciler that sees the counter moved sees
+       CLAIMING, or what followed it. The fetch-add's acquire half also
+       pairs with publish's release store of claim (submit.c): a count of
+       the new generation comes with that job's id, read below. */
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
     MPROC__HOOK(MPROC__HOOK_CLAIMING);
     uint64_t old =
@@ -256,15 +280,19 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     MPROC__HOOK(MPROC__HOOK_CLAIMED);
 
     /* Whose items are these? Read the slot as a seqlock (see "Recycling"):
-       the acquire load of n keeps the second load of id after it, and pairs
-       with the poster's release store of n, which follows its clearing of
-       id. */
+       the acquire load of id pairs with publish's release store of id
+       (submit.c), after the job's fields; the acquire load of n keeps the
+       second load of id after it, and pairs with publish's release store
+       of n, which follows its clearing of id, so a new n comes with an id
+       that no longer matches. */
     uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
     uint64_t n = atomic_load_explicit(&j->n, memory_order_acquire);
     uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
     uint64_t i0 = mproc__claim_next(old);
     if (!id1 || id1 != id2 || mproc__gen(id1 - 1) != mproc__claim_gen(old) ||
         i0 >= n) {
+        /* Release: as settle's IDLE, though here nothing was held, so it
+           publishes nothing the readers of the state need. */
         atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
         return false;
     }
@@ -276,7 +304,8 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
                                    memory_order_relaxed);
     mproc__slot_hold(s, id1, i0, e, 0, buf);
     /* Release: publishes the hold; pairs with the supervisor's acquire of
-       the state once this worker is dead (processes.c, on_death). */
+       the state once this worker is dead (supervisor.c, on_death), and with
+       a reconciler's seq_cst loads of the state (repair.c, held_range). */
     atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
     *c = (struct claim){.j = j, .id = id1, .start = i0, .end = e};
     return true;
@@ -284,11 +313,18 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
 
 static bool exhausted(struct mproc__job *j, uint64_t p)
 {
-    /* A slot already holding a later job means this one is long done. */
+    /* A slot already holding a later job means this one is long done.
+       Acquire: pairs with publish's release store of id (submit.c), so the
+       claim, n and cancel read below are this job's or later. */
     if (atomic_load_explicit(&j->id, memory_order_acquire) != p + 1 ||
         atomic_load_explicit(&j->cancel, memory_order_relaxed))
         return true;
-    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+    /* Acquire: pairs with the release half of the claimer's seq_cst
+       fetch-add (take), so a worker that then moves the head (claim, whose
+       compare-and-swap releases it) passes on the claimer's CLAIMING: the
+       supervisor, which finds the head at the tail, reads the states after
+       it (supervisor.c, busy) and must see that a chunk is out. */
+    uint64_t cl = atomic_load_explicit(&j->claim, memory_order_acquire);
     return mproc__claim_gen(cl) == mproc__gen(p) &&
            mproc__claim_next(cl) >=
                atomic_load_explicit(&j->n, memory_order_relaxed);
@@ -298,6 +334,11 @@ static bool exhausted(struct mproc__job *j, uint64_t p)
 static bool claim(struct mproc__worker *wk, struct claim *c)
 {
     struct mproc__board *b = wk->b;
+    /* Acquire of the head: pairs with the release of the compare-and-swap
+       below, by whichever worker moved it, so the tail read next is at
+       least the one that worker saw, and h <= t. Acquire of the tail: pairs
+       with publish's seq_cst store of tail (submit.c), after the job's id
+       and fields (exhausted acquires the id again anyway). */
     uint64_t h = atomic_load_explicit(&b->claim_head, memory_order_acquire);
     uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
     for (uint64_t p = h; p < t; p++) {
@@ -306,7 +347,10 @@ static bool claim(struct mproc__worker *wk, struct claim *c)
         if (!exhausted(j, p) && take(wk, js, p + 1, c))
             return true;
         /* Nothing left at the head: move the head on for everyone. On a lost
-           race h becomes the current head and the scan goes on. */
+           race h becomes the current head and the scan goes on. Release and
+           acquire: pair with the acquire of the head above, in other
+           workers; the positions skipped are exhausted for good, which
+           needs no order, so this only keeps head <= tail for readers. */
         if (p == h && exhausted(j, p) &&
             atomic_compare_exchange_strong_explicit(&b->claim_head, &h, h + 1,
                                                     memory_order_release,
@@ -384,8 +428,9 @@ run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
             status[i] = rc;
         if (rc)
             atomic_store_explicit(&s->failed, ++failed, memory_order_relaxed);
-        /* Release: a reader of commit (the supervisor, after our death)
-           also sees the item's effects. */
+        /* Release: pairs with the acquire of commit in repair_running
+           (repair.c), the supervisor's after our death, which then sees
+           the item's effects (result, status, failed, fold). */
         atomic_store_explicit(&s->commit, mproc__commit_word(i + 1, buf),
                               memory_order_release);
         ip += isz;
@@ -462,9 +507,18 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         uint64_t d = 0;
         if (limit) {
             d = mproc__now() + limit;
+            /* Release: pairs with the supervisor's acquire load of the
+               deadline (supervisor.c, timeouts). Stronger than needed: the
+               supervisor uses only the value, and the race is decided by
+               the two compare-and-swaps below and there. */
             atomic_store_explicit(&s->deadline, d, memory_order_release);
         }
         int rc = fn(ip, op, arg);
+        /* Pairs with the supervisor's compare-and-swap to KILLED
+           (supervisor.c, timeouts): whichever succeeds decides the item.
+           The acquire half keeps this item's status and commit writes after
+           the decision, so a condemned item publishes nothing; the release
+           half is more than needed. */
         if (limit && !atomic_compare_exchange_strong_explicit(
                          &s->deadline, &d, 0, memory_order_acq_rel,
                          memory_order_acquire))
@@ -480,8 +534,9 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
             reduce(to, op, arg);
             buf ^= 1;
         }
-        /* Release: a reader of commit (the supervisor, after our death)
-           also sees the item's effects. */
+        /* Release: pairs with the acquire of commit in repair_running
+           (repair.c), the supervisor's after our death, which then sees
+           the item's effects (result, status, failed, fold). */
         atomic_store_explicit(&s->commit, mproc__commit_word(i + 1, buf),
                               memory_order_release);
         ip += isz;
@@ -520,6 +575,11 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
     if (ran) {
         atomic_store_explicit(&s->end, c->start + ran, memory_order_relaxed);
         atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
+        /* seq_cst: opens a window (see "Crashes"): pairs with
+           mproc__reconcile's seq_cst load of fin, then in_window's load of
+           the state (repair.c). Its release half publishes end and failed
+           to the supervisor's acquire of the state (supervisor.c,
+           on_death). */
         atomic_store_explicit(&s->state, MPROC__FINISHING,
                               memory_order_seq_cst);
         MPROC__HOOK(MPROC__HOOK_FINISHING);
@@ -534,11 +594,16 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
             for (uint64_t i = from; i < c->end; i++)
                 c->j->status[i] = MPROC_ECANCELED;
         mproc__slot_hold(s, c->id, from, c->end, len | MPROC__NORUN, 0);
-        /* seq_cst: opens a window (see "Crashes"). */
+        /* seq_cst: opens a window (see "Crashes"), as the FINISHING
+           above; its release half publishes the new hold. */
         atomic_store_explicit(&s->state, MPROC__FINISHING,
                               memory_order_seq_cst);
         mproc__finish(c->j, from, len, len | MPROC__NORUN, b->isolated);
     }
+    /* Release: the slot lets go of its range only after sealing its
+       records. Pairs with a reconciler's seq_cst loads of the state
+       (repair.c, held_range and in_window), which read the records after:
+       one that sees IDLE sees the seals. */
     atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
 }
 
@@ -550,6 +615,9 @@ static void idle(struct mproc__worker *wk, uint32_t e)
     if (b->spin) {
         uint64_t until = mproc__now() + (uint64_t)b->spin;
         for (unsigned k = 1;; k++) {
+            /* Acquire: pairs with the poster's seq_cst bump of epoch
+               (submit.c, wake_workers), after its store of tail, which the
+               next scan then sees. */
             if (atomic_load_explicit(&b->epoch, memory_order_acquire) != e)
                 return;
             mproc__relax();
@@ -557,8 +625,13 @@ static void idle(struct mproc__worker *wk, uint32_t e)
                 break;
         }
     }
-    /* Pairs with the poster's seq_cst bump of epoch then load of sleepers:
-       either it sees us counted and wakes us, or we see its new epoch. */
+    /* seq_cst, the count and the look at epoch: a store-buffering pair
+       with the poster's seq_cst bump of epoch then load of sleepers
+       (submit.c, wake_workers): either it sees us counted and wakes us, or
+       we see its new epoch. Acquire of closing: pairs with the release (or
+       seq_cst) store of closing at close (threads.c, mproc__threads_stop;
+       processes.c, stop); missing it is harmless, since the close bumps
+       epoch and wakes every sleeper after. */
     atomic_fetch_add_explicit(&b->sleepers, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&b->epoch, memory_order_seq_cst) == e &&
         !atomic_load_explicit(&b->closing, memory_order_acquire))
@@ -571,6 +644,8 @@ int mproc__work(struct mproc__worker *wk)
     struct mproc__board *b = wk->b;
     struct mproc__slot *s = &b->slots[wk->w];
 
+    /* Acquire: pairs with the supervisor's release store of inherit
+       (repair.c, repair_running and refill), after the hold read below. */
     if (atomic_load_explicit(&s->inherit, memory_order_acquire)) {
         uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
         struct claim c = {
@@ -580,13 +655,20 @@ int mproc__work(struct mproc__worker *wk)
             .end = atomic_load_explicit(&s->end, memory_order_relaxed),
         };
         /* RUNNING before inherit is cleared, both seq_cst: a reconciling
-           supervisor reads them in the other order, so it sees the range as
-           inherited or as running, never neither. */
+           supervisor reads them in the other order, with seq_cst loads
+           (repair.c, held_range), so it sees the range as inherited or as
+           running, never neither. */
         atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_seq_cst);
         atomic_store_explicit(&s->inherit, 0, memory_order_seq_cst);
         settle(wk, &c);
     }
     for (;;) {
+        /* Acquire of epoch: pairs with the poster's seq_cst bump (submit.c,
+           wake_workers), so the scan sees the tail of every post counted in
+           e; a later post changes epoch, and idle() will not sleep on e.
+           Acquire of closing: pairs with the store of closing at close
+           (threads.c, mproc__threads_stop; processes.c, stop); it publishes
+           nothing the worker reads, so this is stronger than needed. */
         uint32_t e = atomic_load_explicit(&b->epoch, memory_order_acquire);
         if (atomic_load_explicit(&b->closing, memory_order_acquire))
             return MPROC__WORK_CLOSED;
@@ -613,10 +695,16 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j)
     struct mproc__slot *s = &b->slots[b->workers];
     uint64_t id = atomic_load_explicit(&j->id, memory_order_relaxed);
     uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+    /* Release, though nothing pairs with it: workers load cancel relaxed
+       (run, run_plain*, exhausted), only to stop early; the items they skip
+       are accounted through the claim counter and the log. */
     atomic_store_explicit(&j->cancel, 1, memory_order_release);
 
     atomic_store_explicit(&s->js, (uint32_t)(j - b->jobs),
                           memory_order_relaxed);
+    /* seq_cst, the state and the compare-and-swap: the caller's slot opens
+       a window as a claimer's does (take): pairs with mproc__reconcile's
+       seq_cst load of claim, then in_window's of the state (repair.c). */
     atomic_store_explicit(&s->state, MPROC__CLAIMING, memory_order_seq_cst);
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
     while (mproc__claim_next(cl) < n &&
@@ -627,10 +715,13 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j)
     uint64_t from = mproc__claim_next(cl);
     if (from < n) {
         mproc__slot_hold(s, id, from, n, (n - from) | MPROC__NORUN, 0);
-        /* seq_cst: opens a window (see "Crashes"). */
+        /* seq_cst: opens a window (see "Crashes"): pairs with
+           mproc__reconcile's seq_cst load of fin, then in_window's of the
+           state (repair.c). */
         atomic_store_explicit(&s->state, MPROC__FINISHING,
                               memory_order_seq_cst);
         mproc__fail_range(j, from, n - from, MPROC_ECANCELED, 0, b->isolated);
     }
+    /* Release: as settle's IDLE, after the record is sealed. */
     atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
 }

@@ -412,7 +412,10 @@ static void close_mpi(mproc_pool *pool);
 
 static int open_mpi(mproc_pool *pool)
 {
-    if (atomic_exchange(&used, true))
+    /* Relaxed: the exchange's atomicity alone decides which open is the
+       run's MPI pool; a loser returns at once and reads nothing the winner
+       writes. */
+    if (atomic_exchange_explicit(&used, true, memory_order_relaxed))
         return mproc__fail(MPROC_ENOTSUP,
                            "an MPI pool was opened already in this run; its "
                            "ranks left when it closed");

@@ -105,18 +105,28 @@ static int start(mproc_pool *pool)
        supervisor might die before it holds zlock, so look at it between
        short sleeps rather than trusting the robust futex here. */
     for (;;) {
+        /* Acquire of ready: pairs with mproc__board_ready's release
+           (board.c), after its store of open_error. Acquire of open_error:
+           it is stored relaxed (board_ready, before its release of ready),
+           so this pairs with nothing; only the value is used. */
         uint32_t r = atomic_load_explicit(&b->ready, memory_order_acquire);
         if (r >= (uint32_t)pool->workers ||
             atomic_load_explicit(&b->open_error, memory_order_acquire))
             break;
         if (mproc__child_exited(pid)) {
             int32_t none = 0;
-            atomic_compare_exchange_strong(&b->open_error, &none,
-                                           MPROC_ECRASHED);
+            /* Relaxed: only the compare-and-swap's atomicity matters, so
+               that a worker's first error (board_ready), should one still
+               come, and this one do not overwrite each other; this thread
+               alone reads the word after, below. */
+            atomic_compare_exchange_strong_explicit(
+                &b->open_error, &none, MPROC_ECRASHED, memory_order_relaxed,
+                memory_order_relaxed);
             break;
         }
         mproc__futex_wait(&b->ready, r, mproc__now() + 10000000, true);
     }
+    /* Acquire, as above: only the value. */
     err = atomic_load_explicit(&b->open_error, memory_order_acquire);
     if (err == MPROC_EINIT)
         return mproc__fail(err, "options.init returned nonzero in a worker");
@@ -133,6 +143,12 @@ static void stop(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
     if (pool->zpid > 0) {
+        /* closing: pairs with the acquire loads of it by the workers
+           (board.c, mproc__work and idle) and the supervisor (supervisor.c,
+           supervise and on_death); seq_cst is stronger than needed (release
+           would do, as in threads.c). epoch: seq_cst as a post's bump
+           (submit.c, wake_workers), against idle's count of sleepers and
+           look at epoch; every sleeper is woken anyway. */
         atomic_store_explicit(&b->closing, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
         mproc__futex_wake(&b->epoch, INT_MAX, true);
@@ -171,6 +187,8 @@ static void poke(mproc_pool *pool)
 
 static bool alive(mproc_pool *pool)
 {
+    /* Acquire: pairs with the kernel's marking of the robust futex when the
+       supervisor exits (as in check_job below). */
     uint32_t z =
         atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
     return !(z & MPROC__OWNER_DIED) && !mproc__child_exited(pool->zpid);

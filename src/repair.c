@@ -61,6 +61,11 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
 void mproc__abandon(struct mproc__board *b, int w, int code)
 {
     struct mproc__slot *s = &b->slots[w];
+    /* Acquire: pairs with the release of inherit in repair_running and
+       refill (here, by this same supervisor) and with its seq_cst clearing
+       by a replacement (board.c, mproc__work), which is dead or never ran by
+       now, its death ordered by waitpid. Stronger than needed: the hold
+       read next was written by this process. */
     if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
         return;
     uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
@@ -75,6 +80,9 @@ void mproc__abandon(struct mproc__board *b, int w, int code)
    nothing more). */
 void mproc__abandon_all(struct mproc__board *b, int code)
 {
+    /* Acquire of tail: pairs with publish's seq_cst store of tail; of id:
+       with publish's release store of id (submit.c), so n and claim are
+       this job's. */
     uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
     for (uint64_t p = t > MPROC__RING ? t - MPROC__RING : 0; p < t; p++) {
         struct mproc__job *j = &b->jobs[p % MPROC__RING];
@@ -82,6 +90,10 @@ void mproc__abandon_all(struct mproc__board *b, int code)
             continue;
         uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
         uint64_t cl = atomic_load_explicit(&j->claim, memory_order_relaxed);
+        /* seq_cst, as a claimer's fetch-add (board.c, take), though
+           stronger than needed: the window it would guard is against a
+           reconciliation, and this supervisor is the reconciler. Only the
+           compare-and-swap's atomicity against the claimers matters. */
         while (mproc__claim_next(cl) < n &&
                !atomic_compare_exchange_weak_explicit(
                    &j->claim, &cl, mproc__claim_word(mproc__claim_gen(cl), n),
@@ -96,6 +108,10 @@ void mproc__abandon_all(struct mproc__board *b, int code)
 static bool in_window(struct mproc__board *b, int w, uint32_t js)
 {
     struct mproc__slot *s = &b->slots[w];
+    /* seq_cst: the other half of the window pairs (board.c, take, settle
+       and mproc__cancel_job store the window state seq_cst, then move a
+       counter seq_cst): called after mproc__reconcile's seq_cst loads of
+       the counters, so a move they saw comes with its window state. */
     uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
     if (st == MPROC__CLAIMING)
         return atomic_load_explicit(&s->js, memory_order_relaxed) == js;
@@ -110,6 +126,8 @@ static bool in_window(struct mproc__board *b, int w, uint32_t js)
    it can only be the one a dead finisher sealed before it died. */
 static bool sealed_at(struct mproc__job *j, uint64_t tag, uint64_t start)
 {
+    /* seq_cst as reconcile's reads of fin; acquire would do: a dead
+       finisher's count and seal are ordered before this by its death. */
     uint64_t nrec =
         mproc__fin_records(atomic_load_explicit(&j->fin, memory_order_seq_cst));
     if (nrec > mproc__log_cap(j))
@@ -168,7 +186,14 @@ static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
 {
     struct mproc__slot *s = &b->slots[w];
     for (int tries = 0; tries < 1000; tries++) {
-        /* inherit first: a replacement stores RUNNING, then clears it. */
+        /* inherit first: a replacement stores RUNNING, then clears it,
+           both seq_cst (board.c, mproc__work), and these two loads are
+           seq_cst too, so the range is seen as inherited or as running.
+           The state's acquire half pairs with the worker's release (or
+           seq_cst) stores of the state after its hold (take, settle), so
+           job, start and end are at least that hold. Those three are
+           seq_cst only to keep every load of the double reading in its
+           place; acquire would do. */
         bool inherited =
             atomic_load_explicit(&s->inherit, memory_order_seq_cst);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
@@ -219,9 +244,12 @@ void mproc__gaps(struct mproc__range *rs, size_t n, uint64_t top,
 
 /*
  * The caller is about to free the memory of job `id` in slot js (its log and
- * copies): make sure no reconciliation reads it. With the pair below (both
- * seq_cst), either the supervisor sees `gone` and leaves the job alone, or
- * the caller sees it reading and waits for it. `alive` says whether the
+ * copies): make sure no reconciliation reads it. The store of gone then
+ * load of readers below, both seq_cst, and mproc__reconcile's count in
+ * readers then load of gone, both seq_cst, are a store-buffering pair:
+ * either the supervisor sees `gone` and leaves the job alone, or the caller
+ * sees it reading and waits for it (and the supervisor's release of
+ * readers, when done, orders its reads before the caller's free). `alive` says whether the
  * supervisor still lives (a dead one never finishes its reading).
  */
 void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
@@ -263,6 +291,11 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                       const bool *alive)
 {
     struct mproc__job *j = &b->jobs[js];
+    /* seq_cst, the count in readers and the look at gone: the other half of
+       mproc__release_job's store-buffering pair (its store of gone, then
+       load of readers). id: seq_cst only for its place in that order;
+       acquire would do (pairs with publish's release store of id,
+       submit.c). */
     atomic_fetch_add_explicit(&j->readers, 1, memory_order_seq_cst);
     uint64_t id = atomic_load_explicit(&j->id, memory_order_seq_cst);
     bool done;
@@ -272,6 +305,9 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
         done = true; /* harvested: it had nothing left to reconcile */
     else
         done = reconcile(b, js, id, dead, ndead, alive);
+    /* Release, at least: pairs with mproc__release_job's seq_cst load of
+       readers, so every read of the job's memory here comes before the
+       caller frees it. */
     atomic_fetch_sub_explicit(&j->readers, 1, memory_order_seq_cst);
     return done;
 }
@@ -323,6 +359,9 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
     struct mproc__job *j = &b->jobs[js];
     uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
     uint64_t tag = mproc__tag(id);
+    /* seq_cst, claim then fin: read before the live workers' states
+       (in_window), the other half of the window pairs (see above, and
+       board.c, "Crashes"). */
     uint64_t cl = atomic_load_explicit(&j->claim, memory_order_seq_cst);
     uint64_t top =
         mproc__claim_gen(cl) == mproc__gen(id - 1) ? mproc__claim_next(cl) : 0;
@@ -392,7 +431,9 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
         nr += rs[nr].end > rs[nr].start;
     }
     /* Live workers go on finishing while this runs: every record counted
-       by now is read, this reconciliation's own included. */
+       by now is read, this reconciliation's own included. seq_cst as the
+       reads above; acquire would do (pairs with the fetch-adds of fin in
+       mproc__finish). */
     uint64_t nnow =
         mproc__fin_records(atomic_load_explicit(&j->fin, memory_order_seq_cst));
     if (nnow > mproc__log_cap(j))
@@ -420,7 +461,11 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
        the job was complete, so it has no gap, and what was read of the
        slots and the log may belong to the next job. If it was not, the
        reads were of this job, and a gap found keeps it from completing
-       until it is filled. */
+       until it is filled. The loads before were all at least acquire, so
+       this one comes after them; one that read a newer job's fin or seal
+       synchronised with that job's publish (submit.c: release stores of
+       fin and log after its clearing of id), so this sees id changed.
+       seq_cst is more than that needs. */
     if (atomic_load_explicit(&j->id, memory_order_seq_cst) != id) {
         free(rs);
         return true;

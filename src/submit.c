@@ -83,7 +83,8 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if (err)
         return err;
     /* Acquire: pairs with the supervisor's release store of `broken`
-       (supervisor.c, give_up_if_hopeless), after which it marked the board. */
+       (supervisor.c, give_up_if_hopeless), which it makes before marking
+       the board: only the flag itself is needed here. */
     if (atomic_load_explicit(&pool->board->broken, memory_order_acquire))
         return mproc__fail(MPROC_EBROKEN,
                            "the pool can start no worker any more (its "
@@ -201,6 +202,10 @@ static int take_slot(mproc_pool *pool, uint64_t *pos)
         *pos = pool->next_pos;
         uint32_t js = (uint32_t)(*pos % MPROC__RING);
         struct mproc__job *j = &b->jobs[js];
+        /* Acquire of id: pairs with the release store in publish, by an
+           earlier submitter; acquire of retired: with its release store in
+           mproc_task_free (task.c). Both were stored under pool->lock,
+           held here, so the orders are stronger than needed. */
         uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
         if (!old ||
             atomic_load_explicit(&pool->retired[js], memory_order_acquire) ==
@@ -208,6 +213,12 @@ static int take_slot(mproc_pool *pool, uint64_t *pos)
             mproc__job_complete(j, old)) {
             mproc_task *prev = pool->tasks[js];
             if (prev) {
+                /* Acquire of fin: pairs with the release half of the last
+                   finishers' fetch-adds (board.c, mproc__finish); the job
+                   is complete, so this is its final count. Release of
+                   harvested: pairs with its acquire loads (task.c:
+                   mproc__task_fin, which then reads final_fin; cancel;
+                   free). */
                 atomic_store_explicit(
                     &prev->final_fin,
                     atomic_load_explicit(&j->fin, memory_order_acquire),
@@ -241,8 +252,11 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
 
     /* Release stores of n and fin, after clearing id: a reader of the slot
        that sees the new n (a claimer) or the new fin (a waiter of the old
-       job) then sees id changed when it looks again. */
-    atomic_store_explicit(&j->id, 0, memory_order_relaxed);
+       job) then sees id changed when it looks again. The clearing itself is
+       a release too: it follows the harvest (take_slot), and a waiter of
+       the old job that sees id changed then reads the final count the
+       harvest left in its task (task.c, mproc__task_fin). */
+    atomic_store_explicit(&j->id, 0, memory_order_release);
     j->fn = u->fn;
     j->in = u->in_size ? in : NULL;
     j->out = u->out_size ? (t->s_out ? t->s_out : u->out) : NULL;
@@ -251,6 +265,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->out_size = u->out_size;
     j->arg_size = u->arg_size;
     j->acc = u->acc;
+    /* Release: pairs with the acquire load of n in take (board.c). */
     atomic_store_explicit(&j->n, u->n, memory_order_release);
     atomic_store_explicit(&j->chunk,
                           u->chunk > MPROC__MAX_LEN ? MPROC__MAX_LEN : u->chunk,
@@ -260,17 +275,28 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->reduce = u->reduce;
     j->partials = t->partials;
     j->pstride = t->pstride;
-    /* Release, as n: a waiter of the old job that reads the new log then
-       sees id changed (job_complete). */
+    /* Release, as n: pairs with the acquire loads of log and log_cap in
+       job_complete (task.c): a waiter of the old job that reads the new log
+       then sees id changed. */
     atomic_store_explicit(&j->log, t->log, memory_order_release);
     atomic_store_explicit(&j->log_cap, t->log_cap, memory_order_release);
     atomic_store_explicit(&j->cancel, 0, memory_order_relaxed);
+    /* Release: pairs with the waiters' seq_cst loads of fin (task.c,
+       mproc__task_fin and job_complete; repair.c, reconcile). */
     atomic_store_explicit(&j->fin, 0, memory_order_release);
-    /* Release: a claimer that acquires the id sees the fields. */
+    /* Release: a reader that acquires the id sees the fields (board.c,
+       exhausted and take; repair.c, abandon_all and mproc__reconcile;
+       task.c, mproc__task_fin and slot_free). */
     atomic_store_explicit(&j->id, pos + 1, memory_order_release);
+    /* Release: pairs with the acquire half of the claimers' fetch-add
+       (board.c, take), whose count of the new generation then comes with
+       the new id. */
     atomic_store_explicit(&j->claim, mproc__claim_word(mproc__gen(pos), 0),
                           memory_order_release);
-    /* seq_cst: pairs with the supervisor's look at z_idle then tail. */
+    /* seq_cst: a store-buffering pair with the supervisor's seq_cst store
+       of z_idle then look at tail (supervisor.c, supervise and busy); this
+       side's load of z_idle is poke's (processes.c). Its release half also
+       pairs with the workers' acquire of tail (board.c, claim). */
     atomic_store_explicit(&b->tail, pos + 1, memory_order_seq_cst);
     t->id = pos + 1;
     t->js = (uint32_t)(pos % MPROC__RING);

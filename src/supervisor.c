@@ -98,14 +98,18 @@ static _Noreturn void worker_main(struct super *z, int w)
         _exit(EXIT_INIT);
     }
     /* Acquire: pairs with the supervisor's release of inherit (repair.c),
-       made before this worker was forked; release: pairs with the
-       supervisor's acquire of the state when this worker dies. */
+       made before this worker was forked (the fork orders it anyway);
+       release: pairs with the supervisor's acquire of the state when this
+       worker dies (on_death), though an IDLE slot holds nothing to
+       publish. */
     if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
         atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
     if (z->initial)
         mproc__board_ready(b, 0, true);
     struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
     mproc__work(&wk);
+    /* Release: pairs with on_death's acquire of the state; EXITING holds
+       nothing, and the exit orders it anyway, so stronger than needed. */
     atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);
     _exit(0);
 }
@@ -116,6 +120,9 @@ static int spawn(struct super *z, int w)
 {
     struct mproc__slot *s = &z->b->slots[w];
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    /* Release: pairs with the acquire of the state in on_death and the
+       seq_cst loads in busy and held_range, all in this process; the child
+       sees it through the fork. Stronger than needed. */
     atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
     pid_t pid = fork();
     if (pid < 0)
@@ -144,6 +151,8 @@ static void kill_all(struct super *z)
 
 static bool opened(struct super *z)
 {
+    /* Acquire: pairs with mproc__board_ready's release (board.c); only the
+       count is used here, so relaxed would do. */
     return atomic_load_explicit(&z->b->ready, memory_order_acquire) >=
            (uint32_t)z->W;
 }
@@ -159,6 +168,12 @@ static void on_death(struct super *z, int w, int st)
 {
     struct mproc__board *b = z->b;
     struct mproc__slot *s = &b->slots[w];
+    /* Acquire of the state: pairs with the dead worker's release (or
+       seq_cst) stores of it after its hold (board.c, take, settle; here,
+       worker_main), so the slot reads below see what the state promises;
+       waitpid orders the dead worker's writes too. Acquire of closing:
+       pairs with the caller's seq_cst store (processes.c, stop), which
+       publishes nothing more, so stronger than needed. */
     uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
     bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
 
@@ -206,6 +221,10 @@ static void on_death(struct super *z, int w, int st)
         z->fails[w] = 0;
         break;
     }
+    /* Release: pairs with the seq_cst loads of the state in busy and
+       held_range (this process) and in_window; a FREE slot's range counts
+       only through inherit, stored (released) before by repair_running.
+       Stronger than needed. */
     atomic_store_explicit(&s->state, MPROC__FREE, memory_order_release);
     if (closing) {
         mproc__abandon(b, w, MPROC_ECANCELED);
@@ -257,6 +276,12 @@ static uint64_t timeouts(struct super *z, uint64_t now)
         if (!z->alive[w])
             continue;
         struct mproc__slot *s = &z->b->slots[w];
+        /* The load pairs with the worker's release store of its deadline,
+           the compare-and-swap with the worker's (board.c, run): whichever
+           succeeds decides the item. Only the value and the atomicity
+           matter here: the orders are stronger than needed (the kill
+           follows the swap in this thread, and repair_running reads back
+           this process's own KILLED). */
         uint64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
         if (!d || d == MPROC__KILLED)
             continue;
@@ -278,6 +303,16 @@ static uint64_t timeouts(struct super *z, uint64_t now)
 static bool busy(struct super *z)
 {
     struct mproc__board *b = z->b;
+    /* seq_cst: called after the seq_cst store of z_idle (supervise), the
+       other half of the pair with publish's seq_cst store of tail then
+       poke's seq_cst load of z_idle (submit.c, processes.c). A head at the
+       tail was moved past the last claim by a worker that acquired the
+       claim counter (board.c, exhausted) and released the head, so the
+       loads of the states, after the acquire of the head, see the
+       claimer's CLAIMING or what followed it. (A cancelled job's head
+       moves on the cancel flag alone, read relaxed: a chunk still running
+       there was RUNNING, with its deadline, since before the cancel, and
+       is seen only by those stores' having become visible since.) */
     if (atomic_load_explicit(&b->claim_head, memory_order_seq_cst) !=
         atomic_load_explicit(&b->tail, memory_order_seq_cst))
         return true;
@@ -296,7 +331,11 @@ static void give_up_if_hopeless(struct super *z)
     for (int w = 0; w < z->W; w++)
         if (z->alive[w] || z->fails[w] < GIVE_UP)
             return;
-    /* No worker can be started: fail everything rather than hang. */
+    /* No worker can be started: fail everything rather than hang. Release:
+       pairs with the acquire loads of broken in check_job (submit.c) and
+       await (task.c). It is stored before the marking below, so it
+       publishes none of it: a waiter that sees it salvages (repair.c),
+       marking itself whatever is not sealed yet, while this goes on. */
     struct mproc__board *b = z->b;
     atomic_store_explicit(&b->broken, 1, memory_order_release);
     for (int w = 0; w < z->W; w++) {
@@ -305,6 +344,8 @@ static void give_up_if_hopeless(struct super *z)
     }
     mproc__abandon_all(b, MPROC_ECRASHED);
     for (int i = 0; i < MPROC__RING; i++) {
+        /* Release: pairs with the waiter's acquire of the bell (task.c,
+           await), so a waiter woken here sees broken. */
         atomic_fetch_add_explicit(&b->jobs[i].bell, 1, memory_order_release);
         mproc__futex_wake(&b->jobs[i].bell, INT_MAX, true);
     }
@@ -338,6 +379,8 @@ static _Noreturn void supervise(struct super *z)
         if (pending && (!wake || wake > now + 100000))
             wake = now + 100000;
 
+        /* Acquire: pairs with the caller's seq_cst store of closing
+           (processes.c, stop); stronger than needed, as in on_death. */
         bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
         bool live = false;
         for (int w = 0; w < z->W; w++) {
@@ -362,7 +405,11 @@ static _Noreturn void supervise(struct super *z)
 
         if (b->timeout_ns) {
             /* Look again within one timeout while work is about; with none,
-               sleep until the caller pokes (see poke). */
+               sleep until the caller pokes (see poke). seq_cst: a
+               store-buffering pair with the submitter, which stores tail
+               (seq_cst, submit.c, publish), then loads z_idle (seq_cst,
+               processes.c, poke): either busy sees the job, or the poke
+               sees us idle and wakes us. */
             atomic_store_explicit(&b->z_idle, 1, memory_order_seq_cst);
             if (busy(z)) {
                 atomic_store_explicit(&b->z_idle, 0, memory_order_relaxed);

@@ -32,15 +32,24 @@
    value saved when it was harvested. */
 uint64_t mproc__task_fin(const mproc_task *t)
 {
+    /* Acquire: pairs with take_slot's release store of harvested (submit.c),
+       after final_fin. */
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire)) {
         struct mproc__job *j = &t->pool->board->jobs[t->js];
-        /* A seqlock read (see publish); seq_cst on fin for await's pair. */
+        /* A seqlock read (see publish); seq_cst on fin for await's pair.
+           Both loads of id acquire: whichever sees it changed (cleared or
+           reused, both release stores in publish, submit.c) synchronises
+           with the submitter after its harvest, so final_fin, read below
+           instead, holds the final count. */
         uint64_t id1 = atomic_load_explicit(&j->id, memory_order_acquire);
         uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
-        uint64_t id2 = atomic_load_explicit(&j->id, memory_order_relaxed);
+        uint64_t id2 = atomic_load_explicit(&j->id, memory_order_acquire);
         if (id1 == t->id && id2 == t->id)
             return fin;
     }
+    /* Acquire, though it pairs with nothing (take_slot stores final_fin
+       relaxed): the value is ordered by an acquire above, of harvested or
+       of a changed id. */
     return atomic_load_explicit(&t->final_fin, memory_order_acquire);
 }
 
@@ -52,6 +61,11 @@ uint64_t mproc__task_fin(const mproc_task *t)
  */
 bool mproc__job_complete(struct mproc__job *j, uint64_t id)
 {
+    /* seq_cst on fin: await's pair (board.c, mproc__seal); its acquire
+       half pairs with publish's release store of fin (submit.c), so a new
+       job's count comes with the new n and id. Acquire of log and log_cap:
+       pairs with publish's release stores of them, after its clearing of
+       id, so a new log comes with an id that no longer matches. */
     uint64_t fin = atomic_load_explicit(&j->fin, memory_order_seq_cst);
     if (mproc__fin_done(fin) !=
         atomic_load_explicit(&j->n, memory_order_relaxed))
@@ -122,14 +136,19 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
         mproc__relax();
     }
     for (;;) {
+        /* Acquire: pairs with the release bumps of the bell (board.c,
+           mproc__ring; supervisor.c, give_up_if_hopeless; mproc_task_free).
+           The wake-up itself rests on the futex comparing this value. */
         uint32_t bell = atomic_load_explicit(&j->bell, memory_order_acquire);
         /* seq_cst, as the loads in cond: the other half of the pair in
            board.c (mproc__seal): either cond sees the record, or its
            finisher sees us in `want` and rings. */
         atomic_fetch_add_explicit(&j->want, unit, memory_order_seq_cst);
         int r = 0;
-        /* Acquire: pairs with the release store of `broken` by whoever
-           gave up on the pool, which marked every item first. */
+        /* Acquire: pairs with the release store of `broken` by the
+           supervisor that gave up on the pool (supervisor.c,
+           give_up_if_hopeless), made before it marks the items: the waiter
+           then salvages what is sealed and marks the rest itself. */
         if (!cond(arg))
             r = atomic_load_explicit(&b->broken, memory_order_acquire)
                     ? MPROC_EBROKEN
@@ -163,6 +182,9 @@ struct slot_wait {
 static bool slot_free(void *p)
 {
     struct slot_wait *s = p;
+    /* Acquire of id: pairs with publish's release stores of it (submit.c);
+       of retired: with mproc_task_free's release store. Only the values
+       are used, so relaxed would do. */
     return atomic_load_explicit(&s->j->id, memory_order_acquire) != s->id ||
            atomic_load_explicit(s->retired, memory_order_acquire) == s->id ||
            mproc__job_complete(s->j, s->id);
@@ -238,6 +260,9 @@ static void collect(mproc_task *t)
     if (u->reduce) {
         for (int w = 0; w < t->pool->workers; w++) {
             char *part = t->partials + (size_t)w * t->pstride;
+            /* Acquire, though it pairs with nothing (workers and
+               repair_running store buf relaxed): each store comes before
+               its worker's seal, whose acquire (all_done) orders it. */
             uint32_t b = atomic_load_explicit(
                 &((struct mproc__partial *)part)->buf, memory_order_acquire);
             size_t half = (t->pstride - MPROC__LINE) / 2;
@@ -349,6 +374,7 @@ int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
 {
     if (!t)
         return mproc__fail(MPROC_EINVAL, "mproc_task_progress: task is NULL");
+    /* Acquire: pairs with salvage's release store of SALVAGED (repair.c). */
     if (done)
         *done =
             t->pool && atomic_load_explicit(&t->state, memory_order_acquire) !=
@@ -373,6 +399,8 @@ int mproc_task_cancel(mproc_task *t)
                            "%d; this is process %d, a copy forked from it",
                            (int)pool->owner, (int)getpid());
     pthread_mutex_lock(&pool->lock);
+    /* Acquire: pairs with take_slot's release store (submit.c), made under
+       the lock held here: stronger than needed. */
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire))
         mproc__cancel_job(pool->board, &pool->board->jobs[t->js]);
     t->cancelled = true;
@@ -434,6 +462,10 @@ void mproc_task_free(mproc_task *t)
             pool->live = t->next;
         if (t->next)
             t->next->prev = t->prev;
+        /* Acquire of harvested: as in mproc_task_cancel, under the lock.
+           Release of retired: pairs with the acquire loads in take_slot
+           (submit.c, under the lock too) and slot_free (a submitter waiting
+           for the slot, without it). */
         bool in_slot =
             !atomic_load_explicit(&t->harvested, memory_order_acquire) &&
             pool->tasks[t->js] == t;
@@ -447,6 +479,8 @@ void mproc_task_free(mproc_task *t)
         if (in_slot) {
             /* A submitter may be waiting for this slot. */
             struct mproc__job *j = &pool->board->jobs[t->js];
+            /* Release: pairs with await's acquire of the bell; the retired
+               store above is what the woken submitter looks for. */
             atomic_fetch_add_explicit(&j->bell, 1, memory_order_release);
             mproc__futex_wake(&j->bell, INT_MAX, pool->isolated);
         }

@@ -129,6 +129,10 @@ int mproc__robust_hold(_Atomic uint32_t *word)
     static struct robust_list_head head;
     static struct robust_list node;
 
+    /* Release: pairs with the acquire loads of the word by the caller
+       (processes.c: alive, check_job, sleep_on's fetch-or). Stronger than
+       needed: the supervisor stores it before forking the workers, whose
+       release of `ready` the opener acquires before it ever looks here. */
     atomic_store_explicit(word, (uint32_t)gettid(), memory_order_release);
     node.next = &head.list;
     head.list.next = &node;
