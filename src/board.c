@@ -573,8 +573,12 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
     if (wk->budget)
         wk->budget -= ran < wk->budget ? ran : wk->budget;
     if (ran) {
+        /* `end` is cut to what ran; `hold` keeps the chunk's end, so that
+           the slot still covers the unstarted rest until it is recorded. */
         atomic_store_explicit(&s->end, c->start + ran, memory_order_relaxed);
         atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
+        if (c->start + ran < c->end)
+            MPROC__HOOK(MPROC__HOOK_CUT);
         /* seq_cst: opens a window (see "Crashes"): pairs with
            mproc__reconcile's seq_cst load of fin, then in_window's load of
            the state (repair.c). Its release half publishes end and failed

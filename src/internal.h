@@ -42,6 +42,8 @@ enum {
     MPROC__HOOK_FINISHING, /* state FINISHING stored, not yet counted */
     MPROC__HOOK_COUNTED,   /* counted, record not yet sealed */
     MPROC__HOOK_SEALED,    /* sealed, state not yet IDLE */
+    MPROC__HOOK_CUT,       /* a cancelled chunk's end cut to what ran,
+                              state still RUNNING */
     MPROC__HOOK_FORKED     /* a new worker, before it asks to die with
                               the supervisor */
 };
@@ -252,10 +254,15 @@ struct mproc__slot {
     alignas(MPROC__LINE) _Atomic uint32_t state;
     _Atomic uint32_t js;         /* CLAIMING: job slot index */
     _Atomic uint64_t job;        /* RUNNING, FINISHING: job id */
-    _Atomic uint64_t start, end; /* the chunk */
-    _Atomic uint64_t commit;     /* mproc__commit_word */
-    _Atomic uint64_t failed;     /* items of [start, commit) that failed */
-    _Atomic uint64_t deadline;   /* ns of the running item's limit; KILLED */
+    _Atomic uint64_t start, end; /* the chunk, or the part of it recorded */
+    /* The end of the chunk the slot holds. `end` falls short of it only
+       while a worker records a cancelled chunk in two parts (board.c,
+       settle): what lies in [end, hold) was never started. Coverage
+       (repair.c, held_range) and a dead worker's repair read this. */
+    _Atomic uint64_t hold;
+    _Atomic uint64_t commit;   /* mproc__commit_word */
+    _Atomic uint64_t failed;   /* items of [start, commit) that failed */
+    _Atomic uint64_t deadline; /* ns of the running item's limit; KILLED */
 
     alignas(MPROC__LINE) _Atomic int32_t pid;
     _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
@@ -386,6 +393,7 @@ static inline void mproc__slot_hold(struct mproc__slot *s, uint64_t job,
     atomic_store_explicit(&s->job, job, memory_order_relaxed);
     atomic_store_explicit(&s->start, start, memory_order_relaxed);
     atomic_store_explicit(&s->end, end, memory_order_relaxed);
+    atomic_store_explicit(&s->hold, end, memory_order_relaxed);
     atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
     atomic_store_explicit(&s->commit, mproc__commit_word(start, buf),
                           memory_order_relaxed);

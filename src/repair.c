@@ -30,6 +30,7 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     struct mproc__job *j = &b->jobs[(id - 1) % MPROC__RING];
     uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
     uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
+    uint64_t hold = atomic_load_explicit(&s->hold, memory_order_relaxed);
     /* Acquire: pairs with the dead worker's release of commit (board.c,
        run), after the item's effects. */
     uint64_t commit = atomic_load_explicit(&s->commit, memory_order_acquire);
@@ -44,13 +45,18 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
                               mproc__commit_buf(commit), memory_order_relaxed);
     if (cur > start)
         mproc__finish(j, start, cur - start, failed, true);
-    if (cur >= end)
+    if (cur >= end) {
+        /* It died after cutting a cancelled chunk's end to what ran (board.c,
+           settle): the rest never started. */
+        if (hold > end)
+            mproc__fail_range(j, end, hold - end, MPROC_ECANCELED, 0, true);
         return false;
+    }
     mproc__fail_range(j, cur, 1, late ? MPROC_ETIMEDOUT : MPROC_ECRASHED,
                       wstatus, true);
-    if (cur + 1 >= end)
+    if (cur + 1 >= hold)
         return false;
-    mproc__slot_hold(s, id, cur + 1, end, 0, mproc__commit_buf(commit));
+    mproc__slot_hold(s, id, cur + 1, hold, 0, mproc__commit_buf(commit));
     /* Release: pairs with the replacement's acquire of inherit (board.c,
        mproc__work), which then reads the hold. */
     atomic_store_explicit(&s->inherit, 1, memory_order_release);
@@ -199,14 +205,17 @@ static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
         uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
         uint64_t job = atomic_load_explicit(&s->job, memory_order_seq_cst);
         uint64_t start = atomic_load_explicit(&s->start, memory_order_seq_cst);
-        uint64_t end = atomic_load_explicit(&s->end, memory_order_seq_cst);
+        /* The chunk's whole end: `end` may be cut short while its worker
+           records a cancelled chunk in two parts (board.c, settle), and
+           the rest is still its own until recorded. */
+        uint64_t end = atomic_load_explicit(&s->hold, memory_order_seq_cst);
         bool held =
             (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
             inherited;
         if (atomic_load_explicit(&s->state, memory_order_seq_cst) != st ||
             atomic_load_explicit(&s->job, memory_order_seq_cst) != job ||
             atomic_load_explicit(&s->start, memory_order_seq_cst) != start ||
-            atomic_load_explicit(&s->end, memory_order_seq_cst) != end) {
+            atomic_load_explicit(&s->hold, memory_order_seq_cst) != end) {
             mproc__relax();
             continue;
         }

@@ -1030,6 +1030,104 @@ static void window_deaths_lose_nothing(void **state)
     kills_left = NULL;
 }
 
+/* A worker that cuts a cancelled chunk's end to what it ran, and dies before
+   recording either part, once left the unstarted rest to nobody: the job
+   never finished and its waiter hung. The rest must be marked cancelled,
+   what ran kept, each item once. */
+static void die_at_cut(int point)
+{
+    if (point == MPROC__HOOK_CUT && mproc_worker_id() >= 0 && kills_left &&
+        atomic_fetch_sub(kills_left, 1) > 0)
+        raise(SIGKILL);
+}
+
+static int slow_twice(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    usleep(300);
+    *(long *)out = 2 * *(const long *)in;
+    return 0;
+}
+
+static void cancel_with_deaths_after_the_cut(void **state)
+{
+    (void)state;
+    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    atomic_store(kills_left, 2);
+    mproc__test_hook = die_at_cut;
+    enum { N = 2000 };
+    long *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+    int *status = malloc(N * sizeof *status);
+    for (size_t i = 0; i < N; i++)
+        in[i] = (long)i, out[i] = -1;
+    mproc_pool *p = open_opts((mproc_options){.workers = 2});
+    mproc_task *t;
+    assert_int_equal(mproc_submit(p,
+                                  &(mproc_job){.fn = slow_twice,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = N,
+                                               .chunk = 400,
+                                               .status = status},
+                                  &t),
+                     0);
+    /* Cancel once both workers are inside their first chunk. */
+    size_t done = 0;
+    while (done < 20) {
+        assert_int_equal(mproc_task_progress(t, &done, NULL), 0);
+        usleep(200);
+    }
+    assert_int_equal(mproc_task_cancel(t), 0);
+    unsigned char *seen = calloc(N, 1);
+    size_t idx, count = 0;
+    int r;
+    while ((r = mproc_task_next(t, &idx, 30 * tu_slow())) == 0) {
+        assert_true(idx < N);
+        if (seen[idx])
+            fail_msg("item %zu handed out twice", idx);
+        seen[idx] = 1;
+        count++;
+    }
+    assert_int_equal(r, MPROC_EOF);
+    assert_int_equal(count, N);
+    int failed = mproc_task_wait(t, 30 * tu_slow());
+    assert_true(failed > 0 && failed < N);
+    int cancelled = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (status[i] == 0)
+            assert_int_equal(out[i], 2 * (long)i);
+        else if (status[i] == MPROC_ECANCELED)
+            cancelled++;
+        else
+            fail_msg("item %zu: status %d", i, status[i]);
+    }
+    assert_int_equal(cancelled, failed);
+    assert_true(atomic_load(kills_left) < 2); /* a worker died at the cut */
+    mproc_task_free(t);
+    mproc__test_hook = NULL;
+    /* The pool maps on, with the replacements. */
+    for (size_t i = 0; i < N; i++)
+        out[i] = -1;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = twice_tiny,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = N}),
+                     0);
+    assert_int_equal(out[N - 1], 2L * (N - 1));
+    mproc_pool_close(p);
+    free(seen);
+    free(in);
+    free(out);
+    free(status);
+    munmap((void *)kills_left, 4096);
+    kills_left = NULL;
+}
+
 /* ---- living in someone else's program, continued ---- */
 
 /* A blocking wait for any child, while a pool is open, finds the program's
@@ -1302,6 +1400,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(process_pool_opens_while_threads_run),
         cmocka_unit_test(supervisor_death_breaks_the_pool_cleanly),
         cmocka_unit_test(window_deaths_lose_nothing),
+        cmocka_unit_test(cancel_with_deaths_after_the_cut),
         cmocka_unit_test(many_cycles_leave_nothing),
         cmocka_unit_test(program_waits_for_its_child_while_open),
         cmocka_unit_test(program_fault_handlers_do_not_hang_workers),
