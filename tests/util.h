@@ -38,7 +38,8 @@ double tu_now(void);
 double tu_slow(void);
 
 /* A per-item timeout of `seconds` for a map in which workers also crash:
-   seconds * tu_slow(), and at least 10 s under a launcher. Valgrind checks a
+   seconds * tu_slow(), at least 10 s under a launcher and 2 s in a
+   sanitizer's build. Valgrind checks a
    dying worker's leaks before it lets it die, about half a second on an idle
    machine and more on a busy one; a crash must not be taken for a hang. */
 double tu_timeout(double seconds);
