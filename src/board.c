@@ -68,6 +68,7 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -349,13 +350,14 @@ static void condemned(void)
  */
 static __attribute__((noinline)) uint64_t
 run_plain(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
-          size_t ostep, int *status, uint64_t len,
-          const _Atomic uint32_t *cancel, uint64_t *failedp)
+          size_t ostep, int *status, uint64_t i, uint64_t len,
+          const _Atomic uint32_t *cancel, uint64_t *cur, uint64_t *failedp)
 {
     uint64_t failed = 0, k = 0;
     for (; k < len; k++) {
         if (atomic_load_explicit(cancel, memory_order_relaxed))
             break;
+        *cur = i + k; /* mproc_item_index */
         int rc = fn(ip, op, arg);
         if (status)
             status[k] = rc;
@@ -373,12 +375,13 @@ static __attribute__((noinline)) uint64_t
 run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
                    size_t ostep, int *status, uint64_t i, uint64_t end,
                    const _Atomic uint32_t *cancel, struct mproc__slot *s,
-                   unsigned buf, uint64_t *failedp)
+                   unsigned buf, uint64_t *cur, uint64_t *failedp)
 {
     uint64_t failed = 0, start = i;
     for (; i < end; i++) {
         if (atomic_load_explicit(cancel, memory_order_relaxed))
             break;
+        *cur = i; /* mproc_item_index */
         int rc = fn(ip, op, arg);
         if (status)
             status[i] = rc;
@@ -413,6 +416,8 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     struct mproc__job *j = c->j;
     if (wk->exec)
         return wk->exec(wk, j, c->id, c->start, c->end, failedp);
+    if (j->flags & MPROC_OUT_BYTES)
+        return mproc__run_bytes(wk, j, c->start, c->end, failedp);
     mproc_fn fn = j->fn;
     void *arg = j->arg;
     int *status = j->status;
@@ -425,19 +430,26 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         op = j->out + c->start * osz;
         ostep = osz;
     } else if (osz) {
-        op = scratch(wk, osz);
+        /* Zeroed, so that a reduction never folds another job's bytes when
+           fn writes nothing. */
+        op = memset(scratch(wk, osz), 0, osz);
     }
     uint64_t failed = 0, i = c->start;
+    uint64_t *cur = &mproc__cur.index;
 
-    if (!b->isolated && !reduce)
-        return run_plain(fn, ip, op, arg, isz, ostep,
-                         status ? status + i : NULL, c->end - i, &j->cancel,
-                         failedp);
+    if (!b->isolated && !reduce) {
+        uint64_t ran =
+            run_plain(fn, ip, op, arg, isz, ostep, status ? status + i : NULL,
+                      i, c->end - i, &j->cancel, cur, failedp);
+        *cur = UINT64_MAX;
+        return ran;
+    }
     if (!b->isolated) {
         char *acc = mproc__partial_buf(j, wk->w, 0);
         for (; i < c->end; i++) {
             if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
                 break;
+            *cur = i;
             int rc = fn(ip, op, arg);
             if (status)
                 status[i] = rc;
@@ -446,6 +458,7 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
             ip += isz;
             op += ostep;
         }
+        *cur = UINT64_MAX;
         *failedp = failed;
         return i - c->start;
     }
@@ -453,12 +466,17 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     uint64_t limit = b->timeout_ns;
     unsigned buf = mproc__commit_buf(
         atomic_load_explicit(&s->commit, memory_order_relaxed));
-    if (!limit && !reduce)
-        return run_plain_isolated(fn, ip, op, arg, isz, ostep, status, i,
-                                  c->end, &j->cancel, s, buf, failedp);
+    if (!limit && !reduce) {
+        uint64_t ran =
+            run_plain_isolated(fn, ip, op, arg, isz, ostep, status, i, c->end,
+                               &j->cancel, s, buf, cur, failedp);
+        *cur = UINT64_MAX;
+        return ran;
+    }
     for (; i < c->end; i++) {
         if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
             break;
+        *cur = i;
         uint64_t d = 0;
         if (limit) {
             d = mproc__now() + limit;
@@ -490,6 +508,7 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     if (reduce)
         atomic_store_explicit(&mproc__partial(j, wk->w)->buf, buf,
                               memory_order_relaxed);
+    *cur = UINT64_MAX;
     *failedp = failed;
     return i - c->start;
 }
@@ -517,6 +536,12 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
     measure(wk, c, ran, mproc__now() - t0);
     if (wk->budget)
         wk->budget -= ran < wk->budget ? ran : wk->budget;
+    /* What the items printed reaches its file before their results are
+       handed back: a process worker's stdio buffers would otherwise wait
+       for an exit that flushes nothing (_exit) or never comes (a crash).
+       Once per chunk, and cheap when nothing was written. */
+    if (b->isolated)
+        fflush(NULL);
     if (ran) {
         atomic_store_explicit(&s->end, c->start + ran, memory_order_relaxed);
         atomic_store_explicit(&s->failed, failed, memory_order_relaxed);

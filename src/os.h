@@ -39,6 +39,9 @@ void *mproc__region_map(size_t size, bool shared);
 void mproc__region_unmap(void *p, size_t size);
 void mproc__no_dump(void *p, size_t size);
 void mproc__discard(void *p, size_t size, bool shared);
+int mproc__file_open(const char *name, uint64_t size);
+void *mproc__file_map(int fd, uint64_t off, size_t size);
+void mproc__file_punch(int fd, uint64_t off, uint64_t size);
 
 int mproc__lifeline(int *keep);
 int mproc__child_events(void);
