@@ -219,12 +219,16 @@ void *mproc_result(size_t size)
         }
         return result_in_file(c->out, size);
     }
-    /* In the caller's own memory: out[i] was cleared at submit, so what it
-       holds is this item's earlier result. */
+    /* In the caller's own memory (or an MPI rank's): out[i] was cleared at
+       submit, so what it holds is this item's earlier result. */
     free(c->out->data);
     *c->out = (mproc_bytes){NULL, 0};
     if (!size)
         return empty;
+    if (c->max && size > c->max) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = malloc(size);
     if (!p) {
         errno = ENOMEM;

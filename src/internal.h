@@ -613,6 +613,7 @@ struct mproc__cur {
     uint64_t index;   /* UINT64_MAX outside an item */
     mproc_bytes *out; /* MPROC_OUT_BYTES: the running item's entry */
     int mode;         /* MPROC__RES_*: where mproc_result takes memory */
+    uint64_t max;     /* bytes a result may have; 0: no limit */
 };
 extern _Thread_local struct mproc__cur mproc__cur;
 
