@@ -133,7 +133,13 @@ typedef enum mproc_kind {
        ("mproc-super"), from open to close; the workers are the supervisor's
        children, never the caller's, so a program's own wait()/waitpid(-1)
        and SIGCHLD handling see only the supervisor, and only when it exits
-       at close (mproc_pool_close copes with the program reaping it). */
+       at close (mproc_pool_close copes with the program reaping it).
+       What fn and init write through stdio reaches its file, pipe or
+       terminal before the item's result is handed back: a worker flushes
+       its streams (fflush(NULL)) after each chunk of items, after init, and
+       before it ends in any way but a crash (close, max_items, a failed
+       init). A crashed or timed-out item's output is what had been flushed
+       before it died: at least that of the items before its chunk. */
     MPROC_PROCESSES = 0,
     /* Worker threads of the caller's process: shared address space, lowest
        overhead, no isolation (a crash ends the program). CPU-bound items run
@@ -407,6 +413,15 @@ MPROC_API void mproc_task_free(mproc_task *task);
  * another process).
  */
 MPROC_API void *mproc_shared_alloc(mproc_pool *pool, size_t size);
+
+/*
+ * Inside a process worker mproc_shared_alloc returns NULL with EPERM: the
+ * arena's bookkeeping is the caller's, and a heap whose bookkeeping workers
+ * wrote would be left broken by one that dies in the middle of it. Results
+ * that workers make go through MPROC_OUT_BYTES and mproc_result instead (any
+ * size, nothing to guess at open, nothing leaked by a crash); a pointer-rich
+ * result travels as one block whose links are offsets from its start.
+ */
 
 /* Return a block to the arena; neighbouring free blocks coalesce. NULL is a
    no-op; a pointer not from mproc_shared_alloc of this pool is ignored. */
