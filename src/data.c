@@ -157,7 +157,7 @@ void mproc__data_clear_out(const mproc_job *j)
         memset(j->out, 0, j->n * sizeof(mproc_bytes));
 }
 
-/* ---- inside fn ------------------------------------------------------------ */
+/* ---- inside fn ----------------------------------------------------------- */
 
 size_t mproc_item_index(void)
 {
@@ -238,7 +238,7 @@ void *mproc_result(size_t size)
     return p;
 }
 
-/* ---- the item loop of MPROC_OUT_BYTES --------------------------------------- */
+/* ---- the item loop of MPROC_OUT_BYTES ------------------------------------ */
 
 static void condemned(void)
 {
@@ -291,7 +291,8 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
             break;
         c->index = i;
         c->out = &out[i];
-        reg.item = reg.head;
+        if (iso)
+            reg.item = reg.head;
         uint64_t d = 0;
         if (limit) {
             d = mproc__now() + limit;

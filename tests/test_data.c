@@ -228,7 +228,7 @@ static void no_stale_bytes_in_reduce_scratch(void **state)
     }
 }
 
-/* ---- the item's index ------------------------------------------------------ */
+/* ---- the item's index ---------------------------------------------------- */
 
 static uint64_t seed_of(uint64_t i)
 {
@@ -297,7 +297,7 @@ static void item_index_survives_a_crash(void **state)
     assert_int_equal(mproc_item_index(), SIZE_MAX);
 }
 
-/* ---- results of any length ------------------------------------------------ */
+/* ---- results of any length ----------------------------------------------- */
 
 /* Item i makes a result of size_of(i) bytes, each byte (i + k) mod 251. */
 static size_t size_of(size_t i)
@@ -602,7 +602,7 @@ static void many_maps_keep_memory_bounded(void **state)
     tu_assert_released(before);
 }
 
-/* ---- bad input --------------------------------------------------------------- */
+/* ---- bad input ----------------------------------------------------------- */
 
 static int nop(const void *in, void *out, void *arg)
 {
@@ -681,7 +681,7 @@ static void bad_data_jobs(void **state)
     }
 }
 
-/* ---- what workers print ------------------------------------------------------ */
+/* ---- what workers print -------------------------------------------------- */
 
 static int say(const void *in, void *out, void *arg)
 {
