@@ -34,6 +34,7 @@ int mproc__cpu_count(void);
 int mproc__cpu_count_at(const char *root);
 uint64_t mproc__ram(void);
 bool mproc__under_valgrind(void);
+void mproc__shared_written(void *p, size_t size);
 
 void *mproc__region_map(size_t size, bool shared);
 void mproc__region_unmap(void *p, size_t size);

@@ -135,7 +135,8 @@ static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
         if (u->flags & MPROC_OUT_BYTES)
             memset(t->s_out, 0, sizes[1]);
         else
-            memcpy(t->s_out, u->out, sizes[1]);
+            mproc__shared_written(memcpy(t->s_out, u->out, sizes[1]),
+                                  sizes[1]);
     }
     if (t->copy_status)
         t->s_status = (int *)(t->stage + o_st);

@@ -241,6 +241,23 @@ bool mproc__under_valgrind(void)
 #endif
 }
 
+#if defined(HAVE_VALGRIND) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#endif
+
+/* Memory other processes write (a shared region): valgrind sees only this
+   process's stores, so a copy of undefined bytes into it would stay
+   undefined for it after workers wrote there. Such memory is defined as
+   far as this process can know, as freshly mapped memory is. */
+void mproc__shared_written(void *p, size_t size)
+{
+#ifdef VALGRIND_MAKE_MEM_DEFINED
+    VALGRIND_MAKE_MEM_DEFINED(p, size);
+#else
+    (void)p, (void)size;
+#endif
+}
+
 uint64_t mproc__ram(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
