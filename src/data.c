@@ -161,8 +161,16 @@ void mproc__data_clear_out(const mproc_job *j)
 
 size_t mproc_item_index(void)
 {
-    uint64_t i = mproc__cur.index;
-    return i == UINT64_MAX ? SIZE_MAX : (size_t)i;
+    const struct mproc__cur *c = &mproc__cur;
+    if (c->index != UINT64_MAX)
+        return (size_t)c->index;
+    /* A process worker inside fn: its slot is RUNNING, and the item at
+       `commit` is the one running (its own stores; relaxed is enough). */
+    if (c->slot && atomic_load_explicit(&c->slot->state,
+                                        memory_order_relaxed) == MPROC__RUNNING)
+        return (size_t)mproc__commit_next(
+            atomic_load_explicit(&c->slot->commit, memory_order_relaxed));
+    return SIZE_MAX;
 }
 
 /* A process worker's region of the results file; one worker per process. */
@@ -327,7 +335,9 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
         }
         ip += isz;
     }
-    *c = (struct mproc__cur){.index = UINT64_MAX};
+    c->index = UINT64_MAX;
+    c->out = NULL;
+    c->mode = MPROC__RES_NONE;
     *failedp = failed;
     return i - start;
 }
@@ -394,9 +404,10 @@ void mproc__results_close(mproc_pool *pool)
     pool->results = NULL;
 }
 
-/* In a new worker process: its region is slot w's. */
+/* In a new worker process: its slot is w, and so is its region. */
 void mproc__results_worker(mproc_pool *pool, int w)
 {
+    mproc__cur.slot = &pool->board->slots[w];
     if (!pool->results)
         return;
     reg.s = &pool->board->slots[w];

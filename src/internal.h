@@ -614,6 +614,10 @@ struct mproc__cur {
     mproc_bytes *out; /* MPROC_OUT_BYTES: the running item's entry */
     int mode;         /* MPROC__RES_*: where mproc_result takes memory */
     uint64_t max;     /* bytes a result may have; 0: no limit */
+    /* A process worker's slot: while it is RUNNING, its commit word says
+       which item runs (board.c, run_plain_isolated), and `index` stays
+       UINT64_MAX. */
+    const struct mproc__slot *slot;
 };
 extern _Thread_local struct mproc__cur mproc__cur;
 

@@ -530,7 +530,9 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
         if (in)
             in += s->in_size;
     }
-    mproc__cur = (struct mproc__cur){.index = UINT64_MAX};
+    mproc__cur.index = UINT64_MAX;
+    mproc__cur.out = NULL;
+    mproc__cur.mode = MPROC__RES_NONE;
     rm->failed = failed;
     rm->missing = !s->fn;
     if (!s->fn) /* nothing was written: send zeros, not stale bytes */
