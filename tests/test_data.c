@@ -135,6 +135,51 @@ static void bytes_after_open(void **state)
     }
 }
 
+/* A byte run back as a result: the run's bytes, reversed. */
+static int reverse_run(const void *in, void *out, void *arg)
+{
+    (void)out, (void)arg;
+    const mproc_bytes *b = in;
+    unsigned char *r = mproc_result(b->size);
+    if (!r)
+        return errno;
+    for (size_t k = 0; k < b->size; k++)
+        r[k] = ((const unsigned char *)b->data)[b->size - 1 - k];
+    return 0;
+}
+
+static void bytes_in_bytes_out(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *pool = open_pool(tu_kinds[k], 2);
+        mproc_bytes in[N], out[N];
+        for (size_t i = 0; i < N; i++) {
+            size_t size = i % 7 == 0 ? 0 : i * i * 11;
+            unsigned char *p = size ? malloc(size) : NULL;
+            for (size_t c = 0; c < size; c++)
+                p[c] = (unsigned char)(c ^ i);
+            in[i] = (mproc_bytes){p, size};
+        }
+        mproc_job j = {.fn = reverse_run,
+                       .in = in,
+                       .out = out,
+                       .n = N,
+                       .flags = MPROC_IN_BYTES | MPROC_OUT_BYTES};
+        assert_int_equal(mproc_map(pool, &j), 0);
+        for (size_t i = 0; i < N; i++) {
+            assert_int_equal(out[i].size, in[i].size);
+            const unsigned char *a = in[i].data, *b = out[i].data;
+            for (size_t c = 0; c < in[i].size; c++)
+                assert_int_equal(b[c], a[in[i].size - 1 - c]);
+            free(in[i].data);
+            free(out[i].data);
+        }
+        assert_int_equal(mproc_pool_close(pool), 0);
+    }
+}
+
 /* ---- no result carries another job's bytes ------------------------------ */
 
 static int write_secret(const void *in, void *out, void *arg)
@@ -829,6 +874,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(strings_after_open),
         cmocka_unit_test(bytes_after_open),
+        cmocka_unit_test(bytes_in_bytes_out),
         cmocka_unit_test(no_stale_bytes_from_another_job),
         cmocka_unit_test(no_stale_bytes_in_reduce_scratch),
         cmocka_unit_test(item_index_survives_a_crash),
