@@ -442,8 +442,10 @@ MPROC_API size_t mproc_item_index(void);
 /*
  * Inside fn, in a job with MPROC_OUT_BYTES: room for this item's result,
  * `size` bytes, 16-byte aligned, for fn to fill; out[i] becomes
- * {that memory's copy, size} when the item is handed back. A second call in
- * the same item replaces the first result (its contents are not kept).
+ * {that memory's copy, size} when the item is handed back (in a process
+ * pool or from an MPI rank, {NULL, 0} if the caller's process cannot
+ * allocate that copy). A second call in the same item replaces the first
+ * result (its contents are not kept).
  * mproc_result(0) makes an empty result (out[i].data may then be NULL).
  *
  * Where the memory lives: in a thread pool it is malloc'd and handed over

@@ -124,7 +124,7 @@ static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
         mproc__data_stage(u, t->stage + o_in, t->stage + o_pay);
     else if (c_in)
         memcpy(t->stage + o_in, u->in, sizes[0]);
-    if (c_in)
+    if (c_in && t->stage)
         *in = t->stage + o_in;
     if (t->copy_out) {
         /* Staging is reused from job to job, and what it holds for an item
