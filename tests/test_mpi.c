@@ -682,6 +682,30 @@ static void no_stale_results(void **state)
             assert_int_equal(out[i][c], 0);
 }
 
+/* On a rank, mproc_result outside a job with MPROC_OUT_BYTES is EINVAL, as
+   in every kind, and mproc_item_index is the item's. */
+static int result_without_the_flag(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    errno = 0;
+    void *p = mproc_result(10);
+    *(long *)out = (long)mproc_item_index();
+    return p == NULL && errno == EINVAL ? 0 : 1;
+}
+
+static void result_needs_the_flag(void **state)
+{
+    (void)state;
+    long out[50];
+    mproc_job j = {.fn = result_without_the_flag,
+                   .out = out,
+                   .out_size = sizeof *out,
+                   .n = 50};
+    assert_int_equal(mproc_map(pool, &j), 0);
+    for (long i = 0; i < 50; i++)
+        assert_int_equal(out[i], i);
+}
+
 int main(int argc, char **argv)
 {
     rank0 = getpid();
@@ -726,6 +750,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(strings_in_bytes_out),
         cmocka_unit_test(bytes_in),
         cmocka_unit_test(no_stale_results),
+        cmocka_unit_test(result_needs_the_flag),
         cmocka_unit_test(one_mpi_pool_a_run),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
