@@ -404,6 +404,22 @@ void mproc__results_close(mproc_pool *pool)
     pool->results = NULL;
 }
 
+/* In another pool's new supervisor: drop the descriptor and the views it
+   inherited of this pool's results file, which would otherwise keep the
+   file alive after this pool closed. Its bookkeeping is a copy; leave it. */
+void mproc__results_forget(mproc_pool *pool)
+{
+    struct mproc__results *r = pool->results;
+    if (!r)
+        return;
+    for (int w = 0; w < r->workers; w++)
+        mproc__region_unmap(atomic_load(&r->views[w].p),
+                            atomic_load(&r->views[w].len));
+    for (struct old_view *o = r->old; o; o = o->next)
+        mproc__region_unmap(o->p, o->len);
+    close(r->fd);
+}
+
 /* In a new worker process: its slot is w, and so is its region. */
 void mproc__results_worker(mproc_pool *pool, int w)
 {

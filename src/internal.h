@@ -632,6 +632,7 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
                           uint64_t start, uint64_t end, uint64_t *failed);
 int mproc__results_open(mproc_pool *pool);
 void mproc__results_close(mproc_pool *pool);
+void mproc__results_forget(mproc_pool *pool);
 void mproc__results_worker(mproc_pool *pool, int w);
 void mproc__results_collect(mproc_task *t, uint64_t start, uint64_t len);
 

@@ -670,6 +670,48 @@ static void many_maps_keep_memory_bounded(void **state)
     tu_assert_released(before);
 }
 
+/* Descriptors and mappings of results files that process `pid` holds. */
+static int results_files(pid_t pid)
+{
+    char path[64], line[512];
+    int n = 0;
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, "memfd:mproc-results") != NULL;
+    if (f)
+        fclose(f);
+    for (int fd = 0; fd < 1024; fd++) {
+        char link[64], to[256];
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, fd);
+        ssize_t len = readlink(link, to, sizeof to - 1);
+        if (len > 0) {
+            to[len] = 0;
+            n += strstr(to, "mproc-results") != NULL;
+        }
+    }
+    return n;
+}
+
+/* A pool opened while another is open must not keep the other's results
+   file alive in its supervisor and workers after the other closes. */
+static void another_pools_results_are_dropped(void **state)
+{
+    (void)state;
+    mproc_pool *a = open_pool(MPROC_PROCESSES, 1);
+    mproc_bytes out[20];
+    mproc_job j = {.fn = make, .out = out, .n = 20, .flags = MPROC_OUT_BYTES};
+    assert_int_equal(mproc_map(a, &j), 0); /* the caller maps views of a's */
+    for (int i = 0; i < 20; i++)
+        free(out[i].data);
+    mproc_pool *b = open_pool(MPROC_PROCESSES, 1);
+    assert_int_equal(mproc_pool_close(a), 0);
+    pid_t super = tu_supervisor();
+    assert_true(super > 0);
+    assert_int_equal(results_files(super), 1); /* b's own descriptor */
+    assert_int_equal(mproc_pool_close(b), 0);
+}
+
 /* ---- bad input ----------------------------------------------------------- */
 
 static int nop(const void *in, void *out, void *arg)
@@ -889,6 +931,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crashed_and_timed_out_results),
         cmocka_unit_test(cancelled_results),
         cmocka_unit_test(many_maps_keep_memory_bounded),
+        cmocka_unit_test(another_pools_results_are_dropped),
         cmocka_unit_test(bad_data_jobs),
         cmocka_unit_test(stdout_to_a_file),
         cmocka_unit_test(stdout_to_a_pipe),
