@@ -712,6 +712,28 @@ static void another_pools_results_are_dropped(void **state)
     assert_int_equal(mproc_pool_close(b), 0);
 }
 
+/* A process worker cannot allocate in the arena (its bookkeeping is the
+   caller's): NULL with EPERM, as the header says; results go through
+   mproc_result instead. */
+static int alloc_in_worker(const void *in, void *out, void *arg)
+{
+    (void)in, (void)out;
+    errno = 0;
+    void *p = mproc_shared_alloc(arg, 64);
+    return p == NULL && errno == EPERM ? 0 : 1;
+}
+
+static void arena_from_a_process_worker(void **state)
+{
+    (void)state;
+    mproc_pool *pool = NULL;
+    mproc_options o = {.workers = 1, .shared_size = 1 << 20};
+    assert_int_equal(mproc_pool_open(&pool, &o), 0);
+    mproc_job j = {.fn = alloc_in_worker, .n = 4, .arg = pool};
+    assert_int_equal(mproc_map(pool, &j), 0);
+    assert_int_equal(mproc_pool_close(pool), 0);
+}
+
 /* ---- bad input ----------------------------------------------------------- */
 
 static int nop(const void *in, void *out, void *arg)
@@ -932,6 +954,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(cancelled_results),
         cmocka_unit_test(many_maps_keep_memory_bounded),
         cmocka_unit_test(another_pools_results_are_dropped),
+        cmocka_unit_test(arena_from_a_process_worker),
         cmocka_unit_test(bad_data_jobs),
         cmocka_unit_test(stdout_to_a_file),
         cmocka_unit_test(stdout_to_a_pipe),
