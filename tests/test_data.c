@@ -421,6 +421,27 @@ static void results_of_any_length(void **state)
     }
 }
 
+/* Workers replaced every 5 items (max_items): each replacement goes on in
+   its slot's region, and every result comes back whole. */
+static void results_across_replacements(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    mproc_pool *pool = NULL;
+    mproc_options o = {.workers = 2, .max_items = 5};
+    assert_int_equal(mproc_pool_open(&pool, &o), 0);
+    mproc_bytes out[N];
+    mproc_job j = {.fn = make, .out = out, .n = N, .flags = MPROC_OUT_BYTES};
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(mproc_map(pool, &j), 0);
+        for (size_t i = 0; i < N; i++) {
+            check_made(&out[i], i);
+            free(out[i].data);
+        }
+    }
+    assert_int_equal(mproc_pool_close(pool), 0);
+}
+
 /* A million items of mixed sizes (0 to 40 bytes). */
 static int small(const void *in, void *out, void *arg)
 {
@@ -948,6 +969,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(no_stale_bytes_in_reduce_scratch),
         cmocka_unit_test(item_index_survives_a_crash),
         cmocka_unit_test(results_of_any_length),
+        cmocka_unit_test(results_across_replacements),
         cmocka_unit_test(a_million_results),
         cmocka_unit_test(a_gibibyte_result),
         cmocka_unit_test(crashed_and_timed_out_results),
