@@ -82,6 +82,44 @@ typedef int (*mproc_fn)(const void *in, void *out, void *arg);
 typedef struct mproc_pool mproc_pool;
 typedef struct mproc_task mproc_task;
 
+/*
+ * A run of bytes: an item of a job with MPROC_IN_BYTES, a result of a job
+ * with MPROC_OUT_BYTES. `data` may be NULL when `size` is 0.
+ */
+typedef struct mproc_bytes {
+    void *data;
+    size_t size;
+} mproc_bytes;
+
+/*
+ * mproc_job.flags: what the items and the results are, when they are not
+ * fixed-size values. Each works in every kind of pool, wherever the caller's
+ * data was allocated (before or after the pool opened: process workers and
+ * MPI ranks get copies, threads read it in place).
+ */
+enum {
+    /* `in` is n `const char *`, each a NUL-terminated string (in_size is
+       sizeof(const char *), or 0 for that). fn's `in` points at a
+       `const char *` it can read: `const char *s = *(const char *const *)in`.
+       A NULL string fails the call with MPROC_EINVAL, nothing run. */
+    MPROC_IN_STRINGS = 1 << 0,
+    /* `in` is n mproc_bytes (in_size is sizeof(mproc_bytes), or 0 for
+       that). fn's `in` points at an mproc_bytes whose `size` bytes at
+       `data` it can read (16-byte aligned in process workers and on MPI
+       ranks). {NULL, 0} is an empty item; {NULL, size > 0} fails the call
+       with MPROC_EINVAL. */
+    MPROC_IN_BYTES = 1 << 1,
+    /* `out` is n mproc_bytes (out_size is sizeof(mproc_bytes), or 0 for
+       that); fn's `out` is NULL and fn makes its result with mproc_result.
+       When the item is handed back (mproc_map or mproc_task_wait returns,
+       mproc_task_next gives its index), out[i] is {data, size} of what fn
+       made, or {NULL, 0} if it made nothing, crashed, timed out or was
+       cancelled. Every `data` belongs to the caller: free() it. With
+       `reduce`: MPROC_EINVAL. The caller's out array is cleared to
+       {NULL, 0} at submit. */
+    MPROC_OUT_BYTES = 1 << 2
+};
+
 typedef enum mproc_kind {
     /* Worker processes, forked when the pool opens. Each sees the program's
        globals as they were at that moment, never changes made afterwards by
@@ -95,7 +133,13 @@ typedef enum mproc_kind {
        ("mproc-super"), from open to close; the workers are the supervisor's
        children, never the caller's, so a program's own wait()/waitpid(-1)
        and SIGCHLD handling see only the supervisor, and only when it exits
-       at close (mproc_pool_close copes with the program reaping it). */
+       at close (mproc_pool_close copes with the program reaping it).
+       What fn and init write through stdio reaches its file, pipe or
+       terminal before the item's result is handed back: a worker flushes
+       its streams (fflush(NULL)) after each chunk of items, after init, and
+       before it ends in any way but a crash (close, max_items, a failed
+       init). A crashed or timed-out item's output is what had been flushed
+       before it died: at least that of the items before its chunk. */
     MPROC_PROCESSES = 0,
     /* Worker threads of the caller's process: shared address space, lowest
        overhead, no isolation (a crash ends the program). CPU-bound items run
@@ -165,6 +209,21 @@ typedef struct mproc_options {
  * result written at out + i*out_size. The caller's buffers must stay valid
  * and untouched until the job is finished (mproc_map returns, or
  * mproc_task_wait / mproc_task_next hands the results back).
+ *
+ * What a worker sees: in a process pool the workers are copies of the
+ * program as it was when the pool opened. The bytes of each item, of arg
+ * (with arg_size) and, with job.flags, the strings and byte runs the items
+ * point to are copied where workers see them; a raw pointer inside a
+ * fixed-size item (or arg without arg_size) is copied as a number, and
+ * leads to memory as it was when the pool opened: memory allocated later,
+ * or changed since, is not there (reading it faults or gives old bytes).
+ * Use MPROC_IN_STRINGS / MPROC_IN_BYTES, or the shared arena.
+ *
+ * What the caller finds in out after a job, for each item, is what that
+ * item's fn wrote there, or what the buffer held before (in every kind;
+ * results an MPI rank sends back are zero where fn wrote nothing), never
+ * bytes of another job. The same holds for the scratch result a reduction
+ * without `out` folds.
  */
 typedef struct mproc_job {
     mproc_fn fn;    /* required */
@@ -203,6 +262,9 @@ typedef struct mproc_job {
        with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS. 0 for every other
        item. */
     int *wstatus;
+    /* MPROC_IN_STRINGS or MPROC_IN_BYTES, and MPROC_OUT_BYTES (see there);
+       0: fixed-size items and results. Other bits: MPROC_EINVAL. */
+    unsigned flags;
 } mproc_job;
 
 /*
@@ -253,6 +315,13 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  * Returns 0 if every item returned 0; > 0, the number of items whose code is
  * nonzero (see job->status); or, with nothing run:
  *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
+ *                  flags with an unknown bit, or both IN flags; with
+ *                  MPROC_IN_STRINGS an in_size other than 0 or
+ *                  sizeof(const char *), or a NULL string; with
+ *                  MPROC_IN_BYTES an in_size other than 0 or
+ *                  sizeof(mproc_bytes), or an item {NULL, size > 0}; with
+ *                  MPROC_OUT_BYTES an out_size other than 0 or
+ *                  sizeof(mproc_bytes), out NULL with n > 0, or reduce;
  *                  n > 2^39; n * in_size or n * out_size overflows; reduce
  *                  without acc or out_size, or with out_size above 2^30;
  *                  acc without reduce; arg_size > 0 with arg NULL; in an
@@ -347,6 +416,15 @@ MPROC_API void mproc_task_free(mproc_task *task);
  */
 MPROC_API void *mproc_shared_alloc(mproc_pool *pool, size_t size);
 
+/*
+ * Inside a process worker mproc_shared_alloc returns NULL with EPERM: the
+ * arena's bookkeeping is the caller's, and a heap whose bookkeeping workers
+ * wrote would be left broken by one that dies in the middle of it. Results
+ * that workers make go through MPROC_OUT_BYTES and mproc_result instead (any
+ * size, nothing to guess at open, nothing leaked by a crash); a pointer-rich
+ * result travels as one block whose links are offsets from its start.
+ */
+
 /* Return a block to the arena; neighbouring free blocks coalesce. NULL is a
    no-op; a pointer not from mproc_shared_alloc of this pool is ignored. */
 MPROC_API void mproc_shared_free(mproc_pool *pool, void *p);
@@ -354,6 +432,44 @@ MPROC_API void mproc_shared_free(mproc_pool *pool, void *p);
 /* 0..size-1 inside a worker (in fn and init), -1 elsewhere. A replacement
    worker takes the number of the worker it replaces. */
 MPROC_API int mproc_worker_id(void);
+
+/*
+ * Inside fn: the index in its job of the item fn is running (0..n-1), in
+ * every kind; SIZE_MAX elsewhere (in init, outside a worker). It depends on
+ * the item only, never on the worker or on crashes before it, so it makes
+ * per-item random seeds that a replacement worker repeats exactly.
+ */
+MPROC_API size_t mproc_item_index(void);
+
+/*
+ * Inside fn, in a job with MPROC_OUT_BYTES: room for this item's result,
+ * `size` bytes, 16-byte aligned, for fn to fill; out[i] becomes
+ * {that memory's copy, size} when the item is handed back (in a process
+ * pool or from an MPI rank, {NULL, 0} if the caller's process cannot
+ * allocate that copy). A second call in the same item replaces the first
+ * result (its contents are not kept).
+ * mproc_result(0) makes an empty result (out[i].data may then be NULL).
+ *
+ * Where the memory lives: in a thread pool it is malloc'd and handed over
+ * as is. In a process pool it is in a region of the pool's results file
+ * (a memfd) that belongs to the running worker: allocation is a bump of
+ * that worker's offset, made durable only when the item finishes, so a
+ * worker that dies mid-allocation or mid-item costs nothing (its successor
+ * starts from the last finished item's offset). The caller copies each
+ * result into malloc'd memory as it hands the item back, then gives the
+ * region's pages back; a worker whose every result was collected starts
+ * its region again from the start. Memory in use is thus what the caller
+ * has not collected, plus a page or two per worker. On an MPI rank it is
+ * the rank's memory, sent back with the chunk (at most 2^30 bytes per
+ * result there).
+ *
+ * Returns the memory (NULL possible for size 0), or NULL with errno:
+ * EINVAL outside fn or in a job without MPROC_OUT_BYTES; ENOMEM when the
+ * memory cannot be had (process pools: a worker's uncollected results
+ * would pass 1 TiB; MPI: size above 2^30). fn may then fail the item with
+ * a code of its own; its earlier result of that item, if any, is gone.
+ */
+MPROC_API void *mproc_result(size_t size);
 
 /* A static, human-readable name for any code this library returns, for any
    -errno, and for 0. Never NULL. */

@@ -192,6 +192,7 @@ struct mproc__job {
     const void *acc; /* with reduce: the identity (MPI sends it) */
     _Atomic uint64_t n, chunk; /* atomic: read by claimers racing a recycle */
     int *status, *wstatus;
+    unsigned flags; /* mproc_job.flags (data.c) */
     void (*reduce)(void *acc, const void *result, void *arg);
     char *partials; /* per worker: header line, buffer 0, buffer 1 */
     size_t pstride; /* bytes per worker in partials */
@@ -267,6 +268,13 @@ struct mproc__slot {
     alignas(MPROC__LINE) _Atomic int32_t pid;
     _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
                                      worker this one replaces */
+
+    /* MPROC_OUT_BYTES in a process pool: this slot's region of the pool's
+       results file (data.c). head and alloc are written by the worker in
+       the slot and made durable by its next store of `commit`; freed is
+       added to by the caller as it collects. */
+    alignas(MPROC__LINE) _Atomic uint64_t r_head, r_alloc;
+    alignas(MPROC__LINE) _Atomic uint64_t r_freed;
 };
 
 /*
@@ -516,6 +524,9 @@ struct mproc_pool {
     int started;
     mproc__exec_fn exec;
 
+    /* Process pools: the results file of MPROC_OUT_BYTES (data.c). */
+    struct mproc__results *results;
+
     /* The supervisor of a process pool (processes.c). */
     pid_t zpid;                   /* 0 once reaped */
     int zevent;                   /* eventfd: close, or work for a sleeper */
@@ -606,5 +617,36 @@ void mproc__salvage(mproc_task *t);
 /* Inside a worker: its id and its pool (pool.c). */
 extern _Thread_local int mproc__self_id;
 extern _Thread_local const mproc_pool *mproc__self_pool;
+
+/* ---- strings, byte runs, results of any length (data.c) ------------- */
+
+/* The item a thread is running, for mproc_item_index and mproc_result. */
+enum { MPROC__RES_NONE, MPROC__RES_HEAP, MPROC__RES_FILE };
+struct mproc__cur {
+    uint64_t index;   /* UINT64_MAX outside an item */
+    mproc_bytes *out; /* MPROC_OUT_BYTES: the running item's entry */
+    int mode;         /* MPROC__RES_*: where mproc_result takes memory */
+    uint64_t max;     /* bytes a result may have; 0: no limit */
+    /* A process worker's slot: while it is RUNNING, its commit word says
+       which item runs (board.c, run_plain_isolated), and `index` stays
+       UINT64_MAX. */
+    const struct mproc__slot *slot;
+};
+extern _Thread_local struct mproc__cur mproc__cur;
+
+#define MPROC__DATA_FLAGS (MPROC_IN_STRINGS | MPROC_IN_BYTES | MPROC_OUT_BYTES)
+
+void mproc__data_sizes(mproc_job *j);
+int mproc__data_check(const mproc_job *j);
+int mproc__data_payload(const mproc_job *j, size_t *bytes);
+void mproc__data_stage(const mproc_job *j, char *in, char *payload);
+void mproc__data_clear_out(const mproc_job *j);
+uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
+                          uint64_t start, uint64_t end, uint64_t *failed);
+int mproc__results_open(mproc_pool *pool);
+void mproc__results_close(mproc_pool *pool);
+void mproc__results_forget(mproc_pool *pool);
+void mproc__results_worker(mproc_pool *pool, int w);
+void mproc__results_collect(mproc_task *t, uint64_t start, uint64_t len);
 
 #endif /* MPROC_INTERNAL_H */

@@ -51,7 +51,7 @@
 #define IDLE_NAP_NS  1000000
 #define MSG_BYTES    (8u << 20) /* a chunk is sent in pieces of about this */
 
-enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP };
+enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP, TAG_DATA };
 
 enum {
     HAS_OUT = 1,    /* results come back item by item */
@@ -70,11 +70,18 @@ enum {
    bytes of the reduction's identity. */
 struct job_msg {
     uint64_t in_size, out_size, arg_size;
-    uint32_t flags, pad;
+    uint32_t flags, data; /* data: mproc_job.flags */
     struct mproc__code fn, reduce;
 };
 
-/* CHUNK: followed by len * in_size bytes of items. */
+/* CHUNK: followed by len * in_size bytes of items; with MPROC_IN_STRINGS
+   or MPROC_IN_BYTES, by len runs instead, each a 16-byte header (its size)
+   then its bytes, padded to 16 (a string's run holds its NUL).
+
+   With MPROC_OUT_BYTES the results' part of a RESULT holds len uint64_t
+   sizes, and the bytes follow in DATA messages: the results in index
+   order, cut in batches of at most MSG_BYTES (or one larger result) by
+   batch_end, the same cut on both sides; none for an all-empty batch. */
 struct chunk_msg {
     uint64_t start, len;
 };
@@ -90,8 +97,8 @@ struct result_msg {
 
 struct proxy {
     uint64_t sent; /* id of the job its rank holds */
-    char *sbuf, *rbuf;
-    size_t scap, rcap;
+    char *sbuf, *rbuf, *dbuf;
+    size_t scap, rcap, dcap;
 };
 
 /* One MPI pool a run: its state is the file's. */
@@ -118,6 +125,37 @@ static void grow(char **buf, size_t *cap, size_t want)
     free(*buf);
     *buf = p;
     *cap = size;
+}
+
+#define RUN_HEAD 16
+
+static size_t run_bytes_of(size_t size)
+{
+    return RUN_HEAD + MPROC__ALIGN_UP(size, RUN_HEAD);
+}
+
+/* Item i of a job whose items are strings or runs, as a run. */
+static mproc_bytes item_run(const struct mproc__job *j, uint64_t i)
+{
+    if (j->flags & MPROC_IN_STRINGS) {
+        const char *s = ((const char *const *)(const void *)j->in)[i];
+        return (mproc_bytes){(void *)s, strlen(s) + 1};
+    }
+    return ((const mproc_bytes *)(const void *)j->in)[i];
+}
+
+/* The end of the DATA batch of results that starts at k (see CHUNK). */
+static uint64_t batch_end(const uint64_t *sizes, uint64_t k, uint64_t len,
+                          size_t *total)
+{
+    size_t t = 0;
+    for (; k < len; k++) {
+        if (t && t + sizes[k] > MSG_BYTES)
+            break;
+        t += sizes[k];
+    }
+    *total = t;
+    return k;
 }
 
 /* Bytes of a RESULT for len items, and where its arrays start. */
@@ -178,6 +216,7 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     m->out_size = j->out_size;
     m->arg_size = j->arg_size;
     m->flags = flags;
+    m->data = j->flags;
     /* The pool checked at submit that both resolve (pool.c, check_job). */
     mproc__code_ref((void (*)(void))j->fn, &m->fn);
     if (flags & FOLD_THERE)
@@ -189,6 +228,41 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     MPI_Send(px->sbuf, (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
 }
 
+/* Take the DATA messages of a RESULT whose results have these sizes into
+   out[0..len): each result in memory of its own, the caller's. */
+static void take_results(struct proxy *px, int rank, mproc_bytes *out,
+                         const uint64_t *sizes, uint64_t len)
+{
+    for (uint64_t k = 0, e; k < len; k = e) {
+        size_t total;
+        e = batch_end(sizes, k, len, &total);
+        if (!total)
+            continue;
+        /* One result alone is received where it will stay. */
+        char *one = e - k == 1 ? malloc(total) : NULL;
+        char *into = one;
+        if (!into) {
+            grow(&px->dbuf, &px->dcap, total);
+            into = px->dbuf;
+        }
+        MPI_Request req;
+        MPI_Irecv(into, (int)total, MPI_BYTE, rank, TAG_DATA, the.comm, &req);
+        await_request(&req);
+        if (one) {
+            out[k] = (mproc_bytes){one, total};
+            continue;
+        }
+        /* A result the caller's memory cannot hold is {NULL, 0}. */
+        for (uint64_t x = k; x < e; x++) {
+            void *p = sizes[x] ? malloc(sizes[x]) : NULL;
+            if (p)
+                memcpy(p, into, sizes[x]);
+            out[x] = (mproc_bytes){p, p ? sizes[x] : 0};
+            into += sizes[x];
+        }
+    }
+}
+
 /* Run items [start, end) of j on the proxy's rank (see mproc__exec_fn). */
 static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
                            uint64_t id, uint64_t start, uint64_t end,
@@ -198,7 +272,11 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     int rank = wk->w + 1;
     if (!px->sent)
         mproc__sleep_precisely(); /* this thread's naps, from its first job */
-    size_t isz = j->in_size, osz = j->out_size;
+    bool runs = j->flags & (MPROC_IN_STRINGS | MPROC_IN_BYTES);
+    bool bytes_out = j->flags & MPROC_OUT_BYTES;
+    size_t isz = j->in_size;
+    /* With results of any length, a RESULT carries their sizes. */
+    size_t osz = bytes_out ? sizeof(uint64_t) : j->out_size;
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
                      (j->reduce && !j->out ? FOLD_THERE : 0);
     uint64_t failed = 0, i = start;
@@ -218,14 +296,38 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
         uint64_t len = end - i < piece ? end - i : piece;
         size_t in_at = SECTION(sizeof(struct chunk_msg)), out_at;
         size_t ssize = in_at + len * isz;
+        if (runs) {
+            /* As many runs as fit a message, at least one (at most
+               ITEM_MAX: check_job). */
+            ssize = in_at;
+            uint64_t k = 0;
+            for (; k < len; k++) {
+                size_t add = run_bytes_of(item_run(j, i + k).size);
+                if (k && ssize + add > MSG_BYTES)
+                    break;
+                ssize += add;
+            }
+            len = k;
+        }
         size_t rsize = result_size(flags, len, osz, &out_at);
         grow(&px->sbuf, &px->scap, ssize);
         grow(&px->rbuf, &px->rcap, rsize);
         struct chunk_msg *cm = (struct chunk_msg *)px->sbuf;
         cm->start = i;
         cm->len = len;
-        if (isz)
+        if (runs) {
+            char *at = px->sbuf + in_at;
+            for (uint64_t k = 0; k < len; k++) {
+                mproc_bytes r = item_run(j, i + k);
+                memset(at, 0, RUN_HEAD);
+                memcpy(at, &(uint64_t){r.size}, sizeof(uint64_t));
+                if (r.size)
+                    memcpy(at + RUN_HEAD, r.data, r.size);
+                at += run_bytes_of(r.size);
+            }
+        } else if (isz) {
             memcpy(px->sbuf + in_at, j->in + i * isz, len * isz);
+        }
 
         /* The receive is posted first, so that the rank's answer never
            waits for it. */
@@ -242,6 +344,9 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
                    len * sizeof(int));
         if (rm->missing) {
             /* No results: the caller's out keeps what it held. */
+        } else if (bytes_out) {
+            take_results(px, rank, (mproc_bytes *)(void *)j->out + i,
+                         (const uint64_t *)(const void *)at, len);
         } else if (flags & HAS_OUT) {
             memcpy(j->out + i * osz, at, len * osz);
             if (j->reduce)
@@ -263,9 +368,15 @@ struct served {
     mproc_fn fn;
     void (*reduce)(void *, const void *, void *);
     size_t in_size, out_size;
-    uint32_t flags;
+    uint32_t flags, data;
     char *arg, *identity;
     char *scratch;
+    /* Strings or runs: the array fn's `in` points into; results of any
+       length: this chunk's, and their DATA batch. */
+    char *items, *dbuf;
+    size_t icap, dcap;
+    mproc_bytes *res;
+    size_t rescap;
 };
 
 /* A 64-byte aligned block of size bytes, as the caller's might be, holding
@@ -287,8 +398,16 @@ static void take_job(struct served *s, const char *buf, int rank)
     free(s->arg);
     free(s->identity);
     free(s->scratch);
-    *s = (struct served){
-        .in_size = m->in_size, .out_size = m->out_size, .flags = m->flags};
+    *s = (struct served){.in_size = m->in_size,
+                         .out_size = m->out_size,
+                         .flags = m->flags,
+                         .data = m->data,
+                         .items = s->items,
+                         .icap = s->icap,
+                         .dbuf = s->dbuf,
+                         .dcap = s->dcap,
+                         .res = s->res,
+                         .rescap = s->rescap};
     s->fn = (mproc_fn)mproc__code_find(&m->fn);
     if (!s->fn)
         fprintf(
@@ -308,8 +427,56 @@ static void take_job(struct served *s, const char *buf, int rank)
         s->arg = aligned_copy(buf + arg_at, m->arg_size);
     if (m->flags & FOLD_THERE)
         s->identity = aligned_copy(buf + id_at, m->out_size);
-    if (m->out_size && !(m->flags & HAS_OUT))
+    if (m->out_size && !(m->flags & HAS_OUT)) {
+        /* Zero: a fold never meets an earlier job's bytes. */
         s->scratch = aligned_copy(NULL, m->out_size);
+        memset(s->scratch, 0, m->out_size);
+    }
+}
+
+/* The strings or runs of a CHUNK, laid out as fn expects its items: an
+   array of pointers (or of mproc_bytes) into the message. */
+static const char *unpack_runs(struct served *s, const char *at, uint64_t len)
+{
+    grow(&s->items, &s->icap, len * s->in_size);
+    for (uint64_t k = 0; k < len; k++) {
+        uint64_t size;
+        memcpy(&size, at, sizeof size);
+        const char *data = at + RUN_HEAD;
+        if (s->data & MPROC_IN_STRINGS)
+            ((const char **)(void *)s->items)[k] = data;
+        else
+            ((mproc_bytes *)(void *)s->items)[k] =
+                (mproc_bytes){size ? (void *)data : NULL, (size_t)size};
+        at += run_bytes_of((size_t)size);
+    }
+    return s->items;
+}
+
+/* Send this chunk's results of any length in DATA batches (see CHUNK), and
+   let them go. */
+static void send_results(struct served *s, const uint64_t *sizes, uint64_t len)
+{
+    for (uint64_t k = 0, e; k < len; k = e) {
+        size_t total;
+        e = batch_end(sizes, k, len, &total);
+        if (!total)
+            continue;
+        const char *from = s->res[k].data;
+        if (e - k > 1) {
+            grow(&s->dbuf, &s->dcap, total);
+            char *at = s->dbuf;
+            for (uint64_t x = k; x < e; x++) {
+                if (sizes[x])
+                    memcpy(at, s->res[x].data, sizes[x]);
+                at += sizes[x];
+            }
+            from = s->dbuf;
+        }
+        MPI_Send(from, (int)total, MPI_BYTE, 0, TAG_DATA, the.comm);
+    }
+    for (uint64_t k = 0; k < len; k++)
+        free(s->res[k].data);
 }
 
 static void run_chunk(struct served *s, const char *buf, char **rbuf,
@@ -317,7 +484,8 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
 {
     const struct chunk_msg *cm = (const struct chunk_msg *)buf;
     uint64_t len = cm->len;
-    size_t osz = s->out_size, out_at;
+    bool bytes_out = s->data & MPROC_OUT_BYTES;
+    size_t osz = bytes_out ? sizeof(uint64_t) : s->out_size, out_at;
     size_t rsize = result_size(s->flags, len, osz, &out_at);
     grow(rbuf, rcap, rsize);
     struct result_msg *rm = (struct result_msg *)*rbuf;
@@ -328,11 +496,32 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
     char *acc = s->flags & FOLD_THERE ? *rbuf + out_at : NULL;
     if (acc)
         memcpy(acc, s->identity, osz);
+    /* Results start as zeros: what fn does not write is never stale. */
+    if (out)
+        memset(out, 0, len * osz);
     const char *in = s->in_size ? buf + SECTION(sizeof *cm) : NULL;
+    if (in && (s->data & (MPROC_IN_STRINGS | MPROC_IN_BYTES)))
+        in = unpack_runs(s, in, len);
+    if (bytes_out) {
+        if (s->rescap < len) {
+            free(s->res);
+            s->res = malloc(len * sizeof *s->res);
+            if (!s->res)
+                abort(); /* a message's worth: as grow */
+            s->rescap = len;
+        }
+        memset(s->res, 0, len * sizeof *s->res);
+        mproc__cur.mode = MPROC__RES_HEAP;
+        mproc__cur.max = ITEM_MAX;
+    }
     uint64_t failed = 0;
     for (uint64_t k = 0; k < len; k++) {
         char *op = out ? out + k * osz : s->scratch;
-        int rc = s->fn ? s->fn(in, osz ? op : NULL, s->arg) : MPROC_ENOTSUP;
+        mproc__cur.index = cm->start + k;
+        if (bytes_out)
+            mproc__cur.out = &s->res[k];
+        int rc = s->fn ? s->fn(in, osz && !bytes_out ? op : NULL, s->arg)
+                       : MPROC_ENOTSUP;
         if (acc && s->fn)
             s->reduce(acc, op, s->arg);
         if (status)
@@ -341,11 +530,19 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
         if (in)
             in += s->in_size;
     }
+    mproc__cur.index = UINT64_MAX;
+    mproc__cur.out = NULL;
+    mproc__cur.mode = MPROC__RES_NONE;
     rm->failed = failed;
     rm->missing = !s->fn;
     if (!s->fn) /* nothing was written: send zeros, not stale bytes */
         memset(*rbuf + out_at, 0, rsize - out_at);
+    if (bytes_out)
+        for (uint64_t k = 0; k < len; k++)
+            ((uint64_t *)(void *)out)[k] = s->res[k].size;
     MPI_Send(*rbuf, (int)rsize, MPI_BYTE, 0, TAG_RESULT, the.comm);
+    if (bytes_out && s->fn)
+        send_results(s, (const uint64_t *)(const void *)out, len);
 }
 
 /* ---- opening and closing ------------------------------------------------------- */
@@ -393,6 +590,9 @@ static _Noreturn void serve(int rank, bool working)
     free(s.arg);
     free(s.identity);
     free(s.scratch);
+    free(s.items);
+    free(s.dbuf);
+    free(s.res);
     free(buf);
     free(rbuf);
     retire();
@@ -524,6 +724,7 @@ static void close_mpi(mproc_pool *pool)
     for (int w = 0; the.proxies && w < pool->workers; w++) {
         free(the.proxies[w].sbuf);
         free(the.proxies[w].rbuf);
+        free(the.proxies[w].dbuf);
     }
     free(the.proxies);
     the.proxies = NULL;
@@ -571,6 +772,18 @@ static bool crosses(void (*f)(void))
 static int check_job(const mproc_pool *pool, const mproc_job *j)
 {
     (void)pool;
+    for (size_t i = 0; i < j->n && (j->flags & MPROC_IN_STRINGS); i++)
+        if (strlen(((const char *const *)j->in)[i]) >= ITEM_MAX)
+            return mproc__fail(MPROC_EINVAL,
+                               "job.in[%zu] is a string of 2^30 bytes or "
+                               "more, over what an MPI message part holds",
+                               i);
+    for (size_t i = 0; i < j->n && (j->flags & MPROC_IN_BYTES); i++)
+        if (((const mproc_bytes *)j->in)[i].size > ITEM_MAX)
+            return mproc__fail(MPROC_EINVAL,
+                               "job.in[%zu].size is %zu, over the 2^30 bytes "
+                               "an MPI message part holds",
+                               i, ((const mproc_bytes *)j->in)[i].size);
     if (j->arg && !j->arg_size)
         return mproc__fail(MPROC_EINVAL,
                            "job.arg is a pointer with arg_size 0: on an MPI "

@@ -34,11 +34,15 @@ int mproc__cpu_count(void);
 int mproc__cpu_count_at(const char *root);
 uint64_t mproc__ram(void);
 bool mproc__under_valgrind(void);
+void mproc__shared_written(void *p, size_t size);
 
 void *mproc__region_map(size_t size, bool shared);
 void mproc__region_unmap(void *p, size_t size);
 void mproc__no_dump(void *p, size_t size);
 void mproc__discard(void *p, size_t size, bool shared);
+int mproc__file_open(const char *name, uint64_t size);
+void *mproc__file_map(int fd, uint64_t off, size_t size);
+void mproc__file_punch(int fd, uint64_t off, uint64_t size);
 
 int mproc__lifeline(int *keep);
 int mproc__child_events(void);

@@ -129,7 +129,7 @@ static int map_shared(mproc_pool *p)
     mproc__heap_init(&p->staging, at, (size_t)(p->region + p->region_size - at),
                      false, (size_t)(mproc__ram() / 8), true);
     p->board = (struct mproc__board *)p->region;
-    return 0;
+    return mproc__results_open(p);
 }
 
 static int map_private(mproc_pool *p)
@@ -175,6 +175,7 @@ void mproc__pool_unmap(mproc_pool *p)
 {
     mproc__heap_destroy(&p->arena);
     mproc__heap_destroy(&p->logs);
+    mproc__results_close(p);
     if (p->region) {
         mproc__heap_destroy(&p->staging);
         mproc__region_unmap(p->region, p->region_size);

@@ -50,6 +50,7 @@ void mproc__forget_others(mproc_pool *self)
             continue;
         if (p->region)
             munmap(p->region, p->region_size);
+        mproc__results_forget(p);
         if (p->zevent >= 0)
             close(p->zevent);
         if (p->lifeline >= 0)

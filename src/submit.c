@@ -79,7 +79,10 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if (j->arg_size && !j->arg)
         return mproc__fail(MPROC_EINVAL, "job.arg is NULL while arg_size = %zu",
                            j->arg_size);
-    int err = mproc__usable(pool);
+    int err = mproc__data_check(j);
+    if (err)
+        return err;
+    err = mproc__usable(pool);
     if (err)
         return err;
     /* Acquire: pairs with the supervisor's release store of `broken`
@@ -107,24 +110,36 @@ static bool shared_mem(const mproc_pool *p, const void *ptr, size_t size)
 static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
 {
     const mproc_job *u = &t->user;
-    size_t n = u->n, off = 0;
-    size_t o_in = 0, o_out = 0, o_st = 0, o_ws = 0, o_arg = 0, o_part = 0;
-    bool c_in = !shared_mem(pool, u->in, n * u->in_size);
+    size_t n = u->n, off = 0, payload = 0;
+    size_t o_in = 0, o_out = 0, o_st = 0, o_ws = 0, o_arg = 0, o_part = 0,
+           o_pay = 0;
+    /* Strings and byte runs are copied wherever they are: the pointers to
+       them are rewritten anyway (data.c). Results of any length always go
+       through staging, where workers write where to find them. */
+    bool items = u->flags & (MPROC_IN_STRINGS | MPROC_IN_BYTES);
+    bool c_in = items || !shared_mem(pool, u->in, n * u->in_size);
     bool c_arg = u->arg_size && !shared_mem(pool, u->arg, u->arg_size);
-    t->copy_out = u->out && !shared_mem(pool, u->out, n * u->out_size);
+    t->copy_out = u->out && ((u->flags & MPROC_OUT_BYTES) ||
+                             !shared_mem(pool, u->out, n * u->out_size));
     t->copy_status = u->status && !shared_mem(pool, u->status, n * sizeof(int));
     t->copy_wstatus =
         u->wstatus && !shared_mem(pool, u->wstatus, n * sizeof(int));
-    size_t sizes[6] = {
+    if (items) {
+        int err = mproc__data_payload(u, &payload);
+        if (err)
+            return err;
+    }
+    size_t sizes[7] = {
         c_in ? n * u->in_size : 0,
         t->copy_out ? n * u->out_size : 0,
         t->copy_status ? n * sizeof(int) : 0,
         t->copy_wstatus ? n * sizeof(int) : 0,
         c_arg ? u->arg_size : 0,
         u->reduce ? (size_t)pool->workers * t->pstride : 0,
+        payload,
     };
-    size_t *offs[6] = {&o_in, &o_out, &o_st, &o_ws, &o_arg, &o_part};
-    for (int i = 0; i < 6; i++) {
+    size_t *offs[7] = {&o_in, &o_out, &o_st, &o_ws, &o_arg, &o_part, &o_pay};
+    for (int i = 0; i < 7; i++) {
         *offs[i] = off;
         size_t sz = MPROC__ALIGN_UP(sizes[i], MPROC__LINE);
         if (sz < sizes[i] || off + sz < off)
@@ -141,12 +156,23 @@ static int stage(mproc_pool *pool, mproc_task *t, const char **in, void **arg)
                                "arena is not copied)",
                                off);
     }
-    if (c_in) {
+    if (items)
+        mproc__data_stage(u, t->stage + o_in, t->stage + o_pay);
+    else if (c_in)
         memcpy(t->stage + o_in, u->in, sizes[0]);
+    if (c_in && t->stage)
         *in = t->stage + o_in;
-    }
-    if (t->copy_out)
+    if (t->copy_out) {
+        /* Staging is reused from job to job, and what it holds for an item
+           is copied back whole: start it as the caller's buffer (what a
+           thread pool leaves where fn writes nothing), never as an earlier
+           job's results. Results of any length start as {NULL, 0}. */
         t->s_out = t->stage + o_out;
+        if (u->flags & MPROC_OUT_BYTES)
+            memset(t->s_out, 0, sizes[1]);
+        else
+            mproc__shared_written(memcpy(t->s_out, u->out, sizes[1]), sizes[1]);
+    }
     if (t->copy_status)
         t->s_status = (int *)(t->stage + o_st);
     if (t->copy_wstatus)
@@ -272,6 +298,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
                           memory_order_relaxed);
     j->status = t->s_status ? t->s_status : u->status;
     j->wstatus = t->s_wstatus ? t->s_wstatus : u->wstatus;
+    j->flags = u->flags;
     j->reduce = u->reduce;
     j->partials = t->partials;
     j->pstride = t->pstride;
@@ -324,6 +351,12 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         return mproc__fail(MPROC_EINVAL,
                            "mproc_submit: task (where the task goes) is NULL");
     *task = NULL;
+    mproc_job sized;
+    if (job) {
+        sized = *job;
+        mproc__data_sizes(&sized);
+        job = &sized;
+    }
     int err = check_job(pool, job);
     if (err)
         return err;
@@ -381,6 +414,7 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     int *ws = t->s_wstatus ? t->s_wstatus : job->wstatus;
     if (ws)
         memset(ws, 0, n * sizeof *ws);
+    mproc__data_clear_out(job);
     for (int w = 0; job->reduce && w < pool->workers; w++) {
         struct mproc__partial *h =
             (struct mproc__partial *)(t->partials + (size_t)w * t->pstride);

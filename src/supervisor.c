@@ -92,11 +92,16 @@ static _Noreturn void worker_main(struct super *z, int w)
     mproc__self_pool = z->pool;
 
     const mproc_options *o = &z->pool->opt;
+    mproc__results_worker(z->pool, w);
+    /* What init and the items print is flushed before the worker ends in
+       any way but a crash (board.c flushes after each chunk too). */
     if (o->init && o->init(o->init_arg)) {
+        fflush(NULL);
         if (z->initial)
             mproc__board_ready(b, MPROC_EINIT, true);
         _exit(EXIT_INIT);
     }
+    fflush(NULL);
     /* Acquire: pairs with the supervisor's release of inherit (repair.c),
        made before this worker was forked (the fork orders it anyway);
        release: pairs with the supervisor's acquire of the state when this
@@ -108,6 +113,7 @@ static _Noreturn void worker_main(struct super *z, int w)
         mproc__board_ready(b, 0, true);
     struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
     mproc__work(&wk);
+    fflush(NULL);
     /* Release: pairs with on_death's acquire of the state; EXITING holds
        nothing, and the exit orders it anyway, so stronger than needed. */
     atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);

@@ -222,7 +222,9 @@ void mproc__task_copy_range(mproc_task *t, uint64_t start, uint64_t len,
                             bool norun)
 {
     const mproc_job *u = &t->user;
-    if (t->copy_out && !norun)
+    if (t->copy_out && !norun && (u->flags & MPROC_OUT_BYTES))
+        mproc__results_collect(t, start, len);
+    else if (t->copy_out && !norun)
         memcpy((char *)u->out + start * u->out_size,
                t->s_out + start * u->out_size, len * u->out_size);
     if (t->copy_status)
@@ -249,7 +251,8 @@ static void collect(mproc_task *t)
     if (copies) {
         /* One copy of everything, unless mproc_task_next took some already
            or some items ran nothing (their results stay untouched). */
-        if (!t->next_r && !t->next_off && !t->norun) {
+        if (!t->next_r && !t->next_off && !t->norun &&
+            !(u->flags & MPROC_OUT_BYTES)) {
             mproc__task_copy_range(t, 0, u->n, false);
         } else {
             for (uint64_t r = t->next_r + (t->next_off ? 1 : 0); r < t->sealed;

@@ -73,6 +73,7 @@ else()
 endif()
 check_cell("In [25 (new)]" "\nFinal result: 40\n")
 check_cell("In [26 (new)]" "200 items of" " on ${w26} ${name}\n" "200/200")
+check_cell("In [27 (new)]" "file1.txt: 1156 bytes: " "file3.txt: 5 bytes: short\n")
 
 string(REGEX MATCHALL "\n-> [^\n]+" lessons "${out}")
 list(LENGTH lessons n)

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -552,6 +553,159 @@ static int program_init_run(void)
     return 0;
 }
 
+/* Strings and byte runs in, results of any length back: item i's result is
+   its string reversed, repeated rep(i) times (a 9 MiB one among them, more
+   than one message's worth; empty ones too). */
+static size_t rep_of(size_t i)
+{
+    return i == 3 ? 9u << 20 : i % 4;
+}
+
+static int reversed(const void *in, void *out, void *arg)
+{
+    (void)out, (void)arg;
+    size_t i = mproc_item_index();
+    const char *s = *(const char *const *)in;
+    size_t len = strlen(s), reps = rep_of(i);
+    if (i == 3)
+        len = 1, reps = 9u << 20;
+    char *r = mproc_result(len * reps);
+    if (!r && len * reps != 0)
+        return errno;
+    for (size_t k = 0; k < len * reps; k++)
+        r[k] = s[len - 1 - k % len];
+    return 0;
+}
+
+static void strings_in_bytes_out(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    char **in = malloc(N * sizeof *in);
+    for (size_t i = 0; i < N; i++) {
+        size_t len = i == 7 ? (size_t)10 << 20 : i % 300 + 1;
+        in[i] = malloc(len + 1);
+        for (size_t c = 0; c < len; c++)
+            in[i][c] = (char)('a' + (c * 7 + i) % 26);
+        in[i][len] = 0;
+    }
+    mproc_bytes *out = malloc(N * sizeof *out);
+    int status[N];
+    mproc_job j = {.fn = reversed,
+                   .in = in,
+                   .out = out,
+                   .n = N,
+                   .status = status,
+                   .flags = MPROC_IN_STRINGS | MPROC_OUT_BYTES};
+    assert_int_equal(mproc_map(pool, &j), 0);
+    for (size_t i = 0; i < N; i++) {
+        size_t len = strlen(in[i]), reps = rep_of(i);
+        if (i == 3)
+            len = 1;
+        assert_int_equal(status[i], 0);
+        assert_int_equal(out[i].size, len * reps);
+        const char *r = out[i].data;
+        for (size_t k = 0; k < len * reps; k += 1 + k / 64)
+            if (r[k] != in[i][len - 1 - k % len])
+                fail_msg("item %zu byte %zu", i, k);
+        free(out[i].data);
+        free(in[i]);
+    }
+    free(in);
+    free(out);
+}
+
+static int run_sum(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    const mproc_bytes *b = in;
+    uint64_t sum = mproc_item_index() << 32;
+    for (size_t k = 0; k < b->size; k++)
+        sum += ((const unsigned char *)b->data)[k];
+    *(uint64_t *)out = sum;
+    return 0;
+}
+
+static void bytes_in(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    mproc_bytes in[N];
+    uint64_t out[N], want[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t size = i % 10 == 0 ? 0 : i * 13;
+        unsigned char *p = size ? malloc(size) : NULL;
+        want[i] = (uint64_t)i << 32;
+        for (size_t k = 0; k < size; k++)
+            want[i] += p[k] = (unsigned char)(k + i);
+        in[i] = (mproc_bytes){p, size};
+    }
+    mproc_job j = {.fn = run_sum,
+                   .in = in,
+                   .out = out,
+                   .out_size = sizeof *out,
+                   .n = N,
+                   .flags = MPROC_IN_BYTES};
+    assert_int_equal(mproc_map(pool, &j), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(out[i], want[i]);
+        free(in[i].data);
+    }
+}
+
+static int leave_alone(const void *in, void *out, void *arg)
+{
+    (void)in, (void)out, (void)arg;
+    return 0;
+}
+
+static int secret(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    memset(out, 'S', 64);
+    return 0;
+}
+
+/* A rank's result buffer is reused from chunk to chunk: what fn does not
+   write comes back as zeros, never as another job's bytes. */
+static void no_stale_results(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static char out[N][64];
+    mproc_job a = {.fn = secret, .out = out, .out_size = 64, .n = N};
+    assert_int_equal(mproc_map(pool, &a), 0);
+    mproc_job b = {.fn = leave_alone, .out = out, .out_size = 64, .n = N};
+    assert_int_equal(mproc_map(pool, &b), 0);
+    for (size_t i = 0; i < N; i++)
+        for (int c = 0; c < 64; c++)
+            assert_int_equal(out[i][c], 0);
+}
+
+/* On a rank, mproc_result outside a job with MPROC_OUT_BYTES is EINVAL, as
+   in every kind, and mproc_item_index is the item's. */
+static int result_without_the_flag(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    errno = 0;
+    void *p = mproc_result(10);
+    *(long *)out = (long)mproc_item_index();
+    return p == NULL && errno == EINVAL ? 0 : 1;
+}
+
+static void result_needs_the_flag(void **state)
+{
+    (void)state;
+    long out[50];
+    mproc_job j = {.fn = result_without_the_flag,
+                   .out = out,
+                   .out_size = sizeof *out,
+                   .n = 50};
+    assert_int_equal(mproc_map(pool, &j), 0);
+    for (long i = 0; i < 50; i++)
+        assert_int_equal(out[i], i);
+}
+
 int main(int argc, char **argv)
 {
     rank0 = getpid();
@@ -593,6 +747,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(no_in_and_no_out),
         cmocka_unit_test(function_in_a_shared_library),
         cmocka_unit_test(next_progress_and_cancel),
+        cmocka_unit_test(strings_in_bytes_out),
+        cmocka_unit_test(bytes_in),
+        cmocka_unit_test(no_stale_results),
+        cmocka_unit_test(result_needs_the_flag),
         cmocka_unit_test(one_mpi_pool_a_run),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -527,6 +527,97 @@ static void progress_cell(const struct demo *d)
            "with a timeout lets the caller draw between looks.");
 }
 
+/* ---- New cell: strings in, results of any length out ------------------- */
+
+/* A file's longest line, whole, however long: the path is a string item and
+   the line a result of its own length. */
+static int longest_line(const void *in, void *out, void *arg)
+{
+    (void)out;
+    (void)arg;
+    FILE *f = fopen(*(const char *const *)in, "r");
+    if (!f)
+        return errno;
+    char *line = NULL, *best = NULL;
+    size_t cap = 0, best_len = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        size_t text = (size_t)len - (len > 0 && line[len - 1] == '\n');
+        if (!best || text > best_len) {
+            free(best);
+            best = malloc(text + 1);
+            if (best)
+                memcpy(best, line, text);
+            best_len = text;
+        }
+    }
+    free(line);
+    fclose(f);
+    char *r = mproc_result(best_len);
+    if (r && best_len)
+        memcpy(r, best, best_len);
+    free(best);
+    return r ? 0 : errno;
+}
+
+static void files_cell(const struct demo *d)
+{
+    mproc_pool *p = open_pool(d->kind, d->workers ? d->workers : 2);
+    cell("27 (new)", "each file's longest line, file names in, lines out");
+    /* Written after the pool opened: process workers get copies of the
+       names, whatever memory they are in. */
+    enum { FILES = 5 };
+    static const size_t longest[FILES] = {12, 1156, 80, 0, 300};
+    char dir[] = "/tmp/mproc-demo-XXXXXX";
+    char *paths[FILES];
+    if (!mkdtemp(dir)) {
+        perror("mproc demo: mkdtemp");
+        exit(1);
+    }
+    for (int i = 0; i < FILES; i++) {
+        if (asprintf(&paths[i], "%s/file%d.txt", dir, i) < 0)
+            exit(1);
+        FILE *f = fopen(paths[i], "w");
+        if (!f) {
+            perror("mproc demo: writing a file");
+            exit(1);
+        }
+        fprintf(f, "short\n");
+        for (size_t k = 0; k < longest[i]; k++)
+            fputc(k % 8 == 7 ? ' ' : 'a' + (int)((k + (size_t)i) % 26), f);
+        fprintf(f, "\nend\n");
+        fclose(f);
+    }
+    mproc_bytes lines[FILES];
+    int status[FILES];
+    check(
+        mproc_map(p, &(mproc_job){.fn = longest_line,
+                                  .in = paths,
+                                  .out = lines,
+                                  .n = FILES,
+                                  .status = status,
+                                  .flags = MPROC_IN_STRINGS | MPROC_OUT_BYTES}),
+        "map over file names");
+    for (int i = 0; i < FILES; i++) {
+        if (status[i])
+            printf("%s: %s\n", paths[i], strerror(status[i]));
+        else
+            printf("%s: %zu bytes: %.*s%s\n", strrchr(paths[i], '/') + 1,
+                   lines[i].size,
+                   (int)(lines[i].size < 40 ? lines[i].size : 40),
+                   lines[i].size ? (char *)lines[i].data : "",
+                   lines[i].size > 40 ? "..." : "");
+        free(lines[i].data);
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    rmdir(dir);
+    close_pool(p);
+    lesson("MPROC_IN_STRINGS hands each worker its own copy of a string the "
+           "caller made at any time; MPROC_OUT_BYTES brings back whole "
+           "results of any length, each the caller's to free().");
+}
+
 static const char usage_text[] =
     "usage: mproc demo [--kind processes|threads|mpi] [--workers N] [--quick]\n"
     "\n"
@@ -621,6 +712,7 @@ int tool_demo(int argc, char **argv)
     arena_cell(&d);
     reduce_cell(&d);
     progress_cell(&d);
+    files_cell(&d);
     if (ranks)
         mproc_pool_close(ranks);
     return 0;

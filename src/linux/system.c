@@ -241,6 +241,23 @@ bool mproc__under_valgrind(void)
 #endif
 }
 
+#if defined(HAVE_VALGRIND) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#endif
+
+/* Memory other processes write (a shared region): valgrind sees only this
+   process's stores, so a copy of undefined bytes into it would stay
+   undefined for it after workers wrote there. Such memory is defined as
+   far as this process can know, as freshly mapped memory is. */
+void mproc__shared_written(void *p, size_t size)
+{
+#ifdef VALGRIND_MAKE_MEM_DEFINED
+    VALGRIND_MAKE_MEM_DEFINED(p, size);
+#else
+    (void)p, (void)size;
+#endif
+}
+
 uint64_t mproc__ram(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
@@ -300,6 +317,46 @@ void mproc__discard(void *p, size_t size, bool shared)
     uintptr_t e = ((uintptr_t)p + size) & ~(uintptr_t)(page - 1);
     if (e > a)
         madvise((void *)a, e - a, shared ? MADV_REMOVE : MADV_DONTNEED);
+}
+
+/*
+ * A sparse file in memory (a memfd, close-on-exec) of `size` bytes, none of
+ * them committed: pages exist only where written. Returns the descriptor,
+ * or -1 with errno set.
+ */
+int mproc__file_open(const char *name, uint64_t size)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)size) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Map [off, off+size) of such a file, shared and writable; NULL with errno
+   set. off is a multiple of the page size. */
+void *mproc__file_map(int fd, uint64_t off, size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE, fd, (off_t)off);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Give the whole pages inside [off, off+size) of the file back to the
+   system: they read as zero afterwards, in every process. */
+void mproc__file_punch(int fd, uint64_t off, uint64_t size)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t a = (off + page - 1) & ~(page - 1);
+    uint64_t e = (off + size) & ~(page - 1);
+    if (e > a)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
+                  (off_t)(e - a));
 }
 
 /* ---- processes ------------------------------------------------------- */
