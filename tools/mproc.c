@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "demo"))
         return mproc__demo(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run"))
-        return mproc__run(argc - 1, argv + 1);
+        return tool_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) {
 #ifdef MPROC_HAVE_BENCH
         return mproc__bench(argc - 1, argv + 1);

@@ -8,7 +8,8 @@
 int tool_usage(const char *error);
 
 int mproc__demo(int argc, char **argv);
-int mproc__run(int argc, char **argv);
+/* mproc run (tools/run/): the shell's Pool.map. */
+int tool_run(int argc, char **argv);
 int mproc__bench(int argc, char **argv);
 
 #endif
