@@ -47,7 +47,7 @@ struct input {
     size_t *pos;       /* the next ::: value of each source */
     struct group *groups;
     size_t ngroups;
-    bool streamed; /* group 0 is read as jobs start */
+    bool streamed;    /* group 0 is read as jobs start */
     size_t first_pos; /* else the entry of group 0 to take next */
     bool started, done;
     char **cur;  /* group 0's current entry, once per combination */
@@ -274,6 +274,27 @@ int input_open(struct input **inp, const struct run_opts *o)
             in->done = true;
     }
     return 0;
+}
+
+size_t input_total(const struct input *in)
+{
+    const struct run_opts *o = in->o;
+    if (o->pipe)
+        return 0;
+    size_t total = 1;
+    for (size_t g = 0; g < in->ngroups; g++) {
+        size_t n = in->groups[g].ntuples;
+        if (g == 0 && in->streamed) {
+            const struct source_spec *sp = &o->sources[in->groups[0].first];
+            if (sp->path)
+                return 0;
+            n = sp->nargs;
+        }
+        total *= n;
+    }
+    if (o->max_args > 1)
+        total = (total + (size_t)o->max_args - 1) / (size_t)o->max_args;
+    return total;
 }
 
 int input_fd(const struct input *in)

@@ -41,7 +41,7 @@
 #define WINDOW       256 /* finished jobs that may wait to be printed */
 #define GRACE        1.0 /* seconds from SIGTERM to SIGKILL */
 #define RETRY_PAUSE  0.1 /* before retrying a start that lacked resources */
-#define RETRY_STARTS 100 /* then the job fails */
+#define RETRY_STARTS 10  /* then the job fails */
 #define SAMPLES      4096
 
 struct job {
@@ -288,10 +288,12 @@ static void halt_check(struct loop *l, struct job *j)
         return;
     double need = o->halt_count;
     if (o->halt_pct) {
-        /* A share of the jobs: known only once the input is read whole. */
-        if (!l->input_done)
+        /* A share of the jobs: known once the input is read whole, or
+           from the start for ::: values. */
+        size_t total = l->input_done ? l->seq : input_total(l->in);
+        if (!total)
             return;
-        need = ceil(o->halt_count * (double)l->seq);
+        need = ceil(o->halt_count * (double)total);
     }
     if ((double)count < need)
         return;
@@ -698,7 +700,7 @@ static int wait_ms(const struct loop *l, double t)
 static int loop_body(struct loop *l)
 {
     const struct run_opts *o = l->o;
-    size_t nfds = 2 + 3 * (size_t)o->jobs;
+    size_t nfds = 3 + 3 * (size_t)o->jobs;
     struct pollfd *pfd = calloc(nfds, sizeof *pfd);
     struct job **owner = calloc(nfds, sizeof *owner);
     if (!pfd || !owner) {
@@ -723,6 +725,11 @@ static int loop_body(struct loop *l)
         if (!l->stopping && !l->input_done && l->running < o->jobs &&
             (ifd = input_fd(l->in)) >= 0)
             pfd[n++] = (struct pollfd){.fd = ifd, .events = POLLIN};
+        /* A pipe on stdout whose reader is gone shows POLLERR: mproc run
+           then stops at once, as a write would have told it, rather than
+           running commands whose output has nowhere to go. */
+        size_t out_at = n;
+        pfd[n++] = (struct pollfd){.fd = 1, .events = 0};
         size_t first_job = n;
         for (int s = 0; s < o->jobs; s++) {
             struct job *j = l->slots[s];
@@ -771,6 +778,8 @@ static int loop_body(struct loop *l)
             l->broke = true;
             l->input_done = true;
         }
+        if (r > 0 && (pfd[out_at].revents & POLLERR))
+            out_broken(-EPIPE);
         if (r > 0 && pfd[0].revents) {
             struct signalfd_siginfo si;
             while (read(l->sfd, &si, sizeof si) == (ssize_t)sizeof si)
@@ -779,6 +788,7 @@ static int loop_body(struct loop *l)
         timers(l, now_mono());
         if (o->order)
             print_ready(l);
+        out_flush();
         if (out_error())
             break;
     }
@@ -821,6 +831,8 @@ int run_loop(const struct run_opts *o)
         }
     }
     l.pr.begin = now_mono();
+    if ((l.pr.total = input_total(l.in)))
+        l.pr.total_known = true;
     if (loop_body(&l)) {
         fprintf(stderr, "mproc run: out of memory\n");
         goto out;

@@ -230,6 +230,12 @@ int out_flush(void)
     return out_err;
 }
 
+void out_broken(int e)
+{
+    if (!out_err)
+        out_err = e;
+}
+
 int out_error(void)
 {
     return out_err;
@@ -281,7 +287,8 @@ static int save(const char *dir, const char *name, struct spool *s,
     return e;
 }
 
-/* GNU parallel's layout: DIR/1/VALUE1/2/VALUE2/.../{seq,stdout,stderr},
+/* GNU parallel's layout: DIR/1/VALUE1/2/VALUE2/.../{seq,stdout,stderr}
+   (seq without a newline),
    '/' in a value written "\_" and '\' written "\\". */
 int results_save(const char *dir, const struct values *v, size_t seq,
                  struct spool *out, struct spool *err)
@@ -311,7 +318,7 @@ int results_save(const char *dir, const struct values *v, size_t seq,
         e = make_dir(path);
     }
     char num[32];
-    snprintf(num, sizeof num, "%zu\n", seq);
+    snprintf(num, sizeof num, "%zu", seq);
     if (!e)
         e = save(path, "seq", NULL, num);
     if (!e)

@@ -96,6 +96,9 @@ int input_open(struct input **in, const struct run_opts *o);
 /* The descriptor to poll for more input, or -1 when next() can be called
    without waiting. */
 int input_fd(const struct input *in);
+/* How many jobs the input makes, when known before it is read (only :::
+   values); 0 when not. */
+size_t input_total(const struct input *in);
 /* The next job's values: 1 (vals filled), 0 (poll input_fd first), -1 (no
    more), or RUN_BROKE-ish failure -2 after a message. */
 int input_next(struct input *in, struct values *vals);
@@ -184,6 +187,8 @@ void out_lines(int stream, struct spool *s, const char *tag);
 int out_flush(void);
 /* The first write error on mproc run's own output, 0 if none. */
 int out_error(void);
+/* Records e as the output's error (stdout's reader went away). */
+void out_broken(int e);
 extern size_t spool_memory; /* bytes held in memory by every spool */
 
 /* --results DIR: writes a job's outputs under DIR. */

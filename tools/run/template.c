@@ -8,7 +8,7 @@
  *
  * The path operations follow GNU parallel's rules, so the same inputs give
  * the same commands: {.} drops the last ".ext" of the last path component
- * only, {//} of a name without '/' is ".", of "/x" is "/".
+ * only, {//} is POSIX dirname (of "x" and "x/": "."; of "/x": "/").
  *
  * Without a shell, each word of the command becomes one argument, values
  * inserted verbatim: no quoting can go wrong because nothing parses them.
@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include "run.h"
 
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,20 +114,20 @@ bool has_replacement(char *const *words, int n)
 static int apply(char **buf, size_t *len, size_t *cap, const char *s,
                  const char *op, bool quote)
 {
-    char *t = strdup(s);
+    /* Room for dirname's "." of an empty value. */
+    size_t n = strlen(s);
+    char *t = malloc(n + 2);
     if (!t)
         return -1;
+    memcpy(t, s, n + 1);
     char *base = strrchr(t, '/');
     if (!strcmp(op, "/") || !strcmp(op, "/.")) {
         if (base)
             memmove(t, base + 1, strlen(base + 1) + 1);
     } else if (!strcmp(op, "//")) {
-        if (!base)
-            strcpy(t, ".");
-        else if (base == t)
-            strcpy(t, "/");
-        else
-            *base = 0;
+        /* POSIX dirname(3), as GNU parallel's: "dir/" is in ".". */
+        char *d = dirname(t);
+        memmove(t, d, strlen(d) + 1);
     }
     if (!strcmp(op, ".") || !strcmp(op, "/.")) {
         char *dot = strrchr(t, '.'), *slash = strrchr(t, '/');
