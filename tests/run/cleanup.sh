@@ -9,6 +9,8 @@
 mproc=$1
 tries=${2:-20}
 . "$(dirname "$0")/lib.sh"
+# Under AddressSanitizer, SIGSEGV must stay a death by signal.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}handle_segv=0"
 u=$$
 # A command that starts a child and waits: both recognisable by "$u".
 cat >"$tmp/sleeper" <<EOS
@@ -18,6 +20,10 @@ sleep 1000.$u &
 wait
 EOS
 chmod +x "$tmp/sleeper"
+# A background job of a shell without job control ignores SIGINT and
+# SIGQUIT, and mproc run keeps ignored signals ignored: start it with them
+# at their defaults, as from a terminal.
+bg_run() { env --default-signal=INT,QUIT "$mproc" run "$@" >/dev/null 2>&1 & }
 alive() { pgrep -f "sleep 1000.$u|$tmp/sleeper" | wc -l | tr -d ' '; }
 none_left() { [ "$(alive)" = 0 ]; }
 three_started() { [ "$(lines "$tmp/started")" -ge 3 ]; }
@@ -25,7 +31,7 @@ three_started() { [ "$(lines "$tmp/started")" -ge 3 ]; }
 # mproc run ended by SIG once its commands run: none survives.
 for sig in KILL SEGV TERM INT QUIT HUP; do
     rm -f "$tmp/started"
-    "$mproc" run -j 3 "$tmp/sleeper" ::: 1 2 3 4 >/dev/null 2>&1 &
+    bg_run -j 3 "$tmp/sleeper" ::: 1 2 3 4
     pid=$!
     until_true 60 three_started
     kill -s "$sig" "$pid"
@@ -37,12 +43,23 @@ for sig in KILL SEGV TERM INT QUIT HUP; do
         "$([ "$status" -gt 128 ] && echo 1 || echo "status $status")"
 done
 
+# An ignored signal stays ignored.
+rm -f "$tmp/started"
+"$mproc" run -j 3 "$tmp/sleeper" ::: 1 2 3 >/dev/null 2>&1 &
+pid=$!
+until_true 60 three_started
+kill -s INT "$pid"
+kill -s TERM "$pid"
+wait "$pid"
+until_true 30 none_left
+check "SIGINT ignored by the shell: ignored, SIGTERM ends all" 0 "$(alive)"
+
 # Signals while commands are being started, many times over.
 left=0
 i=0
 while [ "$i" -lt "$tries" ]; do
     for sig in TERM INT KILL; do
-        "$mproc" run -j 4 "$tmp/sleeper" ::: 1 2 3 4 5 6 >/dev/null 2>&1 &
+        bg_run -j 4 "$tmp/sleeper" ::: 1 2 3 4 5 6
         pid=$!
         [ $((i % 2)) = 0 ] || sleep 0.0$i
         kill -s "$sig" "$pid"

@@ -804,8 +804,16 @@ int run_loop(const struct run_opts *o)
     sigset_t set;
     sigemptyset(&set);
     int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        /* A signal mproc run was started ignoring (nohup, a background job
+           of a shell without job control) stays ignored, for it and for
+           its commands, as the shell meant. */
+        struct sigaction old;
+        if (sigs[i] != SIGCHLD && sigaction(sigs[i], NULL, &old) == 0 &&
+            old.sa_handler == SIG_IGN)
+            continue;
         sigaddset(&set, sigs[i]);
+    }
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     spawn_init();
