@@ -11,7 +11,7 @@ int tool_run(int argc, char **argv)
     struct run_opts o;
     int r = run_options(&o, argc, argv);
     if (r == -1)
-        r = run_loop(&o);
+        r = o.mpi ? run_mpi(&o) : run_loop(&o);
     run_options_free(&o);
     return r;
 }

@@ -52,6 +52,7 @@ static const char usage_text[] =
     "                      WHEN: soon (let running ones end) or now\n"
     "      --tty           commands get the terminal; implies -j1, -u\n"
     "      --shell         run COMMAND's words through /bin/sh -c\n"
+    "      --mpi           under mpirun: spread the commands over the ranks\n"
     "Input:\n"
     "  -a, --arg-file FILE an input source (as :::: FILE)\n"
     "  -0, --null          inputs end with NUL, not newline\n"
@@ -142,6 +143,7 @@ static const struct option longopts[] = {
     {"block-size", required_argument, NULL, OPT_BLOCK},
     {"tty", no_argument, NULL, OPT_TTY},
     {"shell", no_argument, NULL, OPT_SHELL},
+    {"mpi", no_argument, NULL, OPT_MPI},
     {"arg-file", required_argument, NULL, 'a'},
     {"null", no_argument, NULL, '0'},
     {"delimiter", required_argument, NULL, 'd'},
@@ -564,6 +566,9 @@ int run_options(struct run_opts *o, int argc, char **argv)
             break;
         case OPT_SHELL:
             o->shell = true;
+            break;
+        case OPT_MPI:
+            o->mpi = true;
             break;
         case 'a': {
             const char **more = realloc(files, (nfiles + 1) * sizeof *more);

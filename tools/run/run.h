@@ -14,6 +14,7 @@
  *   progress.c  --bar, --progress, --eta on a terminal's stderr
  *   loop.c      the event loop: input, starts, outputs, exits, timeouts,
  *               signals, --halt, --retries
+ *   mpi.c       --mpi: the commands spread over the ranks of mpirun
  *
  * mproc run is single-threaded: one poll loop owns every job, so nothing
  * here needs a lock.
@@ -73,6 +74,7 @@ struct run_opts {
     struct source_spec *sources;
     size_t nsources;
     bool stdin_used; /* a source or --pipe reads standard input */
+    bool mpi;        /* spread over the ranks of mpirun */
 };
 
 /* Parses argv into o. Returns -1 when mproc run should go on, else the
@@ -231,5 +233,9 @@ void progress_draw(const struct run_opts *o, const struct progress_state *p,
 int run_loop(const struct run_opts *o);
 double now_mono(void);
 double now_real(void);
+
+/* ---- mpi.c ---- */
+
+int run_mpi(const struct run_opts *o);
 
 #endif
