@@ -232,11 +232,48 @@ static void deliver(struct loop *l, struct job *j, int stream, const char *data,
     }
 }
 
+/* Moves what the printing job's stdout pipe holds straight to mproc run's
+   stdout with splice(2), without copying it through mproc run: 1 when it
+   did, 0 when it cannot (stdout is neither a pipe nor a file, or a tag must
+   be added) and the caller reads instead. */
+static int pass_through(struct job *j, int *fd, bool all)
+{
+    static bool cannot;
+    if (cannot || j->tag || out_error())
+        return 0;
+    if (out_flush())
+        return 1;
+    for (;;) {
+        ssize_t n = splice(*fd, NULL, 1, NULL, 1 << 20, 0);
+        if (n > 0) {
+            j->so.total += (size_t)n;
+            if (all)
+                continue;
+            return 1;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 1;
+        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EBADF)) {
+            cannot = true;
+            return 0;
+        }
+        if (n < 0)
+            out_broken(-errno);
+        close(*fd);
+        *fd = -1;
+        return 1;
+    }
+}
+
 /* Reads what one of j's pipes holds; closes it at end-of-file. */
 static void drain(struct loop *l, struct job *j, int stream, bool all)
 {
     int *fd = stream == 1 ? &j->out : &j->err;
     char buf[65536];
+    if (stream == 1 && j->live && *fd >= 0 && pass_through(j, fd, all))
+        return;
     while (*fd >= 0) {
         ssize_t n = read(*fd, buf, sizeof buf);
         if (n > 0) {
