@@ -144,6 +144,15 @@ check "--halt now,done=50%" "0 1 2" "$? $(cat "$tmp/o" | flat)"
 m --halt sometimes echo ::: 1 2>/dev/null
 check "bad --halt" 255 $?
 
+# --tty: the command reads the terminal, in the foreground (not stopped by
+# SIGTTIN), one at a time. script(1) gives a terminal.
+if command -v script >/dev/null; then
+    out=$(echo hello | script -qec "'$mproc' run --tty sh -c 'test -t 0 && echo tty; read x; echo got \$x {%}' ::: 1" /dev/null | tr -d '\r' | tail -n 2 | tr '\n' ' ')
+    check "--tty" "tty got hello 1 " "$out"
+else
+    echo "skip --tty: no script(1)"
+fi
+
 # --delay and --timeout P% run (their timing is the bench's business).
 check "--delay" "1 2" "$(m --delay 0.01 echo ::: 1 2 | flat)"
 check "--timeout 1000%" "1 2 3 4" "$(m --timeout 1000% echo ::: 1 2 3 4 | flat)"
