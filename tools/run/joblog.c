@@ -96,6 +96,7 @@ int joblog_open(struct joblog **out, const struct run_opts *o)
     struct joblog *jl = calloc(1, sizeof *jl);
     if (!jl)
         return -ENOMEM;
+    jl->fd = -1;
     jl->resume_failed = o->resume_failed;
     bool resume = o->resume || o->resume_failed;
     int e = resume ? read_log(jl, o->joblog) : 0;
@@ -156,7 +157,7 @@ void joblog_close(struct joblog *jl)
 {
     if (!jl)
         return;
-    if (jl->fd > 0)
+    if (jl->fd >= 0)
         close(jl->fd);
     free(jl->seen);
     free(jl->ok);
