@@ -75,6 +75,8 @@ same "--timeout" $n --timeout 0.5 'sleep {}; echo {}' ::: 0 30 0.1
 seq 100000 >nums
 same "--pipe --block 100k" nums --pipe --block 100k wc -l
 same "--pipe -0" nul --pipe -0 --block 1 cat
+same "--bar (stdout)" $n --bar echo ::: a b c
+same "--progress --eta (stdout)" $n --progress --eta echo ::: a b c
 same "empty input" $n echo x :::: /dev/null
 same "empty standard input" $n echo x
 same "-k and sleeps" $n -j3 -k 'sleep {}; echo {}' ::: 0.3 0.1 0.2
