@@ -101,6 +101,7 @@ check "--line-buffer: each line once" "a1 a2 b1 b2" \
 check "--tag" "a 1	x a 1" "$(m --tag echo x ::: a ::: 1)"
 check "--tag, stderr too" "a	e" "$(m --tag sh -c 'echo e >&2' _ ::: a 2>&1)"
 check "--tagstring" "[1:a]	a" "$(m --tagstring '[{#}:{}]' echo ::: a)"
+check "--tagstring {%}" "1	a" "$(m -j1 --tagstring '{%}' echo ::: a)"
 check "--dry-run" "echo 'a b' echo 'c'\"'\"'d'" \
     "$(m --dry-run echo ::: 'a b' "c'd" | flat)"
 check "--dry-run runs nothing" "" "$(m --dry-run touch "$tmp/dry" ::: 1 >/dev/null; ls "$tmp" | grep dry)"

@@ -469,6 +469,11 @@ static int start(struct loop *l, struct job *j, int s)
     const char *what = "pipe";
     int e = 0;
     command_free(&j->cmd);
+    if (o->tagstring && strstr(o->tagstring, "{%}")) {
+        /* The slot is known only now. */
+        free(j->tag);
+        j->tag = expand_string(o->tagstring, &j->vals, j->seq, s + 1);
+    }
     if (command_build(&j->cmd, o, &j->vals, j->seq, s + 1)) {
         e = -ENOMEM;
         what = "command";
