@@ -54,6 +54,31 @@ wait "$pid"
 until_true 30 none_left
 check "SIGINT ignored by the shell: ignored, SIGTERM ends all" 0 "$(alive)"
 
+# Ctrl-Z (SIGTSTP) stops the commands with mproc run; SIGCONT continues
+# them all.
+state() { sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
+rm -f "$tmp/started"
+"$mproc" run -j 3 "$tmp/sleeper" ::: 1 2 3 >/dev/null 2>&1 &
+pid=$!
+until_true 60 three_started
+kill -s TSTP "$pid"
+all_stopped() {
+    [ "$(state "$pid")" = T ] || return 1
+    for c in $(cat "$tmp/started"); do [ "$(state "$c")" = T ] || return 1; done
+}
+until_true 30 all_stopped
+check "SIGTSTP: mproc run and its commands stopped" 0 $?
+kill -s CONT "$pid"
+none_stopped() {
+    for c in $pid $(cat "$tmp/started"); do [ "$(state "$c")" != T ] || return 1; done
+}
+until_true 30 none_stopped
+check "SIGCONT: all continued" 0 $?
+kill -s TERM "$pid"
+wait "$pid"
+until_true 30 none_left
+check "SIGTSTP: nothing left after" 0 "$(alive)"
+
 # Signals while commands are being started, many times over.
 left=0
 i=0

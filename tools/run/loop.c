@@ -21,7 +21,9 @@
  *
  * Exit: see the usage. A signal that ends mproc run (INT, TERM, HUP,
  * QUIT) is passed to every command's group; mproc run waits for them and
- * then ends by the same signal. A second one kills them outright.
+ * then ends by the same signal. A second one kills them outright. SIGTSTP
+ * (Ctrl-Z) stops the commands' groups and then mproc run; when it is
+ * continued, it continues them.
  */
 #define _GNU_SOURCE
 #include "run.h"
@@ -685,10 +687,28 @@ static void reap(struct loop *l)
     }
 }
 
+/* Ctrl-Z: the commands run in process groups of their own, away from the
+   terminal's, so mproc run stops them with itself and continues them when
+   it is continued. */
+static void suspend(struct loop *l)
+{
+    for (int s = 0; s < l->o->jobs; s++)
+        if (l->slots[s])
+            kill(l->o->tty ? l->slots[s]->pid : -l->slots[s]->pid, SIGSTOP);
+    raise(SIGSTOP);
+    for (int s = 0; s < l->o->jobs; s++)
+        if (l->slots[s])
+            kill(l->o->tty ? l->slots[s]->pid : -l->slots[s]->pid, SIGCONT);
+}
+
 static void on_signal(struct loop *l, int sig)
 {
     if (sig == SIGCHLD) {
         reap(l);
+        return;
+    }
+    if (sig == SIGTSTP) {
+        suspend(l);
         return;
     }
     l->stopping = true;
@@ -845,7 +865,7 @@ int run_loop(const struct run_opts *o)
     int status = RUN_BROKE;
     sigset_t set;
     sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
         /* A signal mproc run was started ignoring (nohup, a background job
            of a shell without job control) stays ignored, for it and for
