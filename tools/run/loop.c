@@ -535,7 +535,10 @@ fail:
         for (int k = 0; k < 2; k++)
             if (p[i][k] >= 0)
                 close(p[i][k]);
-    if (lacks_resources(e) && ++j->start_tries < RETRY_STARTS && !l->stopping) {
+    /* While commands run, their ends free what is lacking: wait for them
+       as long as it takes. With none running, try a few times only. */
+    if (lacks_resources(e) && !l->stopping &&
+        (l->running || ++j->start_tries < RETRY_STARTS)) {
         j->retry = true;
         return e;
     }
