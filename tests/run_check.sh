@@ -49,12 +49,12 @@ check "more than 100 failed" 101 $?
 out=$("$mproc" run --timeout 0.3 sh -c 'sleep $1 & wait; echo done $1' _ ::: 0 30 2>"$tmp/err"
       echo "exit $?")
 check "timeout" "done 0 exit 1" "$(echo $out)"
-check "timeout named" 1 "$(grep -c 'timed out, code 124' "$tmp/err")"
+check "timeout named" 1 "$(grep -c 'timed out after 0.3 s' "$tmp/err")"
 
-# A command that cannot start: code 127, said on stderr.
+# A command that cannot start: a failure, and why, on stderr.
 "$mproc" run ./no-such-command ::: 1 2>"$tmp/err"
 check "not started" 1 $?
-check "not started named" 1 "$(grep -c 'not started, code 127' "$tmp/err")"
+check "not started named" 1 "$(grep -c 'not started: exec: No such file or directory' "$tmp/err")"
 
 # stdout and stderr stay apart.
 "$mproc" run sh -c 'echo out $1; echo err $1 >&2' _ ::: 1 2 >"$tmp/o" 2>"$tmp/e"
@@ -74,7 +74,7 @@ check "big outputs" 3000000 "$(wc -c <"$tmp/big" | tr -d ' ')"
 check "big outputs in order" "a b c" "$(echo $(tr -s 'abc' <"$tmp/big" | fold -w1))"
 
 # Usage errors: 255.
-"$mproc" run -j 0 echo ::: 1 2>/dev/null
+"$mproc" run -j x echo ::: 1 2>/dev/null
 check "bad -j" 255 $?
 "$mproc" run ::: 1 2>/dev/null
 check "no command" 255 $?

@@ -29,30 +29,6 @@ static const char usage_text[] =
     "\n"
     "'mproc COMMAND --help' describes the options of COMMAND.\n";
 
-/* mproc run's usage, until it moves beside its verb: run.c prints it
-   through tool_usage. */
-static const char run_usage_text[] =
-    "usage: mproc run [-j N] [--timeout S] [--as-done] COMMAND [ARG...] [::: "
-    "ITEM...]\n"
-    "\n"
-    "  run    COMMAND once per item (after ':::', or each line of standard\n"
-    "         input), N at a time (-j; default: the CPUs), '{}' in an ARG\n"
-    "         replaced by the item (else the item is the last argument); each\n"
-    "         command's output printed whole, in the items' order (--as-done:\n"
-    "         as they finish). --timeout kills a command after S seconds.\n"
-    "         Exit status: the number of commands that failed (0 to 100;\n"
-    "         101: more), 255 if run itself failed.\n";
-
-int tool_usage(const char *error)
-{
-    if (error) {
-        fprintf(stderr, "mproc: %s\n%s", error, run_usage_text);
-        return 2;
-    }
-    fputs(run_usage_text, stdout);
-    return 0;
-}
-
 int tool_usage_error(const char *verb, const char *fmt, ...)
 {
     if (fmt) {

@@ -7,6 +7,7 @@
 /* Each verb: argv[0] is its name, its options follow; returns the exit
    status. Each parses its options with getopt_long from argv[1]. */
 int tool_demo(int argc, char **argv);
+/* mproc run (tools/run/): the shell's Pool.map. */
 int tool_run(int argc, char **argv);
 
 /* A usage error of `verb`: "mproc VERB: " and the message (fmt NULL: none,
@@ -14,9 +15,5 @@ int tool_run(int argc, char **argv);
    on stderr. Returns 2, the exit status of a usage error. */
 int tool_usage_error(const char *verb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* mproc run's usage, on stdout, or after `error` on stderr. Returns 0, or 2
-   after an error. */
-int tool_usage(const char *error);
 
 #endif
