@@ -79,6 +79,21 @@ enum {
  */
 typedef int (*mproc_fn)(const void *in, void *out, void *arg);
 
+/*
+ * A run of `count` consecutive items in one call (mproc_job.batch, instead
+ * of fn): item k is read at in + k*in_size and its result written at
+ * out + k*out_size, as fn would for each. Returns 0 when every item
+ * succeeded (status may be left untouched: the library writes the zeros),
+ * or nonzero after writing all `count` item codes at status[0..count).
+ * `count` is at least 1; the library picks it (the job's chunks, split so
+ * that a cancel is seen within about 100 us of work), never the caller.
+ * Write the item once and let MPROC_BATCH_FN make the loop, so that the
+ * compiler inlines (and may vectorise) it. Runs of a job may be any size,
+ * including 1: a batch must give each item the result fn would.
+ */
+typedef int (*mproc_batch_fn)(const void *in, void *out, size_t count,
+                              void *arg, int *status);
+
 typedef struct mproc_pool mproc_pool;
 typedef struct mproc_task mproc_task;
 
@@ -165,7 +180,7 @@ typedef struct mproc_options {
  * mproc_task_wait / mproc_task_next hands the results back).
  */
 typedef struct mproc_job {
-    mproc_fn fn;    /* required */
+    mproc_fn fn;    /* required, unless batch is set (then NULL) */
     const void *in; /* n items; may be NULL only if n is 0 or in_size is 0 */
     size_t in_size; /* bytes per item; fn gets NULL `in` when 0 */
     /* n results; NULL: results are not kept (with reduce, fn writes into a
@@ -201,6 +216,19 @@ typedef struct mproc_job {
        with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS. 0 for every other
        item. */
     int *wstatus;
+    /* Instead of fn (exactly one of the two; both or neither:
+       MPROC_EINVAL): the job's items are handed to batch a run at a time
+       (mproc_batch_fn), so that the call per item goes. Everything else is
+       as with fn: results, statuses, reduce (each result of a run is folded
+       after the call), cancel (seen between runs), progress,
+       mproc_task_next, and every kind (an MPI rank runs the batch). In a
+       process pool a crash inside a run costs the item that crashed: the
+       replacement worker runs that run again one item per call (count 1),
+       so the items before the crashing one run twice, and a run that died
+       from outside (a kill, the OOM killer) is run again whole. With a
+       timeout, a process pool calls batch with count 1, so that each item
+       has its own limit. */
+    mproc_batch_fn batch;
 } mproc_job;
 
 /*
@@ -368,6 +396,51 @@ MPROC_API const char *mproc_strerror(int code);
                                           .out = (out_),              \
                                           .out_size = sizeof *(out_), \
                                           .n = (n_)})
+
+/*
+ * Define `static int name(const void *in, void *out, size_t count, void
+ * *arg, int *status)`, an mproc_batch_fn that applies `item` to each item
+ * of a run. item is a function (best `static inline`) or a macro of the
+ * shape
+ *     int item(const type_in *in, type_out *out, void *arg);
+ * returning 0 or the item's code; being seen, it is inlined into the loop.
+ * For example:
+ *     static inline int add(const pair *in, int *out, void *arg)
+ *     { *out = in->x + in->y; return 0; }
+ *     MPROC_BATCH_FN(add_batch, add, pair, int)
+ *     ... MPROC_MAP_BATCH(pool, add_batch, in, out, n);
+ * C and C++. For a job with out_size 0 (or in_size 0) use `char` for that
+ * type and ignore the pointer.
+ */
+#define MPROC_BATCH_FN(name, item, type_in, type_out)                       \
+    static int name(const void *in_, void *out_, size_t count_, void *arg_, \
+                    int *status_)                                           \
+    {                                                                       \
+        const type_in *i_ = (const type_in *)in_;                           \
+        type_out *o_ = (type_out *)out_;                                    \
+        for (size_t k_ = 0; k_ < count_; k_++) {                            \
+            int rc_ = item(i_ + k_, o_ + k_, arg_);                         \
+            if (rc_) {                                                      \
+                /* The first failure: every code is written from here. */   \
+                for (size_t j_ = 0; j_ < k_; j_++)                          \
+                    status_[j_] = 0;                                        \
+                status_[k_] = rc_;                                          \
+                for (k_++; k_ < count_; k_++)                               \
+                    status_[k_] = item(i_ + k_, o_ + k_, arg_);             \
+                return 1;                                                   \
+            }                                                               \
+        }                                                                   \
+        return 0;                                                           \
+    }
+
+/* MPROC_MAP with a batch function: sizes from the pointed-to types. */
+#define MPROC_MAP_BATCH(pool_, batch_, in_, out_, n_)                 \
+    mproc_map((pool_), &(const mproc_job){.in = (in_),                \
+                                          .in_size = sizeof *(in_),   \
+                                          .out = (out_),              \
+                                          .out_size = sizeof *(out_), \
+                                          .n = (n_),                  \
+                                          .batch = (batch_)})
 
 #ifdef __cplusplus
 }

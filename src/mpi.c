@@ -56,7 +56,8 @@ enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP };
 enum {
     HAS_OUT = 1,    /* results come back item by item */
     HAS_STATUS = 2, /* statuses come back */
-    FOLD_THERE = 4  /* the rank folds; one total per chunk comes back */
+    FOLD_THERE = 4, /* the rank folds; one total per chunk comes back */
+    IS_BATCH = 8    /* fn is the job's batch function (mproc_batch_fn) */
 };
 
 /*
@@ -179,7 +180,10 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     m->arg_size = j->arg_size;
     m->flags = flags;
     /* The pool checked at submit that both resolve (pool.c, check_job). */
-    mproc__code_ref((void (*)(void))j->fn, &m->fn);
+    if (j->batch)
+        mproc__code_ref((void (*)(void))j->batch, &m->fn);
+    else
+        mproc__code_ref((void (*)(void))j->fn, &m->fn);
     if (flags & FOLD_THERE)
         mproc__code_ref((void (*)(void))j->reduce, &m->reduce);
     if (j->arg_size)
@@ -200,7 +204,8 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
         mproc__sleep_precisely(); /* this thread's naps, from its first job */
     size_t isz = j->in_size, osz = j->out_size;
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
-                     (j->reduce && !j->out ? FOLD_THERE : 0);
+                     (j->reduce && !j->out ? FOLD_THERE : 0) |
+                     (j->batch ? IS_BATCH : 0);
     uint64_t failed = 0, i = start;
 
     if (px->sent != id) {
@@ -261,6 +266,7 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
 
 struct served {
     mproc_fn fn;
+    mproc_batch_fn batch; /* IS_BATCH: fn's place holds this */
     void (*reduce)(void *, const void *, void *);
     size_t in_size, out_size;
     uint32_t flags;
@@ -290,6 +296,8 @@ static void take_job(struct served *s, const char *buf, int rank)
     *s = (struct served){
         .in_size = m->in_size, .out_size = m->out_size, .flags = m->flags};
     s->fn = (mproc_fn)mproc__code_find(&m->fn);
+    if (s->fn && (m->flags & IS_BATCH))
+        s->batch = (mproc_batch_fn)(void (*)(void))s->fn;
     if (!s->fn)
         fprintf(
             stderr,
@@ -301,15 +309,45 @@ static void take_job(struct served *s, const char *buf, int rank)
         s->reduce = (void (*)(void *, const void *, void *))mproc__code_find(
             &m->reduce);
         if (!s->reduce)
-            s->fn = NULL;
+            s->fn = NULL, s->batch = NULL;
     }
     size_t arg_at = SECTION(sizeof *m), id_at = arg_at + SECTION(m->arg_size);
     if (m->arg_size)
         s->arg = aligned_copy(buf + arg_at, m->arg_size);
     if (m->flags & FOLD_THERE)
         s->identity = aligned_copy(buf + id_at, m->out_size);
-    if (m->out_size && !(m->flags & HAS_OUT))
+    if (m->out_size && !(m->flags & HAS_OUT) && !s->batch)
         s->scratch = aligned_copy(NULL, m->out_size);
+}
+
+/* A batch job's chunk: one call for the whole message's items, into the
+   message's own arrays where it has them and into scratch where it does
+   not (results to fold, codes to count). */
+static uint64_t run_batch_chunk(struct served *s, const char *in, uint64_t len,
+                                int *status, char *out, char *acc)
+{
+    size_t osz = s->out_size;
+    size_t codes = status ? 0 : SECTION(len * sizeof(int));
+    char *tmp = NULL;
+    if (codes || (!out && osz)) {
+        tmp = aligned_copy(NULL, codes + (out ? 0 : len * osz));
+        if (!status)
+            status = (int *)(void *)tmp;
+        if (!out && osz)
+            out = tmp + codes;
+    }
+    uint64_t failed = 0;
+    if (s->batch(in, out, (size_t)len, s->arg, status)) {
+        for (uint64_t k = 0; k < len; k++)
+            failed += status[k] != 0;
+    } else if (!codes) {
+        memset(status, 0, (size_t)len * sizeof *status);
+    }
+    if (acc)
+        for (uint64_t k = 0; k < len; k++)
+            s->reduce(acc, out + k * osz, s->arg);
+    free(tmp);
+    return failed;
 }
 
 static void run_chunk(struct served *s, const char *buf, char **rbuf,
@@ -330,7 +368,7 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
         memcpy(acc, s->identity, osz);
     const char *in = s->in_size ? buf + SECTION(sizeof *cm) : NULL;
     uint64_t failed = 0;
-    for (uint64_t k = 0; k < len; k++) {
+    for (uint64_t k = 0; k < len && !s->batch; k++) {
         char *op = out ? out + k * osz : s->scratch;
         int rc = s->fn ? s->fn(in, osz ? op : NULL, s->arg) : MPROC_ENOTSUP;
         if (acc && s->fn)
@@ -341,6 +379,8 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
         if (in)
             in += s->in_size;
     }
+    if (s->batch)
+        failed = run_batch_chunk(s, in, len, status, out, acc);
     rm->failed = failed;
     rm->missing = !s->fn;
     if (!s->fn) /* nothing was written: send zeros, not stale bytes */
@@ -554,7 +594,7 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if ((j->arg && !j->arg_size) || j->in_size > ITEM_MAX ||
         j->out_size > ITEM_MAX || j->arg_size > ITEM_MAX ||
         j->arg_size + j->out_size > ITEM_MAX ||
-        !crosses((void (*)(void))j->fn) ||
+        !crosses(j->batch ? (void (*)(void))j->batch : (void (*)(void))j->fn) ||
         (j->reduce && !j->out && !crosses((void (*)(void))j->reduce)))
         return MPROC_EINVAL;
     return 0;

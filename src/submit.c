@@ -35,7 +35,7 @@ static bool mul_overflows(size_t a, size_t b, size_t *r)
 
 static int check_job(const mproc_pool *pool, const mproc_job *j)
 {
-    if (!pool || !j || !j->fn)
+    if (!pool || !j || !j->fn == !j->batch) /* exactly one of the two */
         return MPROC_EINVAL;
     size_t bytes;
     if ((uint64_t)j->n > MPROC__MAX_N)
@@ -206,6 +206,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
        job) then sees id changed when it looks again. */
     atomic_store_explicit(&j->id, 0, memory_order_relaxed);
     j->fn = u->fn;
+    j->batch = u->batch;
     j->in = u->in_size ? in : NULL;
     j->out = u->out_size ? (t->s_out ? t->s_out : u->out) : NULL;
     j->arg = arg;
