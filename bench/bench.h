@@ -66,6 +66,10 @@ int bench_add(const void *in, void *out, void *arg);      /* x + y */
 int bench_slow_add(const void *in, void *out, void *arg); /* sleep, y + y */
 int bench_burn(const void *in, void *out, void *arg);     /* in: uint64 steps */
 int bench_big(const void *in, void *out, void *arg);      /* byte + 1, 4 KiB */
+/* bench_add as a batch (mproc_batch_fn): the item inlined into the loop by
+   MPROC_BATCH_FN, as a user of job.batch writes it. */
+int bench_add_batch(const void *in, void *out, size_t count, void *arg,
+                    int *status);
 
 /* A dependent multiply chain of `steps`: CPU work the compiler cannot drop. */
 uint64_t bench_chain(uint64_t steps);
@@ -77,6 +81,7 @@ double bench_calibrate(void);
 /* One map: fn over n items, as in an mproc_job (with a NULL arg). */
 struct bench_map {
     mproc_fn fn;
+    mproc_batch_fn batch; /* mproc systems: set, the job's batch instead */
     const void *in;
     size_t in_size;
     void *out;
@@ -93,6 +98,10 @@ void bench_add_inlined(const bench_pair *in, int *out, size_t n);
    Returns false when this build has no OpenMP. */
 enum bench_sched { BENCH_GUIDED, BENCH_DYNAMIC };
 bool bench_omp(enum bench_sched sched, int threads, const struct bench_map *m);
+/* omp.c: the trivial loop, a + b written inline, `schedule(guided)`: what
+   OpenMP makes of the loop when the compiler sees the item. */
+bool bench_omp_add_inlined(int threads, const bench_pair *in, int *out,
+                           size_t n);
 /* The OpenMP version (_OPENMP, a date), or 0 when built without it. */
 long bench_omp_version(void);
 
