@@ -117,12 +117,12 @@ static const char usage_text[] =
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
     "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
-    "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
-    "         and processes, Python's Pool and ThreadPool), median and spread "
-    "of\n"
-    "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
-    "         against the targets. --csv writes every figure, --plot draws\n"
-    "         PNG charts with gnuplot, --only runs some workloads.\n";
+    "         large_open, uneven, large) on each system (serial C, OpenMP,\n"
+    "         mproc threads and processes, Python's Pool and ThreadPool),\n"
+    "         median and spread of --reps runs (5; 3 with --quick, which\n"
+    "         takes about a minute), against the targets. --csv writes every\n"
+    "         figure, --plot draws PNG charts with gnuplot, --only runs some\n"
+    "         workloads.\n";
 
 /* A usage error: the message (fmt NULL: none, getopt_long has said what is
    wrong) and a hint, on stderr. Returns 2, the exit status. */

@@ -526,6 +526,9 @@ int bench_plot(const char *dir, int cores)
              "microseconds (log)");
     bar_plot(gp, dir, "open", "open_close.png",
              "Opening and closing a pool, by workers", "milliseconds (log)");
+    bar_plot(gp, dir, "large_open", "open_large_caller.png",
+             "Opening and closing 8 process workers, by the caller's size",
+             "milliseconds (log)");
     fclose(gp);
 
     pid_t pid;

@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum sys {
     SERIAL,
@@ -730,6 +733,67 @@ static void open_close(struct bench *b)
     bench_target("open", names[PROCS], "workers=8", BENCH_BELOW, 3, 0);
 }
 
+/* ---- opening from a large caller ---------------------------------------------- */
+
+/*
+ * Opening a process pool forks the supervisor from the caller and the
+ * workers from the supervisor: each fork copies the page tables of the
+ * caller's private memory (memory the workers must see as it was at open),
+ * and each exit tears its copy down. So open + close grows with what the
+ * caller holds. The anchor is one fork + _exit + waitpid of the same
+ * caller: open + close of 8 workers costs about 9 of them.
+ */
+static double fork_once(void)
+{
+    double t0 = bench_now();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0)
+        bench_fail("large caller: fork: %s", strerror(errno));
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return bench_now() - t0;
+}
+
+static void large_open(struct bench *b)
+{
+    const size_t mbs[] = {10, 100, 500, 2000};
+    const int nmb = b->quick ? 2 : 4;
+    double s[BENCH_MAX_REPS];
+    char param[24];
+    for (int i = 0; i < nmb; i++) {
+        size_t size = mbs[i] << 20;
+        char *held = malloc(size);
+        if (!held)
+            bench_fail("large caller: out of memory (%zu MB)", mbs[i]);
+        memset(held, 1, size); /* resident, as a program's data is */
+        snprintf(param, sizeof param, "caller=+%zuMB", mbs[i]);
+        for (int r = -1; r < b->reps; r++) {
+            bench_progress(b, "fork of a caller of +%zu MB, run %d", mbs[i],
+                           r + 1);
+            double t = fork_once();
+            if (r >= 0)
+                s[r] = t * 1e3;
+        }
+        bench_row("large_open", "fork + exit + wait", param, "ms", s, b->reps);
+        for (int r = -1; r < b->reps; r++) {
+            bench_progress(b, "8 process workers, caller of +%zu MB, run %d",
+                           mbs[i], r + 1);
+            double t0 = bench_now();
+            mproc_pool *p = open_pool(MPROC_PROCESSES, 8);
+            mproc_pool_close(p);
+            if (r >= 0)
+                s[r] = (bench_now() - t0) * 1e3;
+        }
+        bench_row("large_open", "mproc processes, workers=8", param, "ms", s,
+                  b->reps);
+        free(held);
+    }
+    /* Ratio: open + close over one fork of the same caller. */
+    bench_ratios("large_open", "fork + exit + wait", 0);
+}
+
 /* ---- uneven items ---------------------------------------------------------------- */
 
 /* The uneven workload's "ideal" line: the sum of Python's item costs. */
@@ -901,6 +965,10 @@ const struct bench_workload bench_workloads[] = {
      "mproc_task_wait returns (mproc only)",
      "median over one item's time (items running finish first)", cancel},
     {"open", "opening and closing a pool: milliseconds", NULL, open_close},
+    {"large_open",
+     "opening and closing 8 process workers from a large caller (the "
+     "caller's resident memory on top of the bench's): milliseconds",
+     "time over one fork + exit + wait of the same caller", large_open},
     {"uneven",
      "uneven items (1 to 100 us each): efficiency, serial C time over "
      "workers x time",
