@@ -14,8 +14,19 @@
  * Shared: nothing but messages, on a private duplicate of MPI_COMM_WORLD, so
  * that they never meet the program's own. Between rank 0 and rank r there is
  * one conversation, held by r's proxy, and MPI keeps the messages of a pair
- * in order: JOB (once per job), then CHUNK and RESULT in turn, and STOP at
- * close. The proxies talk at once: MPI must give MPI_THREAD_MULTIPLE.
+ * in order: JOB (once per job), then CHUNKs, each answered by a RESULT in
+ * the same order, and STOP at close. The proxies talk at once: MPI must
+ * give MPI_THREAD_MULTIPLE.
+ *
+ * Pieces in flight. A claimed chunk goes to the rank in pieces (at least
+ * PIECES, at most MSG_BYTES each), IN_FLIGHT of them on the way at once:
+ * while the rank runs one, the next waits in its queue and the last one's
+ * results travel back, so the rank is idle for a round trip once per
+ * claim rather than once per piece. Each piece has its own pair of
+ * buffers; two receives posted for the same rank and tag match its
+ * answers in the order they were posted (MPI's rule), which is the order
+ * of the pieces. Cancel is seen before each piece is sent; pieces sent
+ * finish.
  *
  * What crosses: a function as (loaded object, offset) (linux/code.c), found
  * again on the other side in the same program; arg and a reduction's
@@ -50,6 +61,8 @@
 #define PROXY_NAP_NS 200000
 #define IDLE_NAP_NS  1000000
 #define MSG_BYTES    (8u << 20) /* a chunk is sent in pieces of about this */
+#define IN_FLIGHT    2          /* pieces on the way to a rank at once */
+#define PIECES       4          /* a claim goes in at least this many */
 
 enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP };
 
@@ -90,9 +103,9 @@ struct result_msg {
 };
 
 struct proxy {
-    uint64_t sent; /* id of the job its rank holds */
-    char *sbuf, *rbuf;
-    size_t scap, rcap;
+    uint64_t sent;                           /* id of the job its rank holds */
+    char *sbuf[IN_FLIGHT], *rbuf[IN_FLIGHT]; /* one pair per piece in flight */
+    size_t scap[IN_FLIGHT], rcap[IN_FLIGHT];
 };
 
 /* One MPI pool a run: its state is the file's. */
@@ -172,8 +185,8 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     size_t arg_at = SECTION(sizeof(struct job_msg));
     size_t id_at = arg_at + SECTION(j->arg_size);
     size_t size = id_at + id_size;
-    grow(&px->sbuf, &px->scap, size);
-    struct job_msg *m = (struct job_msg *)px->sbuf;
+    grow(&px->sbuf[0], &px->scap[0], size);
+    struct job_msg *m = (struct job_msg *)px->sbuf[0];
     memset(m, 0, sizeof *m);
     m->in_size = j->in_size;
     m->out_size = j->out_size;
@@ -187,13 +200,15 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     if (flags & FOLD_THERE)
         mproc__code_ref((void (*)(void))j->reduce, &m->reduce);
     if (j->arg_size)
-        memcpy(px->sbuf + arg_at, j->arg, j->arg_size);
+        memcpy(px->sbuf[0] + arg_at, j->arg, j->arg_size);
     if (id_size)
-        memcpy(px->sbuf + id_at, j->acc, id_size);
-    MPI_Send(px->sbuf, (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
+        memcpy(px->sbuf[0] + id_at, j->acc, id_size);
+    MPI_Send(px->sbuf[0], (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
 }
 
-/* Run items [start, end) of j on the proxy's rank (see mproc__exec_fn). */
+/* Run items [start, end) of j on the proxy's rank (see mproc__exec_fn).
+   The claim goes in pieces, IN_FLIGHT of them on the way at once (see
+   "Pieces in flight" above), their results taken in order. */
 static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
                            uint64_t id, uint64_t start, uint64_t end,
                            uint64_t *failedp)
@@ -206,7 +221,7 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
                      (j->reduce && !j->out ? FOLD_THERE : 0) |
                      (j->batch ? IS_BATCH : 0);
-    uint64_t failed = 0, i = start;
+    uint64_t failed = 0, next = start, done = start;
 
     if (px->sent != id) {
         send_job(px, rank, j, flags);
@@ -214,37 +229,59 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     }
     size_t per = isz > osz + sizeof(int) ? isz : osz + sizeof(int);
     uint64_t piece = MSG_BYTES / (per ? per : 1);
+    /* At least PIECES pieces a claim, so that the rank has the next one
+       while the last one's results travel back. */
+    uint64_t split = (end - start + PIECES - 1) / PIECES;
+    if (split < piece)
+        piece = split;
     if (piece < 1)
         piece = 1;
     char *partial = j->reduce ? mproc__partial_buf(j, wk->w, 0) : NULL;
-    while (i < end) {
-        if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
+    struct flight {
+        uint64_t at, len;
+        size_t out_at;
+        MPI_Request recv, send;
+    } q[IN_FLIGHT];
+    int head = 0, count = 0;
+    for (;;) {
+        while (count < IN_FLIGHT && next < end &&
+               !atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
+            int k = (head + count) % IN_FLIGHT;
+            struct flight *f = &q[k];
+            f->at = next;
+            f->len = end - next < piece ? end - next : piece;
+            size_t in_at = SECTION(sizeof(struct chunk_msg));
+            size_t ssize = in_at + f->len * isz;
+            size_t rsize = result_size(flags, f->len, osz, &f->out_at);
+            grow(&px->sbuf[k], &px->scap[k], ssize);
+            grow(&px->rbuf[k], &px->rcap[k], rsize);
+            struct chunk_msg *cm = (struct chunk_msg *)px->sbuf[k];
+            cm->start = f->at;
+            cm->len = f->len;
+            if (isz)
+                memcpy(px->sbuf[k] + in_at, j->in + f->at * isz, f->len * isz);
+            /* The receive is posted first, so that the rank's answer never
+               waits for it. */
+            MPI_Irecv(px->rbuf[k], (int)rsize, MPI_BYTE, rank, TAG_RESULT,
+                      the.comm, &f->recv);
+            MPI_Isend(px->sbuf[k], (int)ssize, MPI_BYTE, rank, TAG_CHUNK,
+                      the.comm, &f->send);
+            next += f->len;
+            count++;
+        }
+        if (!count)
             break;
-        uint64_t len = end - i < piece ? end - i : piece;
-        size_t in_at = SECTION(sizeof(struct chunk_msg)), out_at;
-        size_t ssize = in_at + len * isz;
-        size_t rsize = result_size(flags, len, osz, &out_at);
-        grow(&px->sbuf, &px->scap, ssize);
-        grow(&px->rbuf, &px->rcap, rsize);
-        struct chunk_msg *cm = (struct chunk_msg *)px->sbuf;
-        cm->start = i;
-        cm->len = len;
-        if (isz)
-            memcpy(px->sbuf + in_at, j->in + i * isz, len * isz);
-
-        /* The receive is posted first, so that the rank's answer never
-           waits for it. */
-        MPI_Request req;
-        MPI_Irecv(px->rbuf, (int)rsize, MPI_BYTE, rank, TAG_RESULT, the.comm,
-                  &req);
-        MPI_Send(px->sbuf, (int)ssize, MPI_BYTE, rank, TAG_CHUNK, the.comm);
-        await_request(&req);
-
-        const struct result_msg *rm = (const struct result_msg *)px->rbuf;
-        const char *at = px->rbuf + out_at;
+        struct flight *f = &q[head];
+        await_request(&f->recv);
+        /* Answered, so received: the send is complete, or completes at
+           once. */
+        await_request(&f->send);
+        const char *rb = px->rbuf[head];
+        const struct result_msg *rm = (const struct result_msg *)rb;
+        const char *at = rb + f->out_at;
+        uint64_t i = f->at, len = f->len;
         if (flags & HAS_STATUS)
-            memcpy(j->status + i, px->rbuf + SECTION(sizeof *rm),
-                   len * sizeof(int));
+            memcpy(j->status + i, rb + SECTION(sizeof *rm), len * sizeof(int));
         if (rm->missing) {
             /* No results: the caller's out keeps what it held. */
         } else if (flags & HAS_OUT) {
@@ -256,10 +293,12 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
             j->reduce(partial, at, j->arg);
         }
         failed += rm->failed;
-        i += len;
+        done = i + len;
+        head = (head + 1) % IN_FLIGHT;
+        count--;
     }
     *failedp = failed;
-    return i - start;
+    return done - start;
 }
 
 /* ---- the other ranks: serving ---------------------------------------------- */
@@ -546,8 +585,10 @@ static void close_mpi(mproc_pool *pool)
     for (int r = 1; r < the.size; r++)
         MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, the.comm);
     for (int w = 0; the.proxies && w < pool->workers; w++) {
-        free(the.proxies[w].sbuf);
-        free(the.proxies[w].rbuf);
+        for (int k = 0; k < IN_FLIGHT; k++) {
+            free(the.proxies[w].sbuf[k]);
+            free(the.proxies[w].rbuf[k]);
+        }
     }
     free(the.proxies);
     the.proxies = NULL;
