@@ -62,7 +62,7 @@
 #define IDLE_NAP_NS  1000000
 #define MSG_BYTES    (8u << 20) /* a chunk is sent in pieces of about this */
 #define IN_FLIGHT    2          /* pieces on the way to a rank at once */
-#define PIECES       4          /* a claim goes in at least this many */
+#define PIECES       2          /* a claim goes in at least this many */
 
 enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP };
 
