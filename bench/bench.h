@@ -191,6 +191,10 @@ struct bench_workload {
 };
 
 extern const struct bench_workload bench_workloads[];
+
+/* commands.c: the `run` workload, mproc run beside xargs -P and GNU
+   parallel. */
+void bench_run_commands(struct bench *b);
 extern const int bench_nworkloads;
 
 #endif

@@ -975,5 +975,10 @@ const struct bench_workload bench_workloads[] = {
      "efficiency over the ideal, 100%", uneven},
     {"large", "large items (4 KiB in, 4 KiB out): GB/s in and out",
      "throughput over OpenMP guided's", large},
+    {"run",
+     "commands, 2 at a time (mproc run, xargs -P, GNU parallel): "
+     "microseconds per command that does nothing (true); seconds and peak "
+     "MB for 20 commands printing 10 MB each (10MB out)",
+     "over xargs -P's", bench_run_commands},
 };
 const int bench_nworkloads = sizeof bench_workloads / sizeof *bench_workloads;
