@@ -30,6 +30,8 @@ struct bench {
     const char *no_python; /* why not, when not */
     mproc_pool *threads;   /* warm pools of `cores` workers, opened once */
     mproc_pool *procs;
+    mproc_pool *mpi;     /* under mpirun: the other ranks; else NULL */
+    const char *no_mpi;  /* why not, when not */
     double spins_per_us; /* bench_chain steps per microsecond */
     int index, count;    /* workload being run, of how many */
     const char *title;
@@ -195,6 +197,8 @@ extern const struct bench_workload bench_workloads[];
 /* commands.c: the `run` workload, mproc run beside xargs -P and GNU
    parallel. */
 void bench_run_commands(struct bench *b);
+/* ranks.c: the `mpi` workload, on b->mpi. */
+void bench_mpi_ranks(struct bench *b);
 extern const int bench_nworkloads;
 
 #endif

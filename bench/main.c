@@ -117,7 +117,7 @@ static const char usage_text[] =
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
     "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
-    "         large_open, uneven, large, run) on each system (serial C, "
+    "         large_open, uneven, large, run, mpi) on each system (serial C, "
     "OpenMP,\n"
     "         mproc threads and processes, Python's Pool and ThreadPool),\n"
     "         median and spread of --reps runs (5; 3 with --quick, which\n"
@@ -247,6 +247,20 @@ int bench_main(int argc, char **argv)
     if (!a.python)
         b.no_python = "skipped (--no-python)";
 
+    /* Under mpirun every rank runs this: the MPI pool opens first, and
+       returns on rank 0 only (the others serve in it until it closes). */
+    b.no_mpi = "run under mpirun for these rows: mpirun -np 3 mproc bench "
+               "--only mpi";
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") ||
+        getenv("PMIX_RANK")) {
+        int err = mproc_pool_open(&b.mpi, &(mproc_options){.kind = MPROC_MPI});
+        if (err) {
+            b.mpi = NULL;
+            b.no_mpi = err == MPROC_ENOTSUP
+                           ? "no MPI pool: a build without MPI, or one rank"
+                           : "no MPI pool: the open failed";
+        }
+    }
     int rc =
         mproc_pool_open(&b.procs, &(mproc_options){.kind = MPROC_PROCESSES,
                                                    .shared_size = SHARED_SIZE});
@@ -271,6 +285,7 @@ int bench_main(int argc, char **argv)
     }
     mproc_pool_close(b.threads);
     mproc_pool_close(b.procs);
+    mproc_pool_close(b.mpi); /* the other ranks exit */
 
     bench_targets_summary();
     double wall = bench_now() - t0, machine = machine_cpu() - machine0;

@@ -980,5 +980,9 @@ const struct bench_workload bench_workloads[] = {
      "microseconds per command that does nothing (true); seconds and peak "
      "MB for 20 commands printing 10 MB each (10MB out)",
      "over xargs -P's", bench_run_commands},
+    {"mpi",
+     "mproc on MPI ranks (under mpirun) beside threads: ns per trivial item "
+     "with fn and with batch; us for a warm map of one item",
+     NULL, bench_mpi_ranks},
 };
 const int bench_nworkloads = sizeof bench_workloads / sizeof *bench_workloads;
