@@ -199,6 +199,8 @@ extern const struct bench_workload bench_workloads[];
 void bench_run_commands(struct bench *b);
 /* ranks.c: the `mpi` workload, on b->mpi. */
 void bench_mpi_ranks(struct bench *b);
+/* claims.c: the `claims` workload, fetch-adds on one counter and on many. */
+void bench_claims(struct bench *b);
 extern const int bench_nworkloads;
 
 #endif

@@ -117,13 +117,12 @@ static const char usage_text[] =
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
     "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
-    "         large_open, uneven, large, run, mpi) on each system (serial C, "
-    "OpenMP,\n"
-    "         mproc threads and processes, Python's Pool and ThreadPool),\n"
-    "         median and spread of --reps runs (5; 3 with --quick, which\n"
-    "         takes about a minute), against the targets. --csv writes every\n"
-    "         figure, --plot draws PNG charts with gnuplot, --only runs some\n"
-    "         workloads.\n";
+    "         large_open, uneven, large, run, mpi, claims) on each system\n"
+    "         (serial C, OpenMP, mproc threads and processes, Python's Pool\n"
+    "         and ThreadPool), median and spread of --reps runs (5; 3 with\n"
+    "         --quick), against the targets. --csv writes every figure,\n"
+    "         --plot draws PNG charts with gnuplot, --only runs some\n"
+    "         workloads. Under mpirun the mpi workload runs on the ranks.\n";
 
 /* A usage error: the message (fmt NULL: none, getopt_long has said what is
    wrong) and a hint, on stderr. Returns 2, the exit status. */

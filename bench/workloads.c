@@ -984,5 +984,10 @@ const struct bench_workload bench_workloads[] = {
      "mproc on MPI ranks (under mpirun) beside threads: ns per trivial item "
      "with fn and with batch; us for a warm map of one item",
      NULL, bench_mpi_ranks},
+    {"claims",
+     "a stand-in for many cores: millions of claims (a fetch-add and 100 "
+     "ns of work) a second, all threads together, on one counter and on a "
+     "counter each; ns per handoff of the counter's line",
+     NULL, bench_claims},
 };
 const int bench_nworkloads = sizeof bench_workloads / sizeof *bench_workloads;
