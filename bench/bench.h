@@ -197,6 +197,8 @@ extern const struct bench_workload bench_workloads[];
 /* commands.c: the `run` workload, mproc run beside xargs -P and GNU
    parallel. */
 void bench_run_commands(struct bench *b);
+/* commands.c: `mproc bench --peak-of LINE`, internal to that workload. */
+int bench_peak_of(const char *line);
 /* ranks.c: the `mpi` workload, on b->mpi. */
 void bench_mpi_ranks(struct bench *b);
 /* claims.c: the `claims` workload, fetch-adds on one counter and on many. */
