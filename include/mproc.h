@@ -433,14 +433,29 @@ MPROC_API const char *mproc_strerror(int code);
         return 0;                                                           \
     }
 
-/* MPROC_MAP with a batch function: sizes from the pointed-to types. */
+/* MPROC_MAP with a batch function: sizes from the pointed-to types. C and
+   C++ (through mproc__map_batch, which is not API). */
 #define MPROC_MAP_BATCH(pool_, batch_, in_, out_, n_)                 \
-    mproc_map((pool_), &(const mproc_job){.in = (in_),                \
-                                          .in_size = sizeof *(in_),   \
-                                          .out = (out_),              \
-                                          .out_size = sizeof *(out_), \
-                                          .n = (n_),                  \
-                                          .batch = (batch_)})
+    mproc__map_batch((pool_), (batch_), (in_), sizeof *(in_), (out_), \
+                     sizeof *(out_), (n_))
+
+static inline int mproc__map_batch(mproc_pool *pool, mproc_batch_fn batch,
+                                   const void *in, size_t in_size, void *out,
+                                   size_t out_size, size_t n)
+{
+#ifdef __cplusplus
+    mproc_job job = {};
+#else
+    mproc_job job = {0};
+#endif
+    job.batch = batch;
+    job.in = in;
+    job.in_size = in_size;
+    job.out = out;
+    job.out_size = out_size;
+    job.n = n;
+    return mproc_map(pool, &job);
+}
 
 #ifdef __cplusplus
 }
