@@ -486,11 +486,15 @@ static uint64_t run_batch(struct mproc__worker *wk, const struct claim *c,
                dead, as the hold's other words. */
             atomic_store_explicit(&s->batch_end, i + cnt, memory_order_relaxed);
             if (limit) {
+                /* Release: pairs with the supervisor's acquire of the
+                   deadline when it looks for late items (supervisor.c). */
                 d = mproc__now() + limit;
                 atomic_store_explicit(&s->deadline, d, memory_order_release);
             }
         }
         int rc = batch(ip, op, (size_t)cnt, arg, st);
+        /* acq_rel: the item's return against the supervisor's CAS that
+           condemns it; whichever comes first decides (as in run()). */
         if (limit && !atomic_compare_exchange_strong_explicit(
                          &s->deadline, &d, 0, memory_order_acq_rel,
                          memory_order_acquire))
