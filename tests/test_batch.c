@@ -328,6 +328,46 @@ static void batch_next_and_progress(void **state)
     free(seen);
 }
 
+/* No items to read and no results to keep: in and out are NULL, and every
+   item is still handed out once. With out_size but no out, the results go
+   to scratch. */
+static _Atomic long *items_seen(void)
+{
+    return &sh->ran[0];
+}
+
+static int count_items(const void *in, void *out, size_t count, void *arg,
+                       int *status)
+{
+    (void)arg;
+    (void)status;
+    assert_null(in);
+    if (out)
+        memset(out, 0x5a, count * sizeof(long));
+    atomic_fetch_add(items_seen(), (long)count);
+    return 0;
+}
+
+static void batch_no_in_no_out(void **state)
+{
+    (void)state;
+    map_shared();
+    enum { N = 50021 };
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *p = open_kind(tu_kinds[k], 2);
+        for (int osz = 0; osz < 2; osz++) {
+            atomic_store(items_seen(), 0);
+            assert_int_equal(
+                mproc_map(p, &(mproc_job){.batch = count_items,
+                                          .out_size = osz ? sizeof(long) : 0,
+                                          .n = N}),
+                0);
+            assert_int_equal(atomic_load(items_seen()), N);
+        }
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+}
+
 /* ---- crashes inside a run (process pools) ---- */
 
 enum { CRASH_N = 6000 };
@@ -461,6 +501,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(batch_reduce),
         cmocka_unit_test(batch_cancel_between_runs),
         cmocka_unit_test(batch_next_and_progress),
+        cmocka_unit_test(batch_no_in_no_out),
         cmocka_unit_test(batch_crash_costs_one_item),
         cmocka_unit_test(batch_crash_once_loses_nothing),
         cmocka_unit_test(batch_timeout_one_per_call),
