@@ -270,21 +270,23 @@ MPROC_API int mproc_pool_close(mproc_pool *pool);
 MPROC_API int mproc_pool_size(const mproc_pool *pool);
 
 /*
- * Apply job->fn to job->n items, in parallel, and return when all are done,
- * results in place and in order. Same as mproc_submit + mproc_task_wait.
+ * Apply job->fn (or job->batch) to job->n items, in parallel, and return
+ * when all are done, results in place and in order. Same as mproc_submit +
+ * mproc_task_wait.
  *
  * Thread-safe: several threads may map on one pool at once; their jobs queue
  * in the order submitted and run with no worker idle while any has items.
  *
  * Returns 0 if every item returned 0; > 0, the number of items whose code is
  * nonzero (see job->status); or, with nothing run:
- *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
- *                  n > 2^39; n * in_size or n * out_size overflows; reduce
+ *   MPROC_EINVAL   pool or job NULL; fn and batch both NULL, or both set;
+ *                  in NULL with n and in_size > 0; n > 2^39; n * in_size
+ *                  or n * out_size overflows; reduce
  *                  without acc or out_size, or with out_size above 2^30;
  *                  acc without reduce; arg_size > 0 with arg NULL; in an
  *                  MPI pool, also arg without arg_size, item, result or arg
- *                  above 2^30 bytes, or fn (or, without out, reduce) not in
- *                  a loaded object of the program
+ *                  above 2^30 bytes, or fn or batch (or, without out,
+ *                  reduce) not in a loaded object of the program
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory
