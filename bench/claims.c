@@ -5,8 +5,8 @@
  * on its fin word: one cache line each, which every worker of the job
  * moves to its core. Here T threads claim for a fixed time, each claim a
  * fetch-add followed by a little work of the thread's own (a chain of 40
- * dependent multiplies, about 100 ns: the smallest chunk a worker would
- * claim), on one shared counter (the board as it is) and on a counter
+ * dependent multiplies, about 40 ns: far less than any chunk the board
+ * makes), on one shared counter (the board as it is) and on a counter
  * each, on lines of their own (what per-worker claim ranges would make of
  * the common case); the figure is the millions of claims a second, all
  * threads together. With more threads than CPUs the threads share the

@@ -985,7 +985,7 @@ const struct bench_workload bench_workloads[] = {
      "with fn and with batch; us for a warm map of one item",
      NULL, bench_mpi_ranks},
     {"claims",
-     "a stand-in for many cores: millions of claims (a fetch-add and 100 "
+     "a stand-in for many cores: millions of claims (a fetch-add and 40 "
      "ns of work) a second, all threads together, on one counter and on a "
      "counter each; ns per handoff of the counter's line",
      NULL, bench_claims},
