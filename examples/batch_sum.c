@@ -1,5 +1,5 @@
 /*
- * Tiny items, a run at a time: job.batch. A map of ten million additions
+ * Tiny items, a run at a time: job.batch. A map of a million additions
  * where each item costs about a nanosecond spends most of its time in the
  * call per item; MPROC_BATCH_FN writes the loop around an inline item, so
  * the compiler inlines (and vectorises) it, and the pool calls it once per
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-enum { N = 10000000 };
+enum { N = 1000000 };
 
 struct pair {
     int x, y;
@@ -37,7 +37,7 @@ static void sum(void *acc, const void *result, void *arg)
 int main(void)
 {
     mproc_pool *pool;
-    int r = mproc_pool_open(&pool, &(mproc_options){.shared_size = 256 << 20});
+    int r = mproc_pool_open(&pool, &(mproc_options){.shared_size = 64 << 20});
     if (r < 0) {
         fprintf(stderr, "open: %s\n", mproc_strerror(r));
         return 1;
