@@ -311,6 +311,10 @@ struct served {
     uint32_t flags;
     char *arg, *identity;
     char *scratch;
+    /* A batch's codes and results that the messages have no room for,
+       kept from chunk to chunk (grow). */
+    char *runs;
+    size_t runs_cap;
 };
 
 /* A 64-byte aligned block of size bytes, as the caller's might be, holding
@@ -332,8 +336,13 @@ static void take_job(struct served *s, const char *buf, int rank)
     free(s->arg);
     free(s->identity);
     free(s->scratch);
-    *s = (struct served){
-        .in_size = m->in_size, .out_size = m->out_size, .flags = m->flags};
+    char *runs = s->runs;
+    size_t runs_cap = s->runs_cap;
+    *s = (struct served){.in_size = m->in_size,
+                         .out_size = m->out_size,
+                         .flags = m->flags,
+                         .runs = runs,
+                         .runs_cap = runs_cap};
     s->fn = (mproc_fn)mproc__code_find(&m->fn);
     if (s->fn && (m->flags & IS_BATCH))
         s->batch = (mproc_batch_fn)(void (*)(void))s->fn;
@@ -367,13 +376,12 @@ static uint64_t run_batch_chunk(struct served *s, const char *in, uint64_t len,
 {
     size_t osz = s->out_size;
     size_t codes = status ? 0 : SECTION(len * sizeof(int));
-    char *tmp = NULL;
     if (codes || (!out && osz)) {
-        tmp = aligned_copy(NULL, codes + (out ? 0 : len * osz));
+        grow(&s->runs, &s->runs_cap, codes + (out ? 0 : len * osz));
         if (!status)
-            status = (int *)(void *)tmp;
+            status = (int *)(void *)s->runs;
         if (!out && osz)
-            out = tmp + codes;
+            out = s->runs + codes;
     }
     uint64_t failed = 0;
     if (s->batch(in, out, (size_t)len, s->arg, status)) {
@@ -385,7 +393,6 @@ static uint64_t run_batch_chunk(struct served *s, const char *in, uint64_t len,
     if (acc)
         for (uint64_t k = 0; k < len; k++)
             s->reduce(acc, out + k * osz, s->arg);
-    free(tmp);
     return failed;
 }
 
@@ -472,6 +479,7 @@ static _Noreturn void serve(int rank, bool working)
     free(s.arg);
     free(s.identity);
     free(s.scratch);
+    free(s.runs);
     free(buf);
     free(rbuf);
     retire();
