@@ -435,11 +435,11 @@ static uint64_t run_batch(struct mproc__worker *wk, const struct claim *c,
 
     /* The longest run: about target_ns of work, or growing from 1 while
        the job is not yet measured here; scratch bounds it further. */
-    uint64_t cap = MPROC__MAX_LEN, grow = 0;
-    if (wk->est_id == c->id && wk->ns_per_item)
+    uint64_t cap = 1, grow = 8;
+    if (wk->est_id == c->id && wk->ns_per_item) {
         cap = b->target_ns * 16 / wk->ns_per_item;
-    else
-        cap = 1, grow = 8;
+        grow = 0;
+    }
     uint64_t most = MPROC__MAX_LEN;
     if (!status)
         most = BATCH_SCRATCH / sizeof(int);
@@ -479,6 +479,7 @@ static uint64_t run_batch(struct mproc__worker *wk, const struct claim *c,
             room = 1;
         if (cnt > room)
             cnt = room;
+        assert(cnt >= 1 && i + cnt <= c->end);
         int *st = status ? status + i : codes;
         uint64_t d = 0;
         if (b->isolated) {
