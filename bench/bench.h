@@ -30,6 +30,8 @@ struct bench {
     const char *no_python; /* why not, when not */
     mproc_pool *threads;   /* warm pools of `cores` workers, opened once */
     mproc_pool *procs;
+    mproc_pool *mpi;     /* under mpirun: the other ranks; else NULL */
+    const char *no_mpi;  /* why not, when not */
     double spins_per_us; /* bench_chain steps per microsecond */
     int index, count;    /* workload being run, of how many */
     const char *title;
@@ -66,6 +68,10 @@ int bench_add(const void *in, void *out, void *arg);      /* x + y */
 int bench_slow_add(const void *in, void *out, void *arg); /* sleep, y + y */
 int bench_burn(const void *in, void *out, void *arg);     /* in: uint64 steps */
 int bench_big(const void *in, void *out, void *arg);      /* byte + 1, 4 KiB */
+/* bench_add as a batch (mproc_batch_fn): the item inlined into the loop by
+   MPROC_BATCH_FN, as a user of job.batch writes it. */
+int bench_add_batch(const void *in, void *out, size_t count, void *arg,
+                    int *status);
 
 /* A dependent multiply chain of `steps`: CPU work the compiler cannot drop. */
 uint64_t bench_chain(uint64_t steps);
@@ -77,6 +83,7 @@ double bench_calibrate(void);
 /* One map: fn over n items, as in an mproc_job (with a NULL arg). */
 struct bench_map {
     mproc_fn fn;
+    mproc_batch_fn batch; /* mproc systems: set, the job's batch instead */
     const void *in;
     size_t in_size;
     void *out;
@@ -93,6 +100,10 @@ void bench_add_inlined(const bench_pair *in, int *out, size_t n);
    Returns false when this build has no OpenMP. */
 enum bench_sched { BENCH_GUIDED, BENCH_DYNAMIC };
 bool bench_omp(enum bench_sched sched, int threads, const struct bench_map *m);
+/* omp.c: the trivial loop, a + b written inline, `schedule(guided)`: what
+   OpenMP makes of the loop when the compiler sees the item. */
+bool bench_omp_add_inlined(int threads, const bench_pair *in, int *out,
+                           size_t n);
 /* The OpenMP version (_OPENMP, a date), or 0 when built without it. */
 long bench_omp_version(void);
 
@@ -182,6 +193,16 @@ struct bench_workload {
 };
 
 extern const struct bench_workload bench_workloads[];
+
+/* commands.c: the `run` workload, mproc run beside xargs -P and GNU
+   parallel. */
+void bench_run_commands(struct bench *b);
+/* commands.c: `mproc bench --peak-of LINE`, internal to that workload. */
+int bench_peak_of(const char *line);
+/* ranks.c: the `mpi` workload, on b->mpi. */
+void bench_mpi_ranks(struct bench *b);
+/* claims.c: the `claims` workload, fetch-adds on one counter and on many. */
+void bench_claims(struct bench *b);
 extern const int bench_nworkloads;
 
 #endif

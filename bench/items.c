@@ -5,7 +5,9 @@
  * pointer, so that no system gets them inlined: mproc cannot inline a
  * caller's function, and the comparison is of what it costs to hand items
  * out, not of what the compiler makes of a + b. bench_add_inlined is the
- * exception, kept as a reference for what the hardware does without calls.
+ * exception, kept as a reference for what the hardware does without calls,
+ * and so is bench_add_batch: job.batch is how mproc hands the compiler the
+ * loop, a run of items per call.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -18,6 +20,21 @@ int bench_add(const void *in, void *out, void *arg)
     (void)arg;
     *(int *)out = p->x + p->y;
     return 0;
+}
+
+static inline int add_item(const bench_pair *in, int *out, void *arg)
+{
+    (void)arg;
+    *out = in->x + in->y;
+    return 0;
+}
+
+MPROC_BATCH_FN(add_run, add_item, bench_pair, int)
+
+int bench_add_batch(const void *in, void *out, size_t count, void *arg,
+                    int *status)
+{
+    return add_run(in, out, count, arg, status);
 }
 
 /* The notebook's slow add: returns y + y (sic), after a sleep. */

@@ -117,12 +117,12 @@ static const char usage_text[] =
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
     "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
-    "         uneven, large) on each system (serial C, OpenMP, mproc threads\n"
-    "         and processes, Python's Pool and ThreadPool), median and spread "
-    "of\n"
-    "         --reps runs (5; 3 with --quick, which takes under a minute),\n"
-    "         against the targets. --csv writes every figure, --plot draws\n"
-    "         PNG charts with gnuplot, --only runs some workloads.\n";
+    "         large_open, uneven, large, run, mpi, claims) on each system\n"
+    "         (serial C, OpenMP, mproc threads and processes, Python's Pool\n"
+    "         and ThreadPool), median and spread of --reps runs (5; 3 with\n"
+    "         --quick), against the targets. --csv writes every figure,\n"
+    "         --plot draws PNG charts with gnuplot, --only runs some\n"
+    "         workloads. Under mpirun the mpi workload runs on the ranks.\n";
 
 /* A usage error: the message (fmt NULL: none, getopt_long has said what is
    wrong) and a hint, on stderr. Returns 2, the exit status. */
@@ -231,6 +231,9 @@ static int options(struct bench *b, struct args *a, int argc, char **argv)
 
 int bench_main(int argc, char **argv)
 {
+    /* The run workload's helper (commands.c), never a user's option. */
+    if (argc == 3 && !strcmp(argv[1], "--peak-of"))
+        return bench_peak_of(argv[2]);
     struct bench b = {0};
     struct args a = {.python = true};
     int status = options(&b, &a, argc, argv);
@@ -246,6 +249,20 @@ int bench_main(int argc, char **argv)
     if (!a.python)
         b.no_python = "skipped (--no-python)";
 
+    /* Under mpirun every rank runs this: the MPI pool opens first, and
+       returns on rank 0 only (the others serve in it until it closes). */
+    b.no_mpi = "run under mpirun for these rows: mpirun -np 3 mproc bench "
+               "--only mpi";
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") ||
+        getenv("PMIX_RANK")) {
+        int err = mproc_pool_open(&b.mpi, &(mproc_options){.kind = MPROC_MPI});
+        if (err) {
+            b.mpi = NULL;
+            b.no_mpi = err == MPROC_ENOTSUP
+                           ? "no MPI pool: a build without MPI, or one rank"
+                           : "no MPI pool: the open failed";
+        }
+    }
     int rc =
         mproc_pool_open(&b.procs, &(mproc_options){.kind = MPROC_PROCESSES,
                                                    .shared_size = SHARED_SIZE});
@@ -270,6 +287,7 @@ int bench_main(int argc, char **argv)
     }
     mproc_pool_close(b.threads);
     mproc_pool_close(b.procs);
+    mproc_pool_close(b.mpi); /* the other ranks exit */
 
     bench_targets_summary();
     double wall = bench_now() - t0, machine = machine_cpu() - machine0;

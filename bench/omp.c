@@ -34,7 +34,27 @@ bool bench_omp(enum bench_sched sched, int threads, const struct bench_map *m)
     return true;
 }
 
+bool bench_omp_add_inlined(int threads, const bench_pair *in, int *out,
+                           size_t n)
+{
+    long nn = (long)n;
+#pragma omp parallel for schedule(guided) num_threads(threads)
+    for (long i = 0; i < nn; i++)
+        out[i] = in[i].x + in[i].y;
+    return true;
+}
+
 #else
+
+bool bench_omp_add_inlined(int threads, const bench_pair *in, int *out,
+                           size_t n)
+{
+    (void)threads;
+    (void)in;
+    (void)out;
+    (void)n;
+    return false;
+}
 
 long bench_omp_version(void)
 {

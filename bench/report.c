@@ -526,6 +526,13 @@ int bench_plot(const char *dir, int cores)
              "microseconds (log)");
     bar_plot(gp, dir, "open", "open_close.png",
              "Opening and closing a pool, by workers", "milliseconds (log)");
+    bar_plot(gp, dir, "large_open", "open_large_caller.png",
+             "Opening and closing 8 process workers, by the size of the caller",
+             "milliseconds (log)");
+    bar_plot(gp, dir, "run", "run.png",
+             "Commands, 2 at a time: us per command (true), s for 20 outputs "
+             "of 10 MB, peak MB",
+             "us, s or MB (log)");
     fclose(gp);
 
     pid_t pid;

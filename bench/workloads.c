@@ -26,20 +26,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-enum sys { SERIAL, SERIAL_INLINED, OMP_GUIDED, OMP_DYNAMIC, THREADS, PROCS };
+enum sys {
+    SERIAL,
+    SERIAL_INLINED,
+    OMP_GUIDED,
+    OMP_DYNAMIC,
+    OMP_INLINED,
+    THREADS,
+    PROCS
+};
 
 static const char *const names[] = {
     [SERIAL] = "serial C",
     [SERIAL_INLINED] = "serial C, a + b inlined",
     [OMP_GUIDED] = "OpenMP guided",
     [OMP_DYNAMIC] = "OpenMP dynamic",
+    [OMP_INLINED] = "OpenMP guided, a + b inlined",
     [THREADS] = "mproc threads",
     [PROCS] = "mproc processes",
 };
 
 #define PROCS_COPIED  "mproc processes, data copied"
 #define PROCS_SHARED  "mproc processes, shared arena"
+#define THREADS_BATCH "mproc threads, batch"
+#define PROCS_BATCH   "mproc processes, arena, batch"
 #define PY_POOL       "Python Pool"
 #define PY_THREADPOOL "Python ThreadPool"
 
@@ -77,7 +91,7 @@ static void settle(enum sys s)
     /* libgomp's threads spin after a region (GOMP_SPINCOUNT, 300000
        pauses: about 5 ms of CPU on the machine of docs/performance.md)
        before they sleep. */
-    if (s == OMP_GUIDED || s == OMP_DYNAMIC) {
+    if (s == OMP_GUIDED || s == OMP_DYNAMIC || s == OMP_INLINED) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -101,9 +115,14 @@ static double once(const struct run *r)
                        r->threads, m))
             return -1;
         break;
+    case OMP_INLINED:
+        if (!bench_omp_add_inlined(r->threads, m->in, m->out, m->n))
+            return -1;
+        break;
     case THREADS:
     case PROCS: {
-        int rc = mproc_map(r->pool, &(mproc_job){.fn = m->fn,
+        int rc = mproc_map(r->pool, &(mproc_job){.fn = m->batch ? NULL : m->fn,
+                                                 .batch = m->batch,
                                                  .in = m->in,
                                                  .in_size = m->in_size,
                                                  .out = m->out,
@@ -252,7 +271,8 @@ static void sleep_cell(struct bench *b)
     int out[10];
     for (int i = 0; i < 10; i++)
         in[i] = (bench_pair){10, i + 1};
-    struct bench_map m = {bench_slow_add, in, sizeof *in, out, sizeof *out, 10};
+    struct bench_map m = {bench_slow_add, NULL, in, sizeof *in, out,
+                          sizeof *out,    10};
     mproc_pool *tp = open_pool(MPROC_THREADS, 5),
                *pp = open_pool(MPROC_PROCESSES, 5);
     struct run runs[] = {
@@ -307,7 +327,8 @@ static void cpu_cell(struct bench *b)
     uint64_t in[10], out[10];
     for (int i = 0; i < 10; i++)
         in[i] = (uint64_t)(item_us * b->spins_per_us) + (uint64_t)i;
-    struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, 10};
+    struct bench_map m = {bench_burn, NULL,        in, sizeof *in,
+                          out,        sizeof *out, 10};
     int maxw = 2 * b->cores;
     double t1[4] = {0}, lo, hi, v[BENCH_MAX_REPS];
     char param[24];
@@ -418,17 +439,26 @@ static void trivial(struct bench *b)
     for (int p = 0; p < 2; p++) {
         size_t n = ns[p];
         n_param(param, sizeof param, n);
-        struct bench_map m = {bench_add, in, sizeof *in, out, sizeof *out, n};
-        struct bench_map sm = {bench_add, s_in,          sizeof *s_in,
+        struct bench_map m = {bench_add, NULL,        in, sizeof *in,
+                              out,       sizeof *out, n};
+        struct bench_map sm = {bench_add, NULL,          s_in, sizeof *s_in,
                                s_out,     sizeof *s_out, n};
+        struct bench_map bm = m, bsm = sm;
+        bm.batch = bsm.batch = bench_add_batch;
         struct run runs[] = {
             {.sys = SERIAL, .m = m},
             {.sys = SERIAL_INLINED, .m = m},
             {.sys = OMP_GUIDED, .threads = b->cores, .m = m},
             {.sys = OMP_DYNAMIC, .threads = b->cores, .m = m},
+            {.sys = OMP_INLINED, .threads = b->cores, .m = m},
             {.sys = THREADS, .pool = b->threads, .m = m},
+            {.sys = THREADS,
+             .name = THREADS_BATCH,
+             .pool = b->threads,
+             .m = bm},
             {.sys = PROCS, .name = PROCS_COPIED, .pool = b->procs, .m = m},
             {.sys = PROCS, .name = PROCS_SHARED, .pool = b->procs, .m = sm},
+            {.sys = PROCS, .name = PROCS_BATCH, .pool = b->procs, .m = bsm},
         };
         const size_t nruns = sizeof runs / sizeof *runs;
         run_all(b, runs, nruns, param, false, clear_ints, check_sums);
@@ -462,6 +492,11 @@ static void trivial(struct bench *b)
         bench_target("trivial", PROCS_SHARED, params[p], BENCH_RATIO_AT_MOST, 2,
                      0);
         bench_target("trivial", PROCS_COPIED, params[p], BENCH_BELOW, 5, 0);
+        /* job.batch: OpenMP's per-item cost (issue 13). */
+        bench_target("trivial", THREADS_BATCH, params[p], BENCH_RATIO_AT_MOST,
+                     1.2, 0);
+        bench_target("trivial", PROCS_BATCH, params[p], BENCH_RATIO_AT_MOST,
+                     1.2, 0);
     }
 }
 
@@ -478,8 +513,8 @@ static void latency(struct bench *b)
     if (!s_in || !s_out || !t)
         bench_fail("latency: out of memory");
     *s_in = in;
-    struct bench_map m = {bench_add, &in, sizeof in, &out, sizeof out, 1};
-    struct bench_map sm = {bench_add, s_in,          sizeof *s_in,
+    struct bench_map m = {bench_add, NULL, &in, sizeof in, &out, sizeof out, 1};
+    struct bench_map sm = {bench_add, NULL,          s_in, sizeof *s_in,
                            s_out,     sizeof *s_out, 1};
     struct run runs[] = {
         {.sys = SERIAL, .m = m},
@@ -566,8 +601,9 @@ static void cancel_case(struct bench *b, const char *param, double item_us,
         want[k] = bench_chain(steps + (uint64_t)k);
     for (size_t i = 0; i < n; i++)
         in[i] = s_in[i] = steps + i % 4;
-    struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
-    struct bench_map sm = {bench_burn, s_in,          sizeof *s_in,
+    struct bench_map m = {bench_burn, NULL,        in, sizeof *in,
+                          out,        sizeof *out, n};
+    struct bench_map sm = {bench_burn, NULL,          s_in, sizeof *s_in,
                            s_out,      sizeof *s_out, n};
     struct run runs[] = {
         {.sys = THREADS, .pool = b->threads, .m = m},
@@ -697,6 +733,67 @@ static void open_close(struct bench *b)
     bench_target("open", names[PROCS], "workers=8", BENCH_BELOW, 3, 0);
 }
 
+/* ---- opening from a large caller ---------------------------------------------- */
+
+/*
+ * Opening a process pool forks the supervisor from the caller and the
+ * workers from the supervisor: each fork copies the page tables of the
+ * caller's private memory (memory the workers must see as it was at open),
+ * and each exit tears its copy down. So open + close grows with what the
+ * caller holds. The anchor is one fork + _exit + waitpid of the same
+ * caller: open + close of 8 workers costs about 9 of them.
+ */
+static double fork_once(void)
+{
+    double t0 = bench_now();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0)
+        bench_fail("large caller: fork: %s", strerror(errno));
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return bench_now() - t0;
+}
+
+static void large_open(struct bench *b)
+{
+    const size_t mbs[] = {10, 100, 500, 2000};
+    const int nmb = b->quick ? 2 : 4;
+    double s[BENCH_MAX_REPS];
+    char param[24];
+    for (int i = 0; i < nmb; i++) {
+        size_t size = mbs[i] << 20;
+        char *held = malloc(size);
+        if (!held)
+            bench_fail("large caller: out of memory (%zu MB)", mbs[i]);
+        memset(held, 1, size); /* resident, as a program's data is */
+        snprintf(param, sizeof param, "caller=+%zuMB", mbs[i]);
+        for (int r = -1; r < b->reps; r++) {
+            bench_progress(b, "fork of a caller of +%zu MB, run %d", mbs[i],
+                           r + 1);
+            double t = fork_once();
+            if (r >= 0)
+                s[r] = t * 1e3;
+        }
+        bench_row("large_open", "fork + exit + wait", param, "ms", s, b->reps);
+        for (int r = -1; r < b->reps; r++) {
+            bench_progress(b, "8 process workers, caller of +%zu MB, run %d",
+                           mbs[i], r + 1);
+            double t0 = bench_now();
+            mproc_pool *p = open_pool(MPROC_PROCESSES, 8);
+            mproc_pool_close(p);
+            if (r >= 0)
+                s[r] = (bench_now() - t0) * 1e3;
+        }
+        bench_row("large_open", "mproc processes, workers=8", param, "ms", s,
+                  b->reps);
+        free(held);
+    }
+    /* Ratio: open + close over one fork of the same caller. */
+    bench_ratios("large_open", "fork + exit + wait", 0);
+}
+
 /* ---- uneven items ---------------------------------------------------------------- */
 
 /* The uneven workload's "ideal" line: the sum of Python's item costs. */
@@ -731,8 +828,9 @@ static void uneven(struct bench *b)
     if (!s_in || !s_out)
         bench_fail("uneven items: out of memory");
     memcpy(s_in, in, n * sizeof *in);
-    struct bench_map m = {bench_burn, in, sizeof *in, out, sizeof *out, n};
-    struct bench_map sm = {bench_burn, s_in,          sizeof *s_in,
+    struct bench_map m = {bench_burn, NULL,        in, sizeof *in,
+                          out,        sizeof *out, n};
+    struct bench_map sm = {bench_burn, NULL,          s_in, sizeof *s_in,
                            s_out,      sizeof *s_out, n};
     char param[24];
     n_param(param, sizeof param, n);
@@ -813,8 +911,9 @@ static void large(struct bench *b)
         bench_fail("large items: out of memory");
     for (size_t i = 0; i < bytes; i++)
         in[i] = s_in[i] = (unsigned char)(i * 7 + i / BENCH_BIG);
-    struct bench_map m = {bench_big, in, BENCH_BIG, out, BENCH_BIG, n};
-    struct bench_map sm = {bench_big, s_in, BENCH_BIG, s_out, BENCH_BIG, n};
+    struct bench_map m = {bench_big, NULL, in, BENCH_BIG, out, BENCH_BIG, n};
+    struct bench_map sm = {bench_big, NULL,      s_in, BENCH_BIG,
+                           s_out,     BENCH_BIG, n};
     char param[24];
     n_param(param, sizeof param, n);
     /* Bytes in plus bytes out, per second. */
@@ -866,11 +965,29 @@ const struct bench_workload bench_workloads[] = {
      "mproc_task_wait returns (mproc only)",
      "median over one item's time (items running finish first)", cancel},
     {"open", "opening and closing a pool: milliseconds", NULL, open_close},
+    {"large_open",
+     "opening and closing 8 process workers from a large caller (the "
+     "caller's resident memory on top of the bench's): milliseconds",
+     "time over one fork + exit + wait of the same caller", large_open},
     {"uneven",
      "uneven items (1 to 100 us each): efficiency, serial C time over "
      "workers x time",
      "efficiency over the ideal, 100%", uneven},
     {"large", "large items (4 KiB in, 4 KiB out): GB/s in and out",
      "throughput over OpenMP guided's", large},
+    {"run",
+     "commands, 2 at a time (mproc run, xargs -P, GNU parallel): "
+     "microseconds per command that does nothing (true); seconds and peak "
+     "MB for 20 commands printing 10 MB each (10MB out)",
+     "over xargs -P's", bench_run_commands},
+    {"mpi",
+     "mproc on MPI ranks (under mpirun) beside threads: ns per trivial item "
+     "with fn and with batch; us for a warm map of one item",
+     NULL, bench_mpi_ranks},
+    {"claims",
+     "a stand-in for many cores: millions of claims (a fetch-add and 40 "
+     "ns of work) a second, all threads together, on one counter and on a "
+     "counter each; ns per handoff of the counter's line",
+     NULL, bench_claims},
 };
 const int bench_nworkloads = sizeof bench_workloads / sizeof *bench_workloads;

@@ -79,6 +79,21 @@ enum {
  */
 typedef int (*mproc_fn)(const void *in, void *out, void *arg);
 
+/*
+ * A run of `count` consecutive items in one call (mproc_job.batch, instead
+ * of fn): item k is read at in + k*in_size and its result written at
+ * out + k*out_size, as fn would for each. Returns 0 when every item
+ * succeeded (status may be left untouched: the library writes the zeros),
+ * or nonzero after writing all `count` item codes at status[0..count).
+ * `count` is at least 1; the library picks it (the job's chunks, split so
+ * that a cancel is seen within about 100 us of work), never the caller.
+ * Write the item once and let MPROC_BATCH_FN make the loop, so that the
+ * compiler inlines (and may vectorise) it. Runs of a job may be any size,
+ * including 1: a batch must give each item the result fn would.
+ */
+typedef int (*mproc_batch_fn)(const void *in, void *out, size_t count,
+                              void *arg, int *status);
+
 typedef struct mproc_pool mproc_pool;
 typedef struct mproc_task mproc_task;
 
@@ -226,7 +241,7 @@ typedef struct mproc_options {
  * without `out` folds.
  */
 typedef struct mproc_job {
-    mproc_fn fn;    /* required */
+    mproc_fn fn;    /* required, unless batch is set (then NULL) */
     const void *in; /* n items; may be NULL only if n is 0 or in_size is 0 */
     size_t in_size; /* bytes per item; fn gets NULL `in` when 0 */
     /* n results; NULL: results are not kept (with reduce, fn writes into a
@@ -265,6 +280,22 @@ typedef struct mproc_job {
     /* MPROC_IN_STRINGS or MPROC_IN_BYTES, and MPROC_OUT_BYTES (see there);
        0: fixed-size items and results. Other bits: MPROC_EINVAL. */
     unsigned flags;
+    /* Instead of fn (exactly one of the two; both or neither:
+       MPROC_EINVAL): the job's items are handed to batch a run at a time
+       (mproc_batch_fn), so that the call per item goes. Everything else is
+       as with fn: results, statuses, reduce (each result of a run is folded
+       after the call), cancel (seen between runs), progress,
+       mproc_task_next, and every kind (an MPI rank runs the batch). In a
+       process pool a crash inside a run costs the item that crashed: the
+       replacement worker runs that run again one item per call (count 1),
+       so the items before the crashing one run twice, and a run that died
+       from outside (a kill, the OOM killer) is run again whole. With a
+       timeout, a process pool calls batch with count 1, so that each item
+       has its own limit. Strings and byte runs as items work as with fn
+       (`in` is their array); MPROC_OUT_BYTES does not (mproc_result makes
+       one item's result): MPROC_EINVAL. mproc_item_index() in a batch is
+       the index of the run's first item. */
+    mproc_batch_fn batch;
 } mproc_job;
 
 /*
@@ -306,15 +337,17 @@ MPROC_API int mproc_pool_close(mproc_pool *pool);
 MPROC_API int mproc_pool_size(const mproc_pool *pool);
 
 /*
- * Apply job->fn to job->n items, in parallel, and return when all are done,
- * results in place and in order. Same as mproc_submit + mproc_task_wait.
+ * Apply job->fn (or job->batch) to job->n items, in parallel, and return
+ * when all are done, results in place and in order. Same as mproc_submit +
+ * mproc_task_wait.
  *
  * Thread-safe: several threads may map on one pool at once; their jobs queue
  * in the order submitted and run with no worker idle while any has items.
  *
  * Returns 0 if every item returned 0; > 0, the number of items whose code is
  * nonzero (see job->status); or, with nothing run:
- *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
+ *   MPROC_EINVAL   pool or job NULL; fn and batch both NULL, or both set;
+ *                  in NULL with n and in_size > 0;
  *                  flags with an unknown bit, or both IN flags; with
  *                  MPROC_IN_STRINGS an in_size other than 0 or
  *                  sizeof(const char *), or a NULL string; with
@@ -326,8 +359,8 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  *                  without acc or out_size, or with out_size above 2^30;
  *                  acc without reduce; arg_size > 0 with arg NULL; in an
  *                  MPI pool, also arg without arg_size, item, result or arg
- *                  above 2^30 bytes, or fn (or, without out, reduce) not in
- *                  a loaded object of the program
+ *                  above 2^30 bytes, or fn or batch (or, without out,
+ *                  reduce) not in a loaded object of the program
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory
@@ -500,6 +533,66 @@ MPROC_API const char *mproc_last_error(void);
                                           .out_size = sizeof *(out_), \
                                           .n = (n_)})
 #endif
+
+/*
+ * Define `static int name(const void *in, void *out, size_t count, void
+ * *arg, int *status)`, an mproc_batch_fn that applies `item` to each item
+ * of a run. item is a function (best `static inline`) or a macro of the
+ * shape
+ *     int item(const type_in *in, type_out *out, void *arg);
+ * returning 0 or the item's code; being seen, it is inlined into the loop.
+ * For example:
+ *     static inline int add(const pair *in, int *out, void *arg)
+ *     { *out = in->x + in->y; return 0; }
+ *     MPROC_BATCH_FN(add_batch, add, pair, int)
+ *     ... MPROC_MAP_BATCH(pool, add_batch, in, out, n);
+ * C and C++. For a job with out_size 0 (or in_size 0) use `char` for that
+ * type and ignore the pointer.
+ */
+#define MPROC_BATCH_FN(name, item, type_in, type_out)                       \
+    static int name(const void *in_, void *out_, size_t count_, void *arg_, \
+                    int *status_)                                           \
+    {                                                                       \
+        const type_in *i_ = (const type_in *)in_;                           \
+        type_out *o_ = (type_out *)out_;                                    \
+        for (size_t k_ = 0; k_ < count_; k_++) {                            \
+            int rc_ = item(i_ + k_, o_ + k_, arg_);                         \
+            if (rc_) {                                                      \
+                /* The first failure: every code is written from here. */   \
+                for (size_t j_ = 0; j_ < k_; j_++)                          \
+                    status_[j_] = 0;                                        \
+                status_[k_] = rc_;                                          \
+                for (k_++; k_ < count_; k_++)                               \
+                    status_[k_] = item(i_ + k_, o_ + k_, arg_);             \
+                return 1;                                                   \
+            }                                                               \
+        }                                                                   \
+        return 0;                                                           \
+    }
+
+/* MPROC_MAP with a batch function: sizes from the pointed-to types. C and
+   C++ (through mproc__map_batch, which is not API). */
+#define MPROC_MAP_BATCH(pool_, batch_, in_, out_, n_)                 \
+    mproc__map_batch((pool_), (batch_), (in_), sizeof *(in_), (out_), \
+                     sizeof *(out_), (n_))
+
+static inline int mproc__map_batch(mproc_pool *pool, mproc_batch_fn batch,
+                                   const void *in, size_t in_size, void *out,
+                                   size_t out_size, size_t n)
+{
+#ifdef __cplusplus
+    mproc_job job = {};
+#else
+    mproc_job job = {0};
+#endif
+    job.batch = batch;
+    job.in = in;
+    job.in_size = in_size;
+    job.out = out;
+    job.out_size = out_size;
+    job.n = n;
+    return mproc_map(pool, &job);
+}
 
 #ifdef __cplusplus
 }

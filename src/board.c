@@ -45,7 +45,9 @@
  * A death in RUNNING is exact: the done prefix gets its record, the running
  * item is marked crashed (or timed out, if the supervisor condemned it), and
  * the rest of the chunk is left in the slot for the worker that replaces the
- * dead one ("inherit"). A death in CLAIMING or FINISHING falls between a
+ * dead one ("inherit"). A batch job's worker runs several items in one call,
+ * and says so in `batch_end`; a death there is made exact by its
+ * replacement (run_batch). A death in CLAIMING or FINISHING falls between a
  * fetch-add and the store that would have recorded its result, a window of a
  * few instructions that only a kill from outside can hit. The supervisor then
  * reconciles the job: once no live worker is inside such a window for it, a
@@ -448,6 +450,157 @@ run_plain_isolated(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
 }
 
 /*
+ * A job with a batch function: its chunk is run as a few runs of items, one
+ * call each, with the cancel check between runs (each about target_ns of
+ * work once the worker has measured the job; before that 1, 8, 64, ...
+ * items). The library writes the zeros of a run that returned 0, counts
+ * the failures of one that did not, and folds each result after the call.
+ * A job without status gets its codes in scratch memory, and one without
+ * out its results; both bound a run (BATCH_SCRATCH).
+ *
+ * Process workers make each run durable as the item loops do each item:
+ * statuses, failures, the fold into the other partial buffer, then
+ * `commit` past the run. Before the call they publish the run's end in
+ * `batch_end`, so that the supervisor, after a death, knows that the item
+ * that crashed is somewhere in [commit, batch_end), not at commit: it
+ * leaves the whole rest of the chunk to the replacement, which runs that
+ * span one item per call (wk->careful) and so dies, if the crash comes
+ * again, on that item alone (repair.c, mproc__repair_running). With a
+ * timeout every call is of one item, each with its deadline.
+ */
+#define BATCH_SCRATCH (64u << 10) /* bytes of scratch codes or results */
+
+static uint64_t run_batch(struct mproc__worker *wk, const struct claim *c,
+                          uint64_t *failedp)
+{
+    struct mproc__board *b = wk->b;
+    struct mproc__slot *s = &b->slots[wk->w];
+    struct mproc__job *j = c->j;
+    mproc_batch_fn batch = j->batch;
+    void *arg = j->arg;
+    int *status = j->status;
+    void (*reduce)(void *, const void *, void *) = j->reduce;
+    size_t isz = j->in_size, osz = j->out_size;
+    const char *ip = j->in ? j->in + c->start * isz : NULL;
+    char *op = j->out ? j->out + c->start * osz : NULL;
+    uint64_t limit = b->isolated ? b->timeout_ns : 0;
+
+    /* The longest run: about target_ns of work, or growing from 1 while
+       the job is not yet measured here; scratch bounds it further. */
+    uint64_t cap = 1, grow = 8;
+    if (wk->est_id == c->id && wk->ns_per_item) {
+        cap = b->target_ns * 16 / wk->ns_per_item;
+        grow = 0;
+    }
+    uint64_t most = MPROC__MAX_LEN;
+    if (!status)
+        most = BATCH_SCRATCH / sizeof(int);
+    if (!j->out && osz && BATCH_SCRATCH / osz < most)
+        most = BATCH_SCRATCH / osz;
+    if (most < 1)
+        most = 1;
+    if (limit)
+        cap = most = 1;
+    char *codes_at = NULL, *results = NULL;
+    if (!status || (!j->out && osz)) {
+        size_t at =
+            MPROC__ALIGN_UP(status ? 0 : most * sizeof(int), MPROC__LINE);
+        codes_at = scratch(wk, at + (j->out ? 0 : most * osz));
+        results = codes_at + at;
+    }
+    int *codes = (int *)(void *)codes_at;
+    if (!j->out && osz)
+        op = results;
+    size_t ostep = j->out ? osz : 0;
+
+    unsigned buf = 0;
+    char *acc = NULL;
+    if (reduce && !b->isolated)
+        acc = mproc__partial_buf(j, wk->w, 0);
+    if (b->isolated)
+        buf = mproc__commit_buf(
+            atomic_load_explicit(&s->commit, memory_order_relaxed));
+
+    uint64_t failed = 0, i = c->start;
+    while (i < c->end) {
+        if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
+            break;
+        uint64_t cnt = c->end - i;
+        uint64_t room = i < wk->careful ? 1 : cap < most ? cap : most;
+        if (room < 1)
+            room = 1;
+        if (cnt > room)
+            cnt = room;
+        assert(cnt >= 1 && i + cnt <= c->end);
+        int *st = status ? status + i : codes;
+        uint64_t d = 0;
+        if (b->isolated) {
+            /* Relaxed: the supervisor reads it only once this process is
+               dead, as the hold's other words. */
+            atomic_store_explicit(&s->batch_end, i + cnt, memory_order_relaxed);
+            if (limit) {
+                /* Release: pairs with the supervisor's acquire of the
+                   deadline when it looks for late items (supervisor.c). */
+                d = mproc__now() + limit;
+                atomic_store_explicit(&s->deadline, d, memory_order_release);
+            }
+        }
+        /* mproc_item_index in a batch: its first item (process workers
+           read it from commit, which names it already). */
+        if (!b->isolated)
+            mproc__cur.index = i;
+        int rc = batch(ip, op, (size_t)cnt, arg, st);
+        /* acq_rel: the item's return against the supervisor's CAS that
+           condemns it; whichever comes first decides (as in run()). */
+        if (limit && !atomic_compare_exchange_strong_explicit(
+                         &s->deadline, &d, 0, memory_order_acq_rel,
+                         memory_order_acquire))
+            condemned();
+        if (rc) {
+            for (uint64_t k = 0; k < cnt; k++)
+                failed += st[k] != 0;
+        } else if (status) {
+            memset(st, 0, (size_t)cnt * sizeof *st);
+        }
+        if (reduce && !b->isolated) {
+            for (uint64_t k = 0; k < cnt; k++)
+                reduce(acc, op + k * osz, arg);
+        } else if (reduce) {
+            char *from = mproc__partial_buf(j, wk->w, buf);
+            char *to = mproc__partial_buf(j, wk->w, buf ^ 1);
+            memcpy(to, from, osz);
+            for (uint64_t k = 0; k < cnt; k++)
+                reduce(to, op + k * osz, arg);
+            buf ^= 1;
+        }
+        i += cnt;
+        if (b->isolated) {
+            atomic_store_explicit(&s->failed, failed, memory_order_relaxed);
+            /* Release: a reader of commit (the supervisor, after our
+               death) also sees the run's effects. */
+            atomic_store_explicit(&s->commit, mproc__commit_word(i, buf),
+                                  memory_order_release);
+        }
+        if (ip)
+            ip += cnt * isz;
+        if (op)
+            op += cnt * ostep;
+        if (grow && cap < MPROC__MAX_LEN / grow)
+            cap *= grow;
+    }
+    if (b->isolated) {
+        atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
+        if (reduce)
+            atomic_store_explicit(&mproc__partial(j, wk->w)->buf, buf,
+                                  memory_order_relaxed);
+    }
+    wk->careful = 0; /* it was this chunk's, whatever ran of it */
+    mproc__cur.index = UINT64_MAX;
+    *failedp = failed;
+    return i - c->start;
+}
+
+/*
  * Run items [c->start, c->end) and return how many ran; the rest were
  * cancelled before they started. Thread workers fold straight into their
  * partial. Process workers make each item's effects durable before moving
@@ -465,6 +618,8 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
     struct mproc__job *j = c->j;
     if (wk->exec)
         return wk->exec(wk, j, c->id, c->start, c->end, failedp);
+    if (j->batch)
+        return run_batch(wk, c, failedp);
     if (j->flags & MPROC_OUT_BYTES)
         return mproc__run_bytes(wk, j, c->start, c->end, failedp);
     mproc_fn fn = j->fn;
@@ -681,6 +836,10 @@ int mproc__work(struct mproc__worker *wk)
             .start = atomic_load_explicit(&s->start, memory_order_relaxed),
             .end = atomic_load_explicit(&s->end, memory_order_relaxed),
         };
+        /* A batch that died inside a run: that run again, item by item
+           (see run_batch). */
+        wk->careful = atomic_load_explicit(&s->batch_end, memory_order_relaxed);
+        atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
         /* RUNNING before inherit is cleared, both seq_cst: a reconciling
            supervisor reads them in the other order, with seq_cst loads
            (repair.c, held_range), so it sees the range as inherited or as

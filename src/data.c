@@ -270,8 +270,9 @@ void *mproc_result(size_t size)
     if (!size)
         return empty;
     if (c->max && size > c->max) {
-        mproc__fail(0, "mproc_result: %zu bytes, over the %zu a result may "
-                       "have here (an MPI message part)",
+        mproc__fail(0,
+                    "mproc_result: %zu bytes, over the %zu a result may "
+                    "have here (an MPI message part)",
                     size, (size_t)c->max);
         errno = ENOMEM;
         return NULL;

@@ -184,6 +184,7 @@ struct mproc__job {
     alignas(
         MPROC__LINE) _Atomic uint64_t id; /* position + 1; 0 while written */
     mproc_fn fn;
+    mproc_batch_fn batch; /* instead of fn: runs of items per call */
     const char *in;
     char *out;
     void *arg;
@@ -261,9 +262,12 @@ struct mproc__slot {
        settle): what lies in [end, hold) was never started. Coverage
        (repair.c, held_range) and a dead worker's repair read this. */
     _Atomic uint64_t hold;
-    _Atomic uint64_t commit;   /* mproc__commit_word */
-    _Atomic uint64_t failed;   /* items of [start, commit) that failed */
-    _Atomic uint64_t deadline; /* ns of the running item's limit; KILLED */
+    _Atomic uint64_t commit;    /* mproc__commit_word */
+    _Atomic uint64_t failed;    /* items of [start, commit) that failed */
+    _Atomic uint64_t deadline;  /* ns of the running item's limit; KILLED */
+    _Atomic uint64_t batch_end; /* RUNNING a batch: [commit, batch_end) are
+                                   inside the call; for an inheritor: run
+                                   up to here one item per call; else 0 */
 
     alignas(MPROC__LINE) _Atomic int32_t pid;
     _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
@@ -338,6 +342,8 @@ struct mproc__worker {
     uint64_t ns_per_item; /* measured, scaled by 16 */
     uint64_t last_len;
     unsigned long budget; /* items left before retiring; 0: unlimited */
+    uint64_t careful;     /* batch jobs: items below this run one per call
+                             (the run of a worker that died inside it) */
     char *scratch;
     size_t scratch_cap;
 };

@@ -56,7 +56,8 @@ enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP, TAG_DATA };
 enum {
     HAS_OUT = 1,    /* results come back item by item */
     HAS_STATUS = 2, /* statuses come back */
-    FOLD_THERE = 4  /* the rank folds; one total per chunk comes back */
+    FOLD_THERE = 4, /* the rank folds; one total per chunk comes back */
+    IS_BATCH = 8    /* fn is the job's batch function (mproc_batch_fn) */
 };
 
 /*
@@ -218,7 +219,10 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     m->flags = flags;
     m->data = j->flags;
     /* The pool checked at submit that both resolve (pool.c, check_job). */
-    mproc__code_ref((void (*)(void))j->fn, &m->fn);
+    if (j->batch)
+        mproc__code_ref((void (*)(void))j->batch, &m->fn);
+    else
+        mproc__code_ref((void (*)(void))j->fn, &m->fn);
     if (flags & FOLD_THERE)
         mproc__code_ref((void (*)(void))j->reduce, &m->reduce);
     if (j->arg_size)
@@ -278,7 +282,8 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     /* With results of any length, a RESULT carries their sizes. */
     size_t osz = bytes_out ? sizeof(uint64_t) : j->out_size;
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
-                     (j->reduce && !j->out ? FOLD_THERE : 0);
+                     (j->reduce && !j->out ? FOLD_THERE : 0) |
+                     (j->batch ? IS_BATCH : 0);
     uint64_t failed = 0, i = start;
 
     if (px->sent != id) {
@@ -366,6 +371,7 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
 
 struct served {
     mproc_fn fn;
+    mproc_batch_fn batch; /* IS_BATCH: fn's place holds this */
     void (*reduce)(void *, const void *, void *);
     size_t in_size, out_size;
     uint32_t flags, data;
@@ -377,6 +383,10 @@ struct served {
     size_t icap, dcap;
     mproc_bytes *res;
     size_t rescap;
+    /* A batch's codes and results that the messages have no room for,
+       kept from chunk to chunk (grow). */
+    char *runs;
+    size_t runs_cap;
 };
 
 /* A 64-byte aligned block of size bytes, as the caller's might be, holding
@@ -407,8 +417,12 @@ static void take_job(struct served *s, const char *buf, int rank)
                          .dbuf = s->dbuf,
                          .dcap = s->dcap,
                          .res = s->res,
-                         .rescap = s->rescap};
+                         .rescap = s->rescap,
+                         .runs = s->runs,
+                         .runs_cap = s->runs_cap};
     s->fn = (mproc_fn)mproc__code_find(&m->fn);
+    if (s->fn && (m->flags & IS_BATCH))
+        s->batch = (mproc_batch_fn)(void (*)(void))s->fn;
     if (!s->fn)
         fprintf(
             stderr,
@@ -420,7 +434,7 @@ static void take_job(struct served *s, const char *buf, int rank)
         s->reduce = (void (*)(void *, const void *, void *))mproc__code_find(
             &m->reduce);
         if (!s->reduce)
-            s->fn = NULL;
+            s->fn = NULL, s->batch = NULL;
     }
     size_t arg_at = SECTION(sizeof *m), id_at = arg_at + SECTION(m->arg_size);
     if (m->arg_size)
@@ -479,6 +493,36 @@ static void send_results(struct served *s, const uint64_t *sizes, uint64_t len)
         free(s->res[k].data);
 }
 
+/* A batch job's chunk: one call for the whole message's items, into the
+   message's own arrays where it has them and into scratch where it does
+   not (results to fold, codes to count). */
+static uint64_t run_batch_chunk(struct served *s, const char *in, uint64_t len,
+                                int *status, char *out, char *acc)
+{
+    size_t osz = s->out_size;
+    size_t codes = status ? 0 : SECTION(len * sizeof(int));
+    if (codes || (!out && osz)) {
+        grow(&s->runs, &s->runs_cap, codes + (out ? 0 : len * osz));
+        if (!status)
+            status = (int *)(void *)s->runs;
+        if (!out && osz) {
+            out = s->runs + codes;
+            memset(out, 0, len * osz); /* never an earlier chunk's bytes */
+        }
+    }
+    uint64_t failed = 0;
+    if (s->batch(in, out, (size_t)len, s->arg, status)) {
+        for (uint64_t k = 0; k < len; k++)
+            failed += status[k] != 0;
+    } else if (!codes) {
+        memset(status, 0, (size_t)len * sizeof *status);
+    }
+    if (acc)
+        for (uint64_t k = 0; k < len; k++)
+            s->reduce(acc, out + k * osz, s->arg);
+    return failed;
+}
+
 static void run_chunk(struct served *s, const char *buf, char **rbuf,
                       size_t *rcap)
 {
@@ -515,7 +559,11 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
         mproc__cur.max = ITEM_MAX;
     }
     uint64_t failed = 0;
-    for (uint64_t k = 0; k < len; k++) {
+    if (s->batch) {
+        mproc__cur.index = cm->start; /* a batch's first item */
+        failed = run_batch_chunk(s, in, len, status, out, acc);
+    }
+    for (uint64_t k = 0; k < len && !s->batch; k++) {
         char *op = out ? out + k * osz : s->scratch;
         mproc__cur.index = cm->start + k;
         if (bytes_out)
@@ -593,6 +641,7 @@ static _Noreturn void serve(int rank, bool working)
     free(s.items);
     free(s.dbuf);
     free(s.res);
+    free(s.runs);
     free(buf);
     free(rbuf);
     retire();
@@ -794,10 +843,11 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
                            "job.in_size, out_size or arg_size (%zu, %zu, %zu) "
                            "is over the 2^30 bytes an MPI message part holds",
                            j->in_size, j->out_size, j->arg_size);
-    if (!crosses((void (*)(void))j->fn))
+    if (!crosses(j->batch ? (void (*)(void))j->batch : (void (*)(void))j->fn))
         return mproc__fail(MPROC_EINVAL,
-                           "job.fn is not in a loaded object (made at run "
-                           "time?), so no MPI rank can find it");
+                           "job.%s is not in a loaded object (made at run "
+                           "time?), so no MPI rank can find it",
+                           j->batch ? "batch" : "fn");
     if (j->reduce && !j->out && !crosses((void (*)(void))j->reduce))
         return mproc__fail(MPROC_EINVAL,
                            "job.reduce is not in a loaded object, so no MPI "

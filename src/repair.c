@@ -20,7 +20,8 @@
 
 /*
  * Worker w died in RUNNING (see "Crashes"): record the done prefix, mark the
- * item it was running, and leave the rest in the slot for its replacement.
+ * item it was running (none, if it was inside a batch's run of several: see
+ * below), and leave the rest in the slot for its replacement.
  * Returns true when the slot now holds inherited work.
  */
 bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
@@ -38,8 +39,11 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
                 MPROC__KILLED;
     uint64_t cur = mproc__commit_next(commit);
+    uint64_t batch_end =
+        atomic_load_explicit(&s->batch_end, memory_order_relaxed);
 
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
     if (j->reduce)
         atomic_store_explicit(&mproc__partial(j, w)->buf,
                               mproc__commit_buf(commit), memory_order_relaxed);
@@ -51,6 +55,18 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
         if (hold > end)
             mproc__fail_range(j, end, hold - end, MPROC_ECANCELED, 0, true);
         return false;
+    }
+    /* Inside a batch's run of more than one item (board.c, run_batch): the
+       item that crashed is one of [cur, batch_end), which one is unknown.
+       None is marked; the replacement inherits them all and runs that span
+       one item per call, so that a crash that comes again is on one item,
+       and this code marks that one. A timeout runs one item per call. */
+    if (batch_end > cur + 1 && batch_end <= hold && !late) {
+        mproc__slot_hold(s, id, cur, hold, 0, mproc__commit_buf(commit));
+        atomic_store_explicit(&s->batch_end, batch_end, memory_order_relaxed);
+        /* Release: as below. */
+        atomic_store_explicit(&s->inherit, 1, memory_order_release);
+        return true;
     }
     mproc__fail_range(j, cur, 1, late ? MPROC_ETIMEDOUT : MPROC_ECRASHED,
                       wstatus, true);
@@ -79,6 +95,7 @@ void mproc__abandon(struct mproc__board *b, int w, int code)
     uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
     uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
     atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
     mproc__fail_range(j, start, end - start, code, 0, b->isolated);
 }
 

@@ -39,8 +39,11 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
         return mproc__fail(MPROC_EINVAL, "pool is NULL");
     if (!j)
         return mproc__fail(MPROC_EINVAL, "job is NULL");
-    if (!j->fn)
-        return mproc__fail(MPROC_EINVAL, "job.fn is NULL");
+    if (!j->fn == !j->batch) /* exactly one of the two */
+        return mproc__fail(MPROC_EINVAL, j->fn ? "job.fn and job.batch are "
+                                                 "both set; give one"
+                                               : "job.fn and job.batch are "
+                                                 "both NULL");
     size_t bytes;
     if ((uint64_t)j->n > MPROC__MAX_N)
         return mproc__fail(MPROC_EINVAL,
@@ -79,6 +82,11 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if (j->arg_size && !j->arg)
         return mproc__fail(MPROC_EINVAL, "job.arg is NULL while arg_size = %zu",
                            j->arg_size);
+    if (j->batch && (j->flags & MPROC_OUT_BYTES))
+        return mproc__fail(MPROC_EINVAL,
+                           "job.batch with MPROC_OUT_BYTES: mproc_result "
+                           "makes one item's result, so results of any "
+                           "length need job.fn");
     int err = mproc__data_check(j);
     if (err)
         return err;
@@ -284,6 +292,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
        harvest left in its task (task.c, mproc__task_fin). */
     atomic_store_explicit(&j->id, 0, memory_order_release);
     j->fn = u->fn;
+    j->batch = u->batch;
     j->in = u->in_size ? in : NULL;
     j->out = u->out_size ? (t->s_out ? t->s_out : u->out) : NULL;
     j->arg = arg;

@@ -23,7 +23,9 @@ file(READ ${WORK}/bench.csv csv)
 # OpenMP and Python are optional: the header says whether this build has
 # OpenMP, and python3 is looked for here as the bench looks for it.
 set(systems "serial C" "mproc threads" "mproc processes, data copied"
-  "mproc processes, shared arena")
+  "mproc processes, shared arena" "mproc threads, batch"
+  "mproc processes, arena, batch" "fork + exit + wait"
+  "mproc processes, workers=8" "mproc run")
 if(out MATCHES "OpenMP: not in this build")
   message(STATUS "OpenMP not in this build: its rows are not checked")
 else()
@@ -48,7 +50,7 @@ endforeach()
 
 # Every workload has a table and rows in the CSV; the shared arena is in
 # each workload with per-item data.
-foreach(wl sleep cpu trivial latency cancel open uneven large)
+foreach(wl sleep cpu trivial latency cancel open large_open uneven large run)
   string(REGEX MATCH "\n${wl}," row "${csv}")
   if(NOT row)
     message(FATAL_ERROR "bench.csv has no rows of workload '${wl}':\n${csv}")

@@ -392,7 +392,7 @@ static void map_null_fn(void **state)
     (void)state;
     long in[2];
     refused(&(mproc_job){.in = in, .in_size = sizeof in[0], .n = 2},
-            MPROC_EINVAL, "job.fn is NULL");
+            MPROC_EINVAL, "job.fn and job.batch are both NULL");
 }
 
 static void map_null_in(void **state)

@@ -462,6 +462,76 @@ static void next_progress_and_cancel(void **state)
     free(st);
 }
 
+/* job.batch: the rank runs a run of items in one call. Items 5 mod 13
+   fail with code 9. */
+static int square_batch(const void *in, void *out, size_t count, void *arg,
+                        int *status)
+{
+    (void)arg;
+    const long *a = in;
+    long *b = out;
+    int bad = 0;
+    for (size_t k = 0; k < count; k++) {
+        b[k] = a[k] * a[k];
+        bad |= a[k] % 13 == 5;
+    }
+    if (bad)
+        for (size_t k = 0; k < count; k++)
+            status[k] = a[k] % 13 == 5 ? 9 : 0;
+    return bad;
+}
+
+static void batch_on_the_ranks(void **state)
+{
+    (void)state;
+    enum { N = 100003 };
+    long *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+    int *status = malloc(N * sizeof *status);
+    long want_total = 0;
+    int want_failed = 0;
+    for (long i = 0; i < N; i++) {
+        in[i] = i;
+        want_total += i * i;
+        want_failed += i % 13 == 5;
+    }
+    for (int codes = 0; codes < 2; codes++) {
+        for (long i = 0; i < N; i++)
+            out[i] = -1, status[i] = 77;
+        assert_int_equal(
+            mproc_map(pool, &(mproc_job){.batch = square_batch,
+                                         .in = in,
+                                         .in_size = sizeof *in,
+                                         .out = out,
+                                         .out_size = sizeof *out,
+                                         .n = N,
+                                         .status = codes ? status : NULL}),
+            want_failed);
+        for (long i = 0; i < N; i++) {
+            assert_int_equal(out[i], i * i);
+            if (codes)
+                assert_int_equal(status[i], i % 13 == 5 ? 9 : 0);
+        }
+    }
+    /* Folded on the ranks (no out), and on rank 0 (with out). */
+    for (int with_out = 0; with_out < 2; with_out++) {
+        long total = 0;
+        assert_int_equal(
+            mproc_map(pool, &(mproc_job){.batch = square_batch,
+                                         .in = in,
+                                         .in_size = sizeof *in,
+                                         .out = with_out ? out : NULL,
+                                         .out_size = sizeof *out,
+                                         .n = N,
+                                         .reduce = add_long,
+                                         .acc = &total}),
+            want_failed);
+        assert_int_equal(total, want_total);
+    }
+    free(in);
+    free(out);
+    free(status);
+}
+
 static void one_mpi_pool_a_run(void **state)
 {
     (void)state;
@@ -751,6 +821,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bytes_in),
         cmocka_unit_test(no_stale_results),
         cmocka_unit_test(result_needs_the_flag),
+        cmocka_unit_test(batch_on_the_ranks),
         cmocka_unit_test(one_mpi_pool_a_run),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
