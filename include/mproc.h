@@ -60,7 +60,9 @@ enum {
     MPROC_ECRASHED = -5001,  /* item: its worker died (signal, _exit, OOM) */
     MPROC_ETIMEDOUT = -5002, /* item: ran past options.timeout and was killed;
                                      call: a wait ran out of time */
-    MPROC_ECANCELED = -5003, /* item: cancelled before it started */
+    MPROC_ECANCELED = -5003, /* item: cancelled before it started, or
+                                     killed by mproc_task_kill or
+                                     mproc_pool_terminate (wstatus says) */
     MPROC_EOF = -5004,       /* mproc_task_next: every item was handed out */
     MPROC_ENOTSUP = -5005,   /* option or kind this pool cannot do;
                                      item: an MPI rank did not find fn */
@@ -238,6 +240,20 @@ MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
  */
 MPROC_API int mproc_pool_close(mproc_pool *pool);
 
+/*
+ * Terminate a pool: as mproc_pool_close, but items running now are not
+ * waited for. In a process pool their workers are killed (SIGKILL) at once,
+ * each such item is marked MPROC_ECANCELED with the kill in its wstatus
+ * (WIFSIGNALED), and unstarted items MPROC_ECANCELED; Python's
+ * Pool.terminate(). Tasks not yet freed stay valid exactly as after close.
+ * A thread pool cannot kill a running thread: there running items finish,
+ * as in close. Must not run concurrently with other calls on the same pool.
+ *
+ * Returns 0, MPROC_EDEADLK from a worker of this pool, or MPROC_EPERM in a
+ * process that did not open the pool. NULL is a no-op returning 0.
+ */
+MPROC_API int mproc_pool_terminate(mproc_pool *pool);
+
 /* Number of workers, or MPROC_EINVAL for NULL. Thread-safe. */
 MPROC_API int mproc_pool_size(const mproc_pool *pool);
 
@@ -319,6 +335,25 @@ MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done,
  * (NULL task) or MPROC_EPERM (called in another process).
  */
 MPROC_API int mproc_task_cancel(mproc_task *task);
+
+/*
+ * Kill a task: cancel it (as mproc_task_cancel) and, in a process pool,
+ * kill its running items now: each worker running one is killed (SIGKILL)
+ * and replaced, and the item is marked MPROC_ECANCELED with the kill in its
+ * wstatus (WIFSIGNALED, WTERMSIG SIGKILL). The other items of the job keep
+ * their outcome: finished ones their code, unstarted ones MPROC_ECANCELED
+ * (a worker killed just as it was between two items may mark the next,
+ * unstarted, one with the kill's wstatus). Returns at once; the task still
+ * has to be waited for (which returns as soon as the killed workers are
+ * reaped, milliseconds) or freed. Other jobs' items are never touched, and
+ * the pool goes on serving. Same callers as mproc_task_cancel.
+ *
+ * Returns 0 (also for a task already finished, or cancelled), MPROC_EINVAL
+ * (NULL task), MPROC_EPERM (called in another process), or MPROC_ENOTSUP
+ * when the pool cannot kill running items (threads, MPI ranks) and some
+ * were running: they finish, unstarted items are cancelled all the same.
+ */
+MPROC_API int mproc_task_kill(mproc_task *task);
 
 /*
  * Free a task. An unfinished task is cancelled and waited for first, so that

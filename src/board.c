@@ -96,6 +96,7 @@ void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
     /* Spinning only pays when every worker can have a CPU of its own. */
     b->spin = workers < mproc__cpu_count() + 1 ? SPIN_NS : 0;
     b->target_ns = TARGET_NS;
+    atomic_init(&b->look_ns, timeout_ns);
     for (int i = 0; i < MPROC__RING; i++)
         atomic_init(&b->jobs[i].claim, mproc__claim_word(0, MPROC__IDX_MASK));
 }
@@ -238,6 +239,38 @@ static uint64_t chunk_len(struct mproc__worker *wk, struct mproc__job *j,
     return k;
 }
 
+/*
+ * Kills (mproc_task_kill, task.c): a process worker running a chunk of job
+ * `id` says so in its slot's `live` word, and leaves the chunk by a
+ * compare-and-swap of that word back to 0. The killer condemns the chunk by
+ * a compare-and-swap of id to id | LIVE_KILL, and the supervisor then kills
+ * the worker. Whoever swaps first decides: a worker that finds its chunk
+ * condemned when it leaves waits for its death (condemned()), so a kill
+ * never lands on another job's items.
+ */
+static void enter_chunk(struct mproc__board *b, struct mproc__slot *s,
+                        struct mproc__job *j, uint64_t id)
+{
+    if (!b->isolated)
+        return;
+    /* seq_cst, with the seq_cst load of cancel after it: a store-buffering
+       pair with the killer's seq_cst exchange of cancel then load of live
+       (task.c, mproc_task_kill). Either the killer sees this chunk live and
+       condemns it, or this load sees the cancel, and so does every later
+       relaxed load of it in the item loops: no item of the chunk starts. */
+    atomic_store_explicit(&s->live, id, memory_order_seq_cst);
+    (void)atomic_load_explicit(&j->cancel, memory_order_seq_cst);
+}
+
+static bool leave_chunk(struct mproc__board *b, struct mproc__slot *s,
+                        uint64_t id)
+{
+    /* Relaxed: the swap itself decides the race; nothing is published. */
+    return !b->isolated ||
+           atomic_compare_exchange_strong_explicit(
+               &s->live, &id, 0, memory_order_relaxed, memory_order_relaxed);
+}
+
 static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
                  struct claim *c)
 {
@@ -278,6 +311,7 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
     /* Release: publishes the hold; pairs with the supervisor's acquire of
        the state once this worker is dead (processes.c, on_death). */
     atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
+    enter_chunk(b, s, j, id1);
     *c = (struct claim){.j = j, .id = id1, .start = i0, .end = e};
     return true;
 }
@@ -450,7 +484,7 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         return i - c->start;
     }
 
-    uint64_t limit = b->timeout_ns;
+    uint64_t limit = j->timeout_ns ? j->timeout_ns : b->timeout_ns;
     unsigned buf = mproc__commit_buf(
         atomic_load_explicit(&s->commit, memory_order_relaxed));
     if (!limit && !reduce)
@@ -514,6 +548,8 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
     uint64_t failed = 0;
     uint64_t t0 = mproc__now();
     uint64_t ran = run(wk, c, &failed);
+    if (!leave_chunk(b, s, c->id))
+        condemned();
     measure(wk, c, ran, mproc__now() - t0);
     if (wk->budget)
         wk->budget -= ran < wk->budget ? ran : wk->budget;
@@ -584,6 +620,7 @@ int mproc__work(struct mproc__worker *wk)
            inherited or as running, never neither. */
         atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_seq_cst);
         atomic_store_explicit(&s->inherit, 0, memory_order_seq_cst);
+        enter_chunk(b, s, c.j, id);
         settle(wk, &c);
     }
     for (;;) {

@@ -26,7 +26,8 @@
 #define MPROC__MAX_LEN     ((UINT64_C(1) << 24) - 1)
 #define MPROC__LOG_MAX     (UINT64_C(1) << 23) /* records kept per job */
 #define MPROC__REC_ONE     (UINT64_C(1) << MPROC__IDX_BITS)
-#define MPROC__KILLED      UINT64_MAX /* slot deadline: condemned */
+#define MPROC__KILLED      UINT64_MAX          /* slot deadline: condemned */
+#define MPROC__LIVE_KILL   (UINT64_C(1) << 63) /* slot live: condemned */
 #define MPROC__NS          1000000000ull
 
 #define MPROC__ALIGN_UP(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
@@ -196,6 +197,7 @@ struct mproc__job {
     struct mproc__rec *_Atomic log; /* atomic as n: read by waiters racing */
     _Atomic uint64_t log_cap;       /* a recycle (task.c, job_complete) */
     _Atomic uint32_t cancel;        /* set once by the caller; read per item */
+    uint64_t timeout_ns;            /* per item for this job; 0: the board's */
 
     /* mproc__claim_word: the generation tells recycled slots apart */
     alignas(MPROC__LINE) _Atomic uint64_t claim;
@@ -256,6 +258,8 @@ struct mproc__slot {
     _Atomic uint64_t commit;     /* mproc__commit_word */
     _Atomic uint64_t failed;     /* items of [start, commit) that failed */
     _Atomic uint64_t deadline;   /* ns of the running item's limit; KILLED */
+    _Atomic uint64_t live;       /* job id while running a chunk of it; with
+                                    MPROC__LIVE_KILL, condemned by a kill */
 
     alignas(MPROC__LINE) _Atomic int32_t pid;
     _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
@@ -292,6 +296,9 @@ struct mproc__board {
     uint64_t target_ns; /* work a worker claims at once, ns */
     uint64_t timeout_ns;
     unsigned long max_items;
+    /* The shortest item limit of any job posted (and the pool's): how
+       often the supervisor must look while work is about. Only lowered. */
+    _Atomic uint64_t look_ns;
 
     struct mproc__job jobs[MPROC__RING];
     struct mproc__slot slots[];
@@ -586,6 +593,8 @@ bool mproc__job_complete(struct mproc__job *j, uint64_t id);
 int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id);
 void mproc__task_finish(mproc_task *t);
 void mproc__task_detach(mproc_task *t);
+enum { MPROC__KILL_CONDEMNED = 1, MPROC__KILL_RUNNING = 2 };
+int mproc__task_kill_locked(mproc_task *t);
 
 /* repair.c: the pool broke; keep what finished, mark the rest crashed. */
 void mproc__salvage(mproc_task *t);

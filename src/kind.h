@@ -34,6 +34,11 @@
  *   check_job(pool, job)
  *                   what this kind cannot run of a valid job (MPI: only
  *                   bytes cross). May be NULL.
+ *   kill(pool)      mproc_task_kill condemned running chunks (board.c,
+ *                   "Kills"): have their workers killed now, whatever the
+ *                   keeper is doing. NULL: this kind cannot kill a running
+ *                   item (a kill of one is MPROC_ENOTSUP). A kind with kill
+ *                   can also enforce item timeouts (job.timeout).
  *
  * `isolated` says whether workers live in address spaces of their own: then
  * the board and the job's data must be in the shared region (staging copies
@@ -60,6 +65,7 @@ struct mproc__kind {
                  uint64_t deadline);
     bool (*alive)(mproc_pool *pool);
     int (*check_job)(const mproc_pool *pool, const mproc_job *job);
+    void (*kill)(mproc_pool *pool);
 };
 
 extern const struct mproc__kind mproc__kind_threads;   /* threads.c */

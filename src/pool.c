@@ -292,6 +292,26 @@ int mproc_pool_close(mproc_pool *pool)
     return 0;
 }
 
+int mproc_pool_terminate(mproc_pool *pool)
+{
+    if (!pool)
+        return 0;
+    int err = mproc__usable(pool);
+    if (err)
+        return err;
+    /* Kill every live task's running items, then close as usual: the
+       waits in close then end as soon as the killed workers are reaped. */
+    int r = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (mproc_task *t = pool->live; t; t = t->next)
+        if (!mproc__task_final(t))
+            r |= mproc__task_kill_locked(t);
+    pthread_mutex_unlock(&pool->lock);
+    if (r & MPROC__KILL_CONDEMNED)
+        pool->kind->kill(pool);
+    return mproc_pool_close(pool);
+}
+
 /* ---- the shared arena ----------------------------------------------------------- */
 
 void *mproc_shared_alloc(mproc_pool *pool, size_t size)

@@ -162,6 +162,13 @@ static bool alive(mproc_pool *pool)
     return !(z & MPROC__OWNER_DIED) && !mproc__child_exited(pool->zpid);
 }
 
+/* The supervisor kills what mproc_task_kill condemned as soon as it looks:
+   wake it whether or not it sleeps with a deadline. */
+static void kill_condemned(mproc_pool *pool)
+{
+    mproc__event_post(pool->zevent);
+}
+
 /* ---- the kind ------------------------------------------------------------ */
 
 static int check(const mproc_options *o)
@@ -248,4 +255,5 @@ const struct mproc__kind mproc__kind_processes = {
     .sleep = sleep_on,
     .alive = alive,
     .check_job = check_job,
+    .kill = kill_condemned,
 };

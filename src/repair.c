@@ -36,9 +36,12 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     uint64_t failed = atomic_load_explicit(&s->failed, memory_order_relaxed);
     bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
                 MPROC__KILLED;
+    bool killed = atomic_load_explicit(&s->live, memory_order_relaxed) ==
+                  (id | MPROC__LIVE_KILL);
     uint64_t cur = mproc__commit_next(commit);
 
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     if (j->reduce)
         atomic_store_explicit(&mproc__partial(j, w)->buf,
                               mproc__commit_buf(commit), memory_order_relaxed);
@@ -46,6 +49,16 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
         mproc__finish(j, start, cur - start, failed, true);
     if (cur >= end)
         return false;
+    if (killed && !late) {
+        /* mproc_task_kill: the job is cancelled, so what the worker left
+           is cancelled too; the item it was in (or about to start: the
+           kill cannot tell) carries the kill in its wait status. */
+        mproc__fail_range(j, cur, 1, MPROC_ECANCELED, wstatus, true);
+        if (cur + 1 < end)
+            mproc__fail_range(j, cur + 1, end - cur - 1, MPROC_ECANCELED, 0,
+                              true);
+        return false;
+    }
     mproc__fail_range(j, cur, 1, late ? MPROC_ETIMEDOUT : MPROC_ECRASHED,
                       wstatus, true);
     if (cur + 1 >= end)

@@ -116,6 +116,7 @@ static int spawn(struct super *z, int w)
 {
     struct mproc__slot *s = &z->b->slots[w];
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
     pid_t pid = fork();
     if (pid < 0)
@@ -272,6 +273,21 @@ static uint64_t timeouts(struct super *z, uint64_t now)
     return next;
 }
 
+/* Kill the workers whose chunk a mproc_task_kill condemned (board.c,
+   "Kills"); the caller swapped the word and poked us. A worker killed
+   already but not yet reaped is killed again, harmlessly. */
+static void kills(struct super *z)
+{
+    for (int w = 0; w < z->W; w++) {
+        if (!z->alive[w])
+            continue;
+        uint64_t live =
+            atomic_load_explicit(&z->b->slots[w].live, memory_order_relaxed);
+        if (live & MPROC__LIVE_KILL)
+            kill(z->pid[w], SIGKILL);
+    }
+}
+
 /* Is anything on the board or in a worker's hands? Work a replacement
    inherited counts too: nothing but its start (no submit, no poke) will set
    it running. */
@@ -332,6 +348,7 @@ static _Noreturn void supervise(struct super *z)
     struct mproc__board *b = z->b;
     for (;;) {
         reap(z);
+        kills(z);
         uint64_t now = mproc__now();
         uint64_t wake = timeouts(z, now);
         bool pending = !reconcile(z);

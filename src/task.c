@@ -352,6 +352,63 @@ int mproc_task_cancel(mproc_task *t)
     return 0;
 }
 
+/*
+ * Kill with pool->lock held: cancel the job, then condemn every chunk of it
+ * that a worker is running (board.c, "Kills"). Returns KILL_CONDEMNED when
+ * some chunk was condemned (the kind must then be asked to kill), and
+ * KILL_RUNNING when the kind cannot kill and some item of the job runs.
+ */
+int mproc__task_kill_locked(mproc_task *t)
+{
+    mproc_pool *pool = t->pool;
+    struct mproc__board *b = pool->board;
+    if (atomic_load_explicit(&t->harvested, memory_order_acquire))
+        return 0; /* complete: nothing of it runs */
+    struct mproc__job *j = &b->jobs[t->js];
+    if (!t->cancelled)
+        mproc__cancel_job(b, j);
+    t->cancelled = true;
+    /* seq_cst: the exchange and the loads (compare-and-swaps) of `live`
+       below are the killer's half of the store-buffering pair in board.c
+       (enter_chunk): a worker entering a chunk now either is seen live
+       here, or sees the cancel and starts nothing. The value is unchanged. */
+    atomic_exchange_explicit(&j->cancel, 1, memory_order_seq_cst);
+    int r = 0;
+    for (int w = 0; w < pool->workers; w++) {
+        struct mproc__slot *s = &b->slots[w];
+        if (pool->kind->kill) {
+            uint64_t live = t->id;
+            if (atomic_compare_exchange_strong_explicit(
+                    &s->live, &live, t->id | MPROC__LIVE_KILL,
+                    memory_order_seq_cst, memory_order_relaxed))
+                r |= MPROC__KILL_CONDEMNED;
+        } else if (atomic_load_explicit(&s->state, memory_order_acquire) ==
+                       MPROC__RUNNING &&
+                   atomic_load_explicit(&s->job, memory_order_relaxed) ==
+                       t->id) {
+            r |= MPROC__KILL_RUNNING;
+        }
+    }
+    return r;
+}
+
+int mproc_task_kill(mproc_task *t)
+{
+    if (!t)
+        return MPROC_EINVAL;
+    mproc_pool *pool = t->pool;
+    if (!pool || mproc__task_final(t))
+        return 0;
+    if (getpid() != pool->owner)
+        return MPROC_EPERM;
+    pthread_mutex_lock(&pool->lock);
+    int r = mproc__task_kill_locked(t);
+    pthread_mutex_unlock(&pool->lock);
+    if (r & MPROC__KILL_CONDEMNED)
+        pool->kind->kill(pool);
+    return r & MPROC__KILL_RUNNING ? MPROC_ENOTSUP : 0;
+}
+
 /* The pool is closing: the task keeps its results and what mproc_task_next
    has not handed out yet, in memory of its own. */
 void mproc__task_detach(mproc_task *t)

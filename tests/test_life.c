@@ -1,0 +1,347 @@
+/*
+ * Control over running work: mproc_task_kill and mproc_pool_terminate,
+ * job.timeout, options.fini. Items that must hang wait on flags in the
+ * shared arena (with a deadline of their own, so that a broken test fails
+ * rather than hangs); nothing here depends on timing except the ctest
+ * timeout that would catch a hang.
+ */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { N = 64 };
+
+/* What items share with the caller, in the arena. Item i hangs (until
+   `release` or the deadline) when hang[i] is set; `started` counts the
+   items that began. */
+struct gates {
+    _Atomic long started, hung;
+    _Atomic int release;
+    _Atomic int hang[N];
+    double deadline;
+};
+
+enum { GAVE_UP = 99 };
+
+static int maybe_hang(const void *in, void *out, void *arg)
+{
+    struct gates *g = arg;
+    long i = *(const long *)in;
+    atomic_fetch_add(&g->started, 1);
+    if (atomic_load(&g->hang[i])) {
+        atomic_fetch_add(&g->hung, 1);
+        while (!atomic_load(&g->release)) {
+            if (tu_now() > g->deadline)
+                return GAVE_UP;
+            usleep(200);
+        }
+    }
+    *(long *)out = 2 * i + 1;
+    return 0;
+}
+
+struct fixture {
+    mproc_pool *pool;
+    struct gates *g;
+    long in[N], out[N];
+    int status[N], wstatus[N];
+};
+
+static void fixture_open(struct fixture *f, const mproc_options *o)
+{
+    memset(f, 0, sizeof *f);
+    mproc_options opt = *o;
+    opt.shared_size = 1 << 16;
+    int r = mproc_pool_open(&f->pool, &opt);
+    if (r)
+        fail_msg("open: %s", mproc_strerror(r));
+    f->g = mproc_shared_alloc(f->pool, sizeof *f->g);
+    assert_non_null(f->g);
+    f->g->deadline = tu_now() + 60.0 * tu_slow();
+    for (int i = 0; i < N; i++) {
+        f->in[i] = i;
+        f->out[i] = -1;
+        f->status[i] = -7;
+        f->wstatus[i] = -7;
+    }
+}
+
+static mproc_job fixture_job(struct fixture *f, size_t n)
+{
+    return (mproc_job){.fn = maybe_hang,
+                       .in = f->in,
+                       .in_size = sizeof f->in[0],
+                       .out = f->out,
+                       .out_size = sizeof f->out[0],
+                       .n = n,
+                       .arg = f->g,
+                       .chunk = 1,
+                       .status = f->status,
+                       .wstatus = f->wstatus};
+}
+
+static mproc_task *fixture_submit(struct fixture *f, size_t n)
+{
+    mproc_task *t = NULL;
+    mproc_job job = fixture_job(f, n);
+    assert_int_equal(mproc_submit(f->pool, &job, &t), 0);
+    return t;
+}
+
+static void await_count(_Atomic long *v, long want, const char *what)
+{
+    double until = tu_now() + 30.0 * tu_slow();
+    while (atomic_load(v) < want) {
+        if (tu_now() > until)
+            fail_msg("%s: %ld, waited for %ld", what, atomic_load(v), want);
+        usleep(200);
+    }
+}
+
+static bool killed(int status, int wstatus)
+{
+    return status == MPROC_ECANCELED && WIFSIGNALED(wstatus) &&
+           WTERMSIG(wstatus) == SIGKILL;
+}
+
+/* Items that ran have their result; the others are cancelled (killed or
+   not), never crashed nor timed out. Returns the killed ones. */
+static int check_after_kill(struct fixture *f, size_t n)
+{
+    int nkilled = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (f->status[i] == 0) {
+            assert_int_equal(f->out[i], 2 * (long)i + 1);
+            assert_int_equal(f->wstatus[i], 0);
+        } else if (killed(f->status[i], f->wstatus[i])) {
+            nkilled++;
+        } else if (f->status[i] != MPROC_ECANCELED || f->wstatus[i] != 0) {
+            fail_msg("item %zu: status %d (%s), wstatus %#x", i, f->status[i],
+                     mproc_strerror(f->status[i]), f->wstatus[i]);
+        }
+    }
+    return nkilled;
+}
+
+static int squared(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = *(const long *)in * *(const long *)in;
+    return 0;
+}
+
+/* The pool maps correctly after whatever happened to it. */
+static void maps_again(mproc_pool *pool)
+{
+    long in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    assert_int_equal(MPROC_MAP(pool, squared, in, out, 100), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(out[i], (long)i * i);
+}
+
+/* ---- mproc_task_kill ---- */
+
+/* A hung item, in a pool without a timeout: cancel leaves it running, kill
+   stops it, the item is cancelled with the kill in its wstatus, and the
+   pool maps again. */
+static void kill_stops_a_hung_item(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 2});
+    f.g->hang[0] = 1;
+    mproc_task *t = fixture_submit(&f, 8);
+    await_count(&f.g->hung, 1, "hung items");
+    assert_int_equal(mproc_task_cancel(t), 0);
+    assert_int_equal(mproc_task_wait(t, 0.05), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_task_kill(t), 0);
+    int failed = mproc_task_wait(t, -1);
+    assert_true(failed >= 1);
+    assert_true(killed(f.status[0], f.wstatus[0]));
+    assert_int_equal(check_after_kill(&f, 8), 1);
+    assert_int_equal(mproc_task_kill(t), 0); /* finished: nothing to do */
+    mproc_task_free(t);
+    maps_again(f.pool);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+/* Several hung items of one job on every worker, and a second job queued
+   behind: the kill ends only the first job's items. */
+static void kill_spares_other_jobs(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 3});
+    for (int i = 0; i < 3; i++)
+        f.g->hang[i] = 1;
+    mproc_task *a = fixture_submit(&f, 3);
+    await_count(&f.g->hung, 3, "hung items");
+    long in2[50], out2[50];
+    for (int i = 0; i < 50; i++)
+        in2[i] = i + 1000;
+    mproc_task *b;
+    assert_int_equal(mproc_submit(f.pool,
+                                  &(mproc_job){.fn = squared,
+                                               .in = in2,
+                                               .in_size = sizeof in2[0],
+                                               .out = out2,
+                                               .out_size = sizeof out2[0],
+                                               .n = 50},
+                                  &b),
+                     0);
+    assert_int_equal(mproc_task_kill(a), 0);
+    assert_int_equal(mproc_task_wait(a, -1), 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(killed(f.status[i], f.wstatus[i]));
+    assert_int_equal(mproc_task_wait(b, -1), 0);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(out2[i], (long)(i + 1000) * (i + 1000));
+    mproc_task_free(a);
+    mproc_task_free(b);
+    maps_again(f.pool);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+/* Kill again and again, as items come and go: a kill lands only on the
+   job it names, every item is accounted for, and the pool keeps mapping. */
+static void kill_repeatedly(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 2});
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++) {
+            f.status[i] = f.wstatus[i] = -7;
+            f.out[i] = -1;
+            f.g->hang[i] = i % 16 == round % 16;
+        }
+        f.g->hung = 0;
+        mproc_task *t = fixture_submit(&f, N);
+        if (round % 2)
+            await_count(&f.g->hung, 1, "hung items");
+        assert_int_equal(mproc_task_kill(t), 0);
+        mproc_task_wait(t, -1);
+        check_after_kill(&f, N);
+        mproc_task_free(t);
+        if (round % 5 == 0)
+            maps_again(f.pool);
+    }
+    maps_again(f.pool);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+/* Threads cannot be killed: the unstarted items are cancelled, the
+   running one finishes, and kill says so. */
+static void kill_on_threads_cancels_and_says_enotsup(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.kind = MPROC_THREADS, .workers = 1});
+    f.g->hang[0] = 1;
+    mproc_task *t = fixture_submit(&f, 8);
+    await_count(&f.g->hung, 1, "hung items");
+    assert_int_equal(mproc_task_kill(t), MPROC_ENOTSUP);
+    atomic_store(&f.g->release, 1);
+    assert_int_equal(mproc_task_wait(t, -1), 7);
+    assert_int_equal(f.status[0], 0);
+    for (int i = 1; i < 8; i++)
+        assert_int_equal(f.status[i], MPROC_ECANCELED);
+    mproc_task_free(t);
+    maps_again(f.pool);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+static void kill_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_task_kill(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_terminate(NULL), 0);
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 1});
+    f.g->hang[0] = 1;
+    mproc_task *t = fixture_submit(&f, 2);
+    await_count(&f.g->hung, 1, "hung items");
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(mproc_task_kill(t) == MPROC_EPERM &&
+                      mproc_pool_terminate(f.pool) == MPROC_EPERM
+                  ? 0
+                  : 1);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(mproc_task_kill(t), 0);
+    assert_int_equal(mproc_task_wait(t, -1), 2);
+    mproc_task_free(t);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+/* ---- mproc_pool_terminate ---- */
+
+/* A hung item without a pool timeout: close would wait for it for ever;
+   terminate kills it, and the task stays valid after. */
+static void terminate_kills_hung_items(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 2});
+    f.g->hang[0] = f.g->hang[1] = 1;
+    mproc_task *t = fixture_submit(&f, 10);
+    await_count(&f.g->hung, 2, "hung items");
+    assert_int_equal(mproc_pool_terminate(f.pool), 0);
+    int failed = mproc_task_wait(t, -1);
+    assert_true(failed >= 2);
+    assert_true(killed(f.status[0], f.wstatus[0]));
+    assert_true(killed(f.status[1], f.wstatus[1]));
+    assert_int_equal(check_after_kill(&f, 10), 2);
+    size_t done, n;
+    assert_int_equal(mproc_task_progress(t, &done, &n), 0);
+    assert_int_equal(done, 10);
+    mproc_task_free(t);
+    tu_assert_released(before);
+}
+
+/* On threads terminate is close: running items finish. */
+static void terminate_threads_is_close(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.kind = MPROC_THREADS, .workers = 2});
+    mproc_task *t = fixture_submit(&f, 10);
+    assert_int_equal(mproc_pool_terminate(f.pool), 0);
+    int failed = mproc_task_wait(t, -1);
+    assert_true(failed >= 0);
+    for (int i = 0; i < 10; i++)
+        assert_true(f.status[i] == 0 || f.status[i] == MPROC_ECANCELED);
+    mproc_task_free(t);
+}
+
+int main(int argc, char **argv)
+{
+    tu_default_signals();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kill_stops_a_hung_item),
+        cmocka_unit_test(kill_spares_other_jobs),
+        cmocka_unit_test(kill_repeatedly),
+        cmocka_unit_test(kill_on_threads_cancels_and_says_enotsup),
+        cmocka_unit_test(kill_errors),
+        cmocka_unit_test(terminate_kills_hung_items),
+        cmocka_unit_test(terminate_threads_is_close),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
