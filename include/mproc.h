@@ -200,9 +200,16 @@ typedef struct mproc_job {
     void *acc;
     /* Optional: n wait statuses. For an item marked MPROC_ECRASHED or
        MPROC_ETIMEDOUT, how its worker ended, as waitpid(2) reports it: test
-       with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS. 0 for every other
-       item. */
+       with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS; for an item
+       killed by mproc_task_kill or mproc_pool_terminate (MPROC_ECANCELED),
+       the kill. 0 for every other item. */
     int *wstatus;
+    /* Seconds each item of this job may run, instead of options.timeout,
+       longer or shorter; 0: the pool's. As options.timeout: an item past
+       it is killed and marked MPROC_ETIMEDOUT. Negative, NaN, infinite or
+       above one year: MPROC_EINVAL; nonzero in a pool that cannot kill a
+       running item (threads, MPI): MPROC_ENOTSUP. */
+    double timeout;
 } mproc_job;
 
 /*
@@ -269,10 +276,12 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
  *                  n > 2^39; n * in_size or n * out_size overflows; reduce
  *                  without acc or out_size, or with out_size above 2^30;
- *                  acc without reduce; arg_size > 0 with arg NULL; in an
+ *                  acc without reduce; arg_size > 0 with arg NULL; timeout
+ *                  negative, NaN or above one year; in an
  *                  MPI pool, also arg without arg_size, item, result or arg
  *                  above 2^30 bytes, or fn (or, without out, reduce) not in
  *                  a loaded object of the program
+ *   MPROC_ENOTSUP  a job timeout in a pool that cannot kill items
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory

@@ -21,9 +21,11 @@
  *
  * and, while it is open:
  *
- *   poke(pool)      work was posted (after the workers were woken): a kind
+ *   poke(pool, urgent)
+ *                   work was posted (after the workers were woken): a kind
  *                   with a supervisor that sleeps without a deadline wakes
- *                   it. May be NULL.
+ *                   it; with `urgent`, also one that sleeps with a deadline
+ *                   (the board's look_ns was lowered). May be NULL.
  *   sleep(pool, bell, val, deadline)
  *                   the caller waits on a job's bell: futex-wait on it while
  *                   it holds val, until the deadline (0: none), and also
@@ -60,7 +62,7 @@ struct mproc__kind {
     int (*start)(mproc_pool *pool);
     void (*stop)(mproc_pool *pool);
     void (*close)(mproc_pool *pool);
-    void (*poke)(mproc_pool *pool);
+    void (*poke)(mproc_pool *pool, bool urgent);
     int (*sleep)(mproc_pool *pool, _Atomic uint32_t *bell, uint32_t val,
                  uint64_t deadline);
     bool (*alive)(mproc_pool *pool);

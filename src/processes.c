@@ -141,10 +141,16 @@ static void stop(mproc_pool *pool)
     pthread_mutex_unlock(&registry_lock);
 }
 
-static void poke(mproc_pool *pool)
+static void poke(mproc_pool *pool, bool urgent)
 {
     struct mproc__board *b = pool->board;
-    if (!b->timeout_ns)
+    if (urgent) {
+        /* A job's items have a shorter limit than the supervisor may be
+           sleeping for: the eventfd stays readable until it looks again. */
+        mproc__event_post(pool->zevent);
+        return;
+    }
+    if (!atomic_load_explicit(&b->look_ns, memory_order_relaxed))
         return; /* the supervisor has no deadline to keep */
     /* seq_cst: pairs with the supervisor's seq_cst store of z_idle then
        look at the board (supervise, busy); the submitter's seq_cst store of

@@ -20,6 +20,7 @@
 #include "kind.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,11 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
         return MPROC_EINVAL;
     if (j->arg_size && !j->arg)
         return MPROC_EINVAL;
+    if (isnan(j->timeout) || j->timeout < 0 || j->timeout > 365.0 * 86400)
+        return MPROC_EINVAL;
+    /* A limit needs a keeper that can kill a running item. */
+    if (j->timeout > 0 && !pool->kind->kill)
+        return MPROC_ENOTSUP;
     int err = mproc__usable(pool);
     if (err)
         return err;
@@ -191,6 +197,30 @@ static int take_slot(mproc_pool *pool, uint64_t *pos)
     }
 }
 
+static uint64_t timeout_ns(double seconds)
+{
+    if (!(seconds > 0))
+        return 0;
+    uint64_t ns = (uint64_t)(seconds * 1e9);
+    return ns ? ns : 1;
+}
+
+/* A job whose items may run for less than the supervisor sleeps between
+   looks lowers the board's look_ns (only ever lowered); returns whether it
+   did, so that the supervisor is woken to look sooner. */
+static bool lower_look(struct mproc__board *b, uint64_t ns)
+{
+    uint64_t look = atomic_load_explicit(&b->look_ns, memory_order_relaxed);
+    while (ns && (!look || ns < look))
+        /* Relaxed: the urgent poke that follows (an eventfd write and the
+           supervisor's read) orders it before the supervisor's next look. */
+        if (atomic_compare_exchange_weak_explicit(&b->look_ns, &look, ns,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
 /* Publish the job in slot js (see board.c, "Recycling"): the id is cleared
    while the fields are written, then set; the claim counter is reset last,
    with the new generation, and only then is the job counted in tail. */
@@ -220,6 +250,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->status = t->s_status ? t->s_status : u->status;
     j->wstatus = t->s_wstatus ? t->s_wstatus : u->wstatus;
     j->reduce = u->reduce;
+    j->timeout_ns = timeout_ns(u->timeout);
     j->partials = t->partials;
     j->pstride = t->pstride;
     /* Release, as n: a waiter of the old job that reads the new log then
@@ -238,7 +269,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     t->js = (uint32_t)(pos % MPROC__RING);
 }
 
-static void wake_workers(mproc_pool *pool, size_t n)
+static void wake_workers(mproc_pool *pool, size_t n, bool urgent)
 {
     struct mproc__board *b = pool->board;
     /* seq_cst: pairs with the idle worker's seq_cst count then look at
@@ -251,7 +282,7 @@ static void wake_workers(mproc_pool *pool, size_t n)
                           n < (size_t)pool->workers ? (int)n : INT_MAX,
                           pool->isolated);
     if (pool->kind->poke)
-        pool->kind->poke(pool);
+        pool->kind->poke(pool, urgent);
 }
 
 int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
@@ -325,6 +356,7 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         free(t);
         return err;
     }
+    bool urgent = lower_look(pool->board, timeout_ns(job->timeout));
     publish(pool, t, pos, in, arg);
     pool->next_pos = pos + 1;
     pool->tasks[t->js] = t;
@@ -334,7 +366,7 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     pool->live = t;
     pthread_mutex_unlock(&pool->lock);
 
-    wake_workers(pool, n);
+    wake_workers(pool, n, urgent);
     *task = t;
     return 0;
 }

@@ -377,14 +377,17 @@ static _Noreturn void supervise(struct super *z)
             _exit(0);
         give_up_if_hopeless(z);
 
-        if (b->timeout_ns) {
+        /* The shortest item limit of any job posted so far: a job that
+           lowers it pokes us urgently (processes.c, poke). */
+        uint64_t look = atomic_load_explicit(&b->look_ns, memory_order_relaxed);
+        if (look) {
             /* Look again within one timeout while work is about; with none,
                sleep until the caller pokes (see poke). */
             atomic_store_explicit(&b->z_idle, 1, memory_order_seq_cst);
             if (busy(z)) {
                 atomic_store_explicit(&b->z_idle, 0, memory_order_relaxed);
-                if (!wake || wake > now + b->timeout_ns)
-                    wake = now + b->timeout_ns;
+                if (!wake || wake > now + look)
+                    wake = now + look;
             }
         }
 

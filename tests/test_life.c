@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -329,6 +330,129 @@ static void terminate_threads_is_close(void **state)
     mproc_task_free(t);
 }
 
+/* ---- job.timeout ---- */
+
+static int sleep_ms(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    (void)out;
+    usleep((useconds_t)(*(const long *)in * 1000));
+    return 0;
+}
+
+/* A pool without a timeout, a job with one: the hung item is timed out,
+   the others finish; the next job (timeout 0) has no limit again. */
+static void job_timeout_without_pool_timeout(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 2});
+    f.g->hang[1] = 1;
+    mproc_job job = fixture_job(&f, 6);
+    job.timeout = tu_timeout(0.2);
+    assert_int_equal(mproc_map(f.pool, &job), 1);
+    assert_int_equal(f.status[1], MPROC_ETIMEDOUT);
+    assert_true(WIFSIGNALED(f.wstatus[1]));
+    for (int i = 0; i < 6; i++)
+        if (i != 1)
+            assert_int_equal(f.status[i], 0);
+    long in[2] = {300, 300};
+    int st[2];
+    assert_int_equal(mproc_map(f.pool, &(mproc_job){.fn = sleep_ms,
+                                                    .in = in,
+                                                    .in_size = sizeof in[0],
+                                                    .n = 2,
+                                                    .status = st}),
+                     0);
+    maps_again(f.pool);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+/* Longer than the pool's: an item that would time out under the pool's
+   limit finishes under its job's. */
+static void job_timeout_longer_than_pool(void **state)
+{
+    (void)state;
+    mproc_pool *pool;
+    assert_int_equal(
+        mproc_pool_open(&pool, &(mproc_options){.workers = 2, .timeout = 0.1}),
+        0);
+    long in[2] = {400, 1};
+    int st[2] = {-7, -7};
+    mproc_job job = {.fn = sleep_ms,
+                     .in = in,
+                     .in_size = sizeof in[0],
+                     .n = 2,
+                     .status = st};
+    assert_int_equal(mproc_map(pool, &job), 1);
+    assert_int_equal(st[0], MPROC_ETIMEDOUT);
+    job.timeout = 60 * tu_slow();
+    assert_int_equal(mproc_map(pool, &job), 0);
+    assert_int_equal(st[0], 0);
+    assert_int_equal(st[1], 0);
+    assert_int_equal(mproc_pool_close(pool), 0);
+}
+
+/* Shorter than the pool's, while the supervisor sleeps for the pool's
+   long limit with work about: the job's limit holds all the same. */
+static void job_timeout_shorter_than_pool(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 2, .timeout = 3600});
+    /* Work on the board, so that the supervisor sleeps with a deadline. */
+    f.g->hang[0] = 1;
+    mproc_task *busy = fixture_submit(&f, 1);
+    await_count(&f.g->hung, 1, "hung items");
+    long in[1] = {0};
+    int st[1] = {-7};
+    struct gates *g2 = mproc_shared_alloc(f.pool, sizeof *g2);
+    g2->deadline = tu_now() + 60.0 * tu_slow();
+    g2->hang[0] = 1;
+    long out[1];
+    mproc_job job = {.fn = maybe_hang,
+                     .in = in,
+                     .in_size = sizeof in[0],
+                     .out = out,
+                     .out_size = sizeof out[0],
+                     .arg = g2,
+                     .n = 1,
+                     .status = st,
+                     .timeout = tu_timeout(0.2)};
+    assert_int_equal(mproc_map(f.pool, &job), 1);
+    assert_int_equal(st[0], MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_task_kill(busy), 0);
+    assert_int_equal(mproc_task_wait(busy, -1), 1);
+    mproc_task_free(busy);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
+static void job_timeout_errors(void **state)
+{
+    (void)state;
+    long in[1] = {1};
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *pool;
+        assert_int_equal(
+            mproc_pool_open(
+                &pool, &(mproc_options){.kind = tu_kinds[k], .workers = 1}),
+            0);
+        mproc_job job = {
+            .fn = sleep_ms, .in = in, .in_size = sizeof in[0], .n = 1};
+        double bad[] = {-1, NAN, INFINITY, 366.0 * 86400};
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            job.timeout = bad[i];
+            assert_int_equal(mproc_map(pool, &job), MPROC_EINVAL);
+        }
+        job.timeout = 1;
+        assert_int_equal(mproc_map(pool, &job),
+                         tu_kinds[k] == MPROC_THREADS ? MPROC_ENOTSUP : 0);
+        job.timeout = 0;
+        assert_int_equal(mproc_map(pool, &job), 0);
+        assert_int_equal(mproc_pool_close(pool), 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -340,6 +464,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(kill_errors),
         cmocka_unit_test(terminate_kills_hung_items),
         cmocka_unit_test(terminate_threads_is_close),
+        cmocka_unit_test(job_timeout_without_pool_timeout),
+        cmocka_unit_test(job_timeout_longer_than_pool),
+        cmocka_unit_test(job_timeout_shorter_than_pool),
+        cmocka_unit_test(job_timeout_errors),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
