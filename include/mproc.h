@@ -125,6 +125,17 @@ typedef enum mproc_kind {
     MPROC_MPI = 2
 } mproc_kind;
 
+/* How process workers start (mproc_options.start). */
+typedef enum mproc_start {
+    /* Forked from a snapshot of the caller taken at open: each worker has
+       the program's globals as they were then. The default. */
+    MPROC_START_FORK = 0,
+    /* Fresh runs of the program's own executable, for programs that are not
+       safe to fork (threads, locks, OpenMP runtimes). Not available in this
+       build: mproc_pool_open returns MPROC_ENOTSUP. */
+    MPROC_START_SPAWN = 1
+} mproc_start;
+
 /*
  * Pool options. All-zero means defaults; a NULL pointer means all-zero.
  */
@@ -156,8 +167,18 @@ typedef struct mproc_options {
        worker that replaces another. A nonzero return during
        mproc_pool_open fails the open with MPROC_EINIT. */
     int (*init)(void *arg);
-    /* Passed to init. */
+    /* Passed to init and fini. */
     void *init_arg;
+    /* How process workers start; MPROC_START_FORK when zero. Threads and
+       MPI take only MPROC_START_FORK (MPROC_ENOTSUP). */
+    mproc_start start;
+    /* Called once in each worker as it ends normally, after its last item:
+       when the pool closes (or terminates, for a worker that was not
+       killed), and in a process worker retired by max_items. Not in a
+       worker that crashed, timed out or was killed, nor in one whose init
+       failed. With init_arg. Use it to release what init acquired; the
+       pool's close waits for it. MPI: on each serving rank at close. */
+    void (*fini)(void *arg);
 } mproc_options;
 
 /*
@@ -223,8 +244,9 @@ typedef struct mproc_job {
  *
  * Returns 0, or:
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
- *                  negative/NaN/too large
- *   MPROC_ENOTSUP  timeout / max_items with threads or MPI; MPI: see
+ *                  negative/NaN/too large, start unknown
+ *   MPROC_ENOTSUP  timeout / max_items with threads or MPI;
+ *                  MPROC_START_SPAWN (not in this build); MPI: see
  *                  MPROC_MPI (no MPI in this build, one rank only, ...)
  *   MPROC_EINVAL   (MPI) workers more than the other ranks
  *   MPROC_EINIT    init returned nonzero in a worker

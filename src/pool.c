@@ -87,6 +87,11 @@ static int check_options(const mproc_options *o)
         return MPROC_EINVAL;
     if (o->shared_size > MAX_SHARED)
         return MPROC_EINVAL;
+    if (o->start != MPROC_START_FORK && o->start != MPROC_START_SPAWN)
+        return MPROC_EINVAL;
+    /* Fresh runs of the executable are not built yet: say so, run nothing. */
+    if (o->start == MPROC_START_SPAWN)
+        return MPROC_ENOTSUP;
     return kind_of(o->kind)->check(o);
 }
 

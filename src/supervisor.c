@@ -106,6 +106,10 @@ static _Noreturn void worker_main(struct super *z, int w)
         mproc__board_ready(b, 0, true);
     struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
     mproc__work(&wk);
+    /* Ending normally (close, or max_items): fini runs in the state the
+       worker left work in, IDLE, so a crash in it costs no item. */
+    if (o->fini)
+        o->fini(o->init_arg);
     atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);
     _exit(0);
 }

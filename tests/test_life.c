@@ -453,6 +453,149 @@ static void job_timeout_errors(void **state)
     }
 }
 
+/* ---- options.fini ---- */
+
+/* init and fini write a record to a pipe: which, and the worker's pid. */
+struct life_rec {
+    char what; /* 'i' or 'f' */
+    int id;
+    pid_t pid;
+};
+
+static int note(int fd, char what)
+{
+    struct life_rec r = {what, mproc_worker_id(), getpid()};
+    return write(fd, &r, sizeof r) == (ssize_t)sizeof r ? 0 : -1;
+}
+
+static int init_note(void *arg)
+{
+    return note(*(int *)arg, 'i');
+}
+
+static void fini_note(void *arg)
+{
+    note(*(int *)arg, 'f');
+}
+
+/* Read every record; count the pids with init and with fini, and check
+   that each fini is of a worker that ran init, once. */
+static void read_notes(int fd, int *inits, int *finis, pid_t skip)
+{
+    struct life_rec r[256];
+    int n = 0;
+    while (n < 256 && read(fd, &r[n], sizeof r[n]) == (ssize_t)sizeof r[n])
+        n++;
+    *inits = *finis = 0;
+    for (int k = 0; k < n; k++) {
+        if (r[k].what == 'i') {
+            (*inits)++;
+            continue;
+        }
+        assert_int_equal(r[k].what, 'f');
+        assert_true(r[k].pid != skip);
+        int seen_init = 0, seen_fini = 0;
+        for (int m = 0; m < n; m++) {
+            if (r[m].pid != r[k].pid || r[m].id != r[k].id)
+                continue;
+            seen_init += r[m].what == 'i' && m < k;
+            seen_fini += r[m].what == 'f';
+        }
+        assert_int_equal(seen_init, 1);
+        assert_int_equal(seen_fini, 1);
+        (*finis)++;
+    }
+}
+
+static void fini_once_in_each_worker_at_close(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        int fds[2];
+        assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+        mproc_pool *pool;
+        assert_int_equal(
+            mproc_pool_open(&pool, &(mproc_options){.kind = tu_kinds[k],
+                                                    .workers = 3,
+                                                    .init = init_note,
+                                                    .fini = fini_note,
+                                                    .init_arg = &fds[1]}),
+            0);
+        maps_again(pool);
+        assert_int_equal(mproc_pool_close(pool), 0);
+        int inits, finis;
+        read_notes(fds[0], &inits, &finis, 0);
+        assert_int_equal(inits, 3);
+        assert_int_equal(finis, 3);
+        close(fds[0]);
+        close(fds[1]);
+    }
+}
+
+/* A worker retired by max_items runs fini; one that crashed does not. */
+static int crash_on_3(const void *in, void *out, void *arg)
+{
+    (void)out;
+    if (*(const long *)in == 3) {
+        *(_Atomic pid_t *)arg = getpid();
+        raise(SIGKILL);
+    }
+    return 0;
+}
+
+static void fini_on_retire_not_on_crash(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+    mproc_pool *pool;
+    assert_int_equal(
+        mproc_pool_open(&pool, &(mproc_options){.workers = 1,
+                                                .max_items = 2,
+                                                .shared_size = 4096,
+                                                .init = init_note,
+                                                .fini = fini_note,
+                                                .init_arg = &fds[1]}),
+        0);
+    _Atomic pid_t *crashed = mproc_shared_alloc(pool, sizeof *crashed);
+    long in[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    int st[8];
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = crash_on_3,
+                                                  .in = in,
+                                                  .in_size = sizeof in[0],
+                                                  .n = 8,
+                                                  .arg = (void *)crashed,
+                                                  .status = st}),
+                     1);
+    assert_int_equal(st[3], MPROC_ECRASHED);
+    pid_t dead = atomic_load(crashed);
+    assert_int_equal(mproc_pool_close(pool), 0);
+    int inits, finis;
+    read_notes(fds[0], &inits, &finis, dead);
+    /* Items 0-1, 2 (+3 crashed), 4-5, 6-7 on four workers, perhaps a fifth
+       idle one at close: every one of them but the crashed ran fini. */
+    assert_true(inits >= 4);
+    assert_int_equal(finis, inits - 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Spawn is not built: said plainly, nothing started. */
+static void start_option_checked(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    mproc_pool *pool = (mproc_pool *)&pool;
+    assert_int_equal(
+        mproc_pool_open(&pool, &(mproc_options){.start = MPROC_START_SPAWN}),
+        MPROC_ENOTSUP);
+    assert_null(pool);
+    assert_int_equal(
+        mproc_pool_open(&pool, &(mproc_options){.start = (mproc_start)7}),
+        MPROC_EINVAL);
+    tu_assert_released(before);
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -468,6 +611,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(job_timeout_longer_than_pool),
         cmocka_unit_test(job_timeout_shorter_than_pool),
         cmocka_unit_test(job_timeout_errors),
+        cmocka_unit_test(fini_once_in_each_worker_at_close),
+        cmocka_unit_test(fini_on_retire_not_on_crash),
+        cmocka_unit_test(start_option_checked),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
