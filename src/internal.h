@@ -429,7 +429,7 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j);
 /* ---- repair after a death (repair.c) -------------------------------- */
 
 bool mproc__repair_running(struct mproc__board *b, int w, int wstatus);
-void mproc__abandon(struct mproc__board *b, int w, int code);
+void mproc__abandon(struct mproc__board *b, int w, int code, int wstatus);
 void mproc__abandon_all(struct mproc__board *b, int code);
 void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
                         bool (*alive)(void *), void *arg);

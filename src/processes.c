@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -115,6 +116,38 @@ static int start(mproc_pool *pool)
     return atomic_load_explicit(&b->open_error, memory_order_acquire);
 }
 
+/*
+ * Wait for the closing supervisor to exit, in bounded time whatever state it
+ * is in: continued if it was stopped (SIGSTOP, or a job control stop that
+ * reached it alone), and killed if it has not exited within the workers'
+ * grace period and a margin; its workers then die with it (they asked for
+ * SIGKILL at its death). The kernel wakes us on the robust futex it holds
+ * as it exits; the short naps cover a supervisor that died before holding
+ * it.
+ */
+static void await_supervisor(mproc_pool *pool)
+{
+    struct mproc__board *b = pool->board;
+    kill(pool->zpid, SIGCONT);
+    uint64_t until = mproc__now() + mproc__close_grace(b) + 2 * MPROC__NS;
+    for (;;) {
+        /* acq_rel: as in sleep_on, our waiter bit for the kernel, and the
+           kernel's OWNER_DIED. */
+        uint32_t z = atomic_fetch_or_explicit(&b->zlock, MPROC__WAITERS,
+                                              memory_order_acq_rel);
+        if (z & MPROC__OWNER_DIED || mproc__child_exited(pool->zpid))
+            return;
+        uint64_t now = mproc__now();
+        if (now >= until) {
+            kill(pool->zpid, SIGKILL);
+            return;
+        }
+        uint64_t nap = now + 10000000;
+        mproc__futex_wait(&b->zlock, z | MPROC__WAITERS,
+                          nap < until ? nap : until, true);
+    }
+}
+
 static void stop(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
@@ -123,6 +156,7 @@ static void stop(mproc_pool *pool)
         atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
         mproc__futex_wake(&b->epoch, INT_MAX, true);
         mproc__event_post(pool->zevent);
+        await_supervisor(pool);
         /* ECHILD: the program reaped it already (its own waitpid(-1), or
            SIGCHLD ignored); it has exited either way. */
         while (waitpid(pool->zpid, NULL, 0) < 0 && errno == EINTR)

@@ -70,8 +70,9 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     return true;
 }
 
-/* Give up on the work inherited by slot w: mark it with code. */
-void mproc__abandon(struct mproc__board *b, int w, int code)
+/* Give up on the work inherited by slot w: mark it with code (and wstatus,
+   how the start that could not take it over ended). */
+void mproc__abandon(struct mproc__board *b, int w, int code, int wstatus)
 {
     struct mproc__slot *s = &b->slots[w];
     if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
@@ -81,7 +82,7 @@ void mproc__abandon(struct mproc__board *b, int w, int code)
     uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
     uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
     atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
-    mproc__fail_range(j, start, end - start, code, 0, b->isolated);
+    mproc__fail_range(j, start, end - start, code, wstatus, b->isolated);
 }
 
 /* Mark every unclaimed item of every queued job with code (the pool can run

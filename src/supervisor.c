@@ -41,7 +41,10 @@
 #include <unistd.h>
 
 #define EXIT_INIT 0x6d /* a worker's init returned nonzero */
-#define GIVE_UP   5    /* failed starts in a row, with no worker alive */
+#define GIVE_UP \
+    5 /* failed starts in a row before a slot's inherited
+                          work, or with no worker alive all work, is given
+                          up with the cause's code */
 
 /* Open process pools, so that a new supervisor drops what it inherits of
    the others (forget_others). */
@@ -58,6 +61,8 @@ struct super {
     bool *alive;
     bool *held;         /* waits for reconciliation before respawn */
     int *fails;         /* failed starts in a row */
+    int *cause;         /* the last failed start's code (MPROC_EINIT, -errno) */
+    uint64_t close_at;  /* closing: when workers still alive are killed */
     uint64_t *retry_at; /* 0: no respawn due */
     struct mproc__dead *dead;
     int ndead;
@@ -92,11 +97,20 @@ static _Noreturn void worker_main(struct super *z, int w)
     mproc__self_pool = z->pool;
 
     const mproc_options *o = &z->pool->opt;
+    /* init runs under options.timeout (spawn set the deadline): as an
+       item's, the supervisor's swap to KILLED and ours back to 0 decide
+       whether it was late. */
+    uint64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
     if (o->init && o->init(o->init_arg)) {
         if (z->initial)
             mproc__board_ready(b, MPROC_EINIT, true);
         _exit(EXIT_INIT);
     }
+    if (d && !atomic_compare_exchange_strong_explicit(&s->deadline, &d, 0,
+                                                      memory_order_acq_rel,
+                                                      memory_order_relaxed))
+        for (;;)
+            pause(); /* condemned: the kill is on its way */
     /* Acquire: pairs with the supervisor's release of inherit (repair.c),
        made before this worker was forked; release: pairs with the
        supervisor's acquire of the state when this worker dies. */
@@ -119,7 +133,9 @@ static _Noreturn void worker_main(struct super *z, int w)
 static int spawn(struct super *z, int w)
 {
     struct mproc__slot *s = &z->b->slots[w];
-    atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    uint64_t limit = z->b->timeout_ns;
+    atomic_store_explicit(&s->deadline, limit ? mproc__now() + limit : 0,
+                          memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
     pid_t pid = fork();
@@ -158,6 +174,16 @@ static void fail_open(struct super *z, int code)
     mproc__board_ready(z->b, code, true);
 }
 
+/* How long to wait before the next start of a slot after `fails` failed
+   starts in a row: 0, then 1 ms doubling to about 8 s. */
+static uint64_t backoff(int fails)
+{
+    if (!fails)
+        return 0;
+    int f = fails < 14 ? fails : 14;
+    return (UINT64_C(1) << f) * 1000000 / 2;
+}
+
 /* Worker w has exited with wait status st: repair the board and decide when
    it is replaced. */
 static void on_death(struct super *z, int w, int st)
@@ -171,19 +197,27 @@ static void on_death(struct super *z, int w, int st)
     atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
 
     switch (state) {
-    case MPROC__INIT:
+    case MPROC__INIT: {
+        bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
+                    MPROC__KILLED;
+        atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
         if (!opened(z)) {
             /* A worker of the opening failed: the open fails. */
-            if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
+            if (late)
+                fail_open(z, MPROC_ETIMEDOUT);
+            else if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
                 fail_open(z, MPROC_ECRASHED);
             z->retry_at[w] = 0;
             return;
         }
-        /* A replacement that cannot start: retry, more slowly each time,
-           but do not let the work it inherited wait on it for ever. */
+        /* A replacement whose init failed (returned nonzero, crashed, or
+           ran past options.timeout): retry, more slowly each time, but do
+           not let the work it inherited wait on it for ever. */
+        z->cause[w] = MPROC_EINIT;
         if (++z->fails[w] >= GIVE_UP)
-            mproc__abandon(b, w, MPROC_ECRASHED);
+            mproc__abandon(b, w, MPROC_EINIT, st);
         break;
+    }
     case MPROC__RUNNING:
         mproc__repair_running(b, w, st);
         z->fails[w] = 0;
@@ -213,16 +247,11 @@ static void on_death(struct super *z, int w, int st)
     }
     atomic_store_explicit(&s->state, MPROC__FREE, memory_order_release);
     if (closing) {
-        mproc__abandon(b, w, MPROC_ECANCELED);
+        mproc__abandon(b, w, MPROC_ECANCELED, 0);
         z->retry_at[w] = 0;
         return;
     }
-    uint64_t delay = 0;
-    if (z->fails[w]) {
-        int f = z->fails[w] < 10 ? z->fails[w] : 10;
-        delay = (UINT64_C(1) << f) * 1000000 / 2; /* 1 ms, 2 ms, ... 512 ms */
-    }
-    z->retry_at[w] = mproc__now() + delay + 1;
+    z->retry_at[w] = mproc__now() + backoff(z->fails[w]) + 1;
 }
 
 /* Reconcile the jobs that dead workers left in a window; release their
@@ -311,23 +340,46 @@ static bool busy(struct super *z)
     return false;
 }
 
+/* No worker is alive and none could be started GIVE_UP times in a row:
+   fail the work on the board with the cause's code (MPROC_EINIT, or the
+   system's refusal of a process) rather than let it hang, and keep trying
+   to start workers, with backoff: the pool is not broken, and serves again
+   once a worker starts. Work posted meanwhile fails at the next look. */
 static void give_up_if_hopeless(struct super *z)
 {
     for (int w = 0; w < z->W; w++)
         if (z->alive[w] || z->fails[w] < GIVE_UP)
             return;
-    /* No worker can be started: fail everything rather than hang. */
     struct mproc__board *b = z->b;
-    atomic_store_explicit(&b->broken, 1, memory_order_release);
-    for (int w = 0; w < z->W; w++) {
-        mproc__abandon(b, w, MPROC_ECRASHED);
-        z->retry_at[w] = 0;
+    for (int w = 0; w < z->W; w++)
+        mproc__abandon(b, w, z->cause[w], 0);
+    mproc__abandon_all(b, z->cause[0]);
+}
+
+/* Closing: workers end by themselves once idle (the caller waited for
+   every task first). A stopped one is continued so that it can; one still
+   in init has no work and is killed; whatever is left after the grace
+   period (options.timeout, or CLOSE_GRACE without one) is killed. Returns
+   when to look again. */
+static uint64_t closing_look(struct super *z, uint64_t now)
+{
+    if (!z->close_at) {
+        z->close_at = now + mproc__close_grace(z->b);
+        for (int w = 0; w < z->W; w++) {
+            if (!z->alive[w])
+                continue;
+            if (atomic_load_explicit(&z->b->slots[w].state,
+                                     memory_order_acquire) == MPROC__INIT)
+                kill(z->pid[w], SIGKILL);
+            kill(z->pid[w], SIGCONT);
+        }
+    } else if (now >= z->close_at) {
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w])
+                kill(z->pid[w], SIGKILL);
+        return now + 100000000;
     }
-    mproc__abandon_all(b, MPROC_ECRASHED);
-    for (int i = 0; i < MPROC__RING; i++) {
-        atomic_fetch_add_explicit(&b->jobs[i].bell, 1, memory_order_release);
-        mproc__futex_wake(&b->jobs[i].bell, INT_MAX, true);
-    }
+    return z->close_at;
 }
 
 /* Reap every worker that has exited and repair after it. */
@@ -366,9 +418,14 @@ static _Noreturn void supervise(struct super *z)
             if (!z->alive[w] && !z->held[w] && z->retry_at[w] && !closing &&
                 !atomic_load_explicit(&b->broken, memory_order_relaxed)) {
                 if (z->retry_at[w] <= now) {
-                    if (spawn(z, w) != 0) {
-                        z->fails[w]++;
-                        z->retry_at[w] = now + 100000000;
+                    int err = spawn(z, w);
+                    if (err) {
+                        /* Refused a process: the same backoff and the
+                           same giving up as an init that fails. */
+                        z->cause[w] = err;
+                        if (++z->fails[w] >= GIVE_UP)
+                            mproc__abandon(b, w, err, 0);
+                        z->retry_at[w] = now + backoff(z->fails[w]) + 1;
                     } else {
                         live = true;
                     }
@@ -379,7 +436,13 @@ static _Noreturn void supervise(struct super *z)
         }
         if (closing && !live)
             _exit(0);
-        give_up_if_hopeless(z);
+        if (closing) {
+            uint64_t at = closing_look(z, now);
+            if (!wake || at < wake)
+                wake = at;
+        } else {
+            give_up_if_hopeless(z);
+        }
 
         /* The shortest item limit of any job posted so far: a job that
            lowers it pokes us urgently (processes.c, poke). */
@@ -451,9 +514,11 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     z.alive = calloc(W, sizeof *z.alive);
     z.held = calloc(W, sizeof *z.held);
     z.fails = calloc(W, sizeof *z.fails);
+    z.cause = calloc(W, sizeof *z.cause);
     z.retry_at = calloc(W, sizeof *z.retry_at);
     z.dead = calloc(W, sizeof *z.dead);
-    if (!z.pid || !z.alive || !z.held || !z.fails || !z.retry_at || !z.dead) {
+    if (!z.pid || !z.alive || !z.held || !z.fails || !z.cause || !z.retry_at ||
+        !z.dead) {
         fail_open(&z, MPROC_ENOMEM);
         _exit(1);
     }

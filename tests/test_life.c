@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -596,6 +597,139 @@ static void start_option_checked(void **state)
     tu_assert_released(before);
 }
 
+/* ---- bounded start and end ---- */
+
+static int init_hangs(void *arg)
+{
+    (void)arg;
+    while (pause() < 0 || true)
+        ;
+    return 0;
+}
+
+/* An init that never returns fails the open with MPROC_ETIMEDOUT under
+   options.timeout, leaving nothing behind. */
+static void init_that_never_returns_times_out(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    mproc_pool *pool;
+    assert_int_equal(
+        mproc_pool_open(&pool, &(mproc_options){.workers = 2,
+                                                .timeout = tu_timeout(0.2),
+                                                .init = init_hangs}),
+        MPROC_ETIMEDOUT);
+    tu_assert_released(before);
+}
+
+static int init_once(void *arg)
+{
+    /* The first start succeeds, every later one fails. */
+    return atomic_fetch_add((_Atomic int *)arg, 1) >= 1;
+}
+
+static int crash_on_0(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    (void)out;
+    if (*(const long *)in == 0)
+        raise(SIGKILL);
+    return 0;
+}
+
+/* The only worker crashes and no replacement can start: what it left, and
+   every later job, fail with MPROC_EINIT (not crashed, not a broken pool),
+   and the pool closes at once. */
+static void replacement_init_fails_items_say_einit(void **state)
+{
+    (void)state;
+    _Atomic int *starts = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(starts != MAP_FAILED);
+    struct tu_held before = tu_held();
+    mproc_pool *pool;
+    assert_int_equal(
+        mproc_pool_open(&pool, &(mproc_options){.workers = 1,
+                                                .init = init_once,
+                                                .init_arg = (void *)starts}),
+        0);
+    long in[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    int st[8], ws[8];
+    mproc_job job = {.fn = crash_on_0,
+                     .in = in,
+                     .in_size = sizeof in[0],
+                     .n = 8,
+                     .chunk = 8,
+                     .status = st,
+                     .wstatus = ws};
+    assert_int_equal(mproc_map(pool, &job), 8);
+    assert_int_equal(st[0], MPROC_ECRASHED);
+    for (int i = 1; i < 8; i++) {
+        assert_int_equal(st[i], MPROC_EINIT);
+        /* how the last replacement's start ended: init's failure exit */
+        assert_true(WIFEXITED(ws[i]) && WEXITSTATUS(ws[i]) != 0);
+    }
+    in[0] = 1;
+    assert_int_equal(mproc_map(pool, &job), 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(st[i], MPROC_EINIT);
+    assert_true(tu_supervisor() > 0);
+    assert_int_equal(mproc_pool_close(pool), 0);
+    tu_assert_released(before);
+    munmap((void *)starts, 4096);
+}
+
+/* Workers' pids, recorded by items, one per worker. */
+static int note_pid(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    _Atomic pid_t *pids = arg;
+    atomic_store(&pids[mproc_worker_id()], getpid());
+    usleep(2000);
+    return 0;
+}
+
+static void worker_pids(mproc_pool *pool, _Atomic pid_t *pids, int workers)
+{
+    for (int round = 0; round < 100; round++) {
+        int seen = 0;
+        for (int w = 0; w < workers; w++)
+            seen += atomic_load(&pids[w]) != 0;
+        if (seen == workers)
+            return;
+        assert_int_equal(mproc_map(pool, &(mproc_job){.fn = note_pid,
+                                                      .n = 64,
+                                                      .chunk = 1,
+                                                      .arg = (void *)pids}),
+                         0);
+    }
+    fail_msg("not every worker ran an item");
+}
+
+/* A stopped worker, then a stopped supervisor: close returns all the same
+   (the supervisor continues or kills the worker; the caller continues the
+   supervisor), and nothing is left behind. */
+static void close_with_stopped_worker_or_supervisor(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    for (int which = 0; which < 2; which++) {
+        mproc_pool *pool;
+        assert_int_equal(
+            mproc_pool_open(
+                &pool, &(mproc_options){.workers = 2, .shared_size = 4096}),
+            0);
+        _Atomic pid_t *pids = mproc_shared_alloc(pool, 2 * sizeof *pids);
+        worker_pids(pool, pids, 2);
+        pid_t victim = which ? tu_supervisor() : atomic_load(&pids[1]);
+        assert_true(victim > 0);
+        assert_int_equal(kill(victim, SIGSTOP), 0);
+        assert_int_equal(mproc_pool_close(pool), 0);
+    }
+    tu_assert_released(before);
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -614,6 +748,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(fini_once_in_each_worker_at_close),
         cmocka_unit_test(fini_on_retire_not_on_crash),
         cmocka_unit_test(start_option_checked),
+        cmocka_unit_test(init_that_never_returns_times_out),
+        cmocka_unit_test(replacement_init_fails_items_say_einit),
+        cmocka_unit_test(close_with_stopped_worker_or_supervisor),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
