@@ -47,12 +47,15 @@ extern "C" {
  *
  * Item codes (written to mproc_job.status) are the function's own return
  * value, or one of MPROC_ECRASHED, MPROC_ETIMEDOUT, MPROC_ECANCELED (and
- * MPROC_ENOTSUP on an MPI rank that runs another program). A function's own
- * codes should be positive so that they never collide.
+ * MPROC_ENOTSUP on an MPI rank that runs another program; MPROC_EINIT or
+ * MPROC_EAGAIN when no process worker could be started to run the item).
+ * A function's own codes should be positive so that they never collide.
  */
 enum {
     MPROC_EPERM = -EPERM,   /* pool used from a process that did not open it */
-    MPROC_EAGAIN = -EAGAIN, /* the system refused a process or thread */
+    MPROC_EAGAIN = -EAGAIN, /* the system refused a process or thread;
+                               item: so often that no worker could be
+                               started to run it (other -errno alike) */
     MPROC_ENOMEM = -ENOMEM, /* out of memory, or the staging area is full */
     MPROC_EINVAL = -EINVAL, /* a bad argument */
     MPROC_EDEADLK = -EDEADLK, /* called from a worker of the same pool */
@@ -66,7 +69,10 @@ enum {
     MPROC_EOF = -5004,       /* mproc_task_next: every item was handed out */
     MPROC_ENOTSUP = -5005,   /* option or kind this pool cannot do;
                                      item: an MPI rank did not find fn */
-    MPROC_EINIT = -5006,     /* options.init returned nonzero in a worker */
+    MPROC_EINIT = -5006,     /* options.init returned nonzero in a worker;
+                                     item: no worker could be started to
+                                     run it, init failing (nonzero, crash
+                                     or timeout) in every try */
     MPROC_EBROKEN = -5007    /* the pool's supervisor died; close the pool */
 };
 
@@ -148,9 +154,12 @@ typedef struct mproc_options {
        MPI: ranks 1 to `workers` serve (others only wait for the close);
        0: every rank but 0, at most 1024. */
     int workers;
-    /* Seconds one item may run; 0: no limit. A process worker running an
+    /* Seconds one item may run (mproc_job.timeout may say otherwise for a
+       job), and one worker's init; 0: no limit. A process worker running an
        item past its limit is killed, the item marked MPROC_ETIMEDOUT and the
-       worker replaced. Threads cannot be killed safely: a thread pool refuses
+       worker replaced; one whose init runs past it is killed as an init
+       that failed. Also the grace period close gives workers to end (10 s
+       without a timeout), after which they are killed. Threads cannot be killed safely: a thread pool refuses
        a nonzero timeout with MPROC_ENOTSUP. Negative, NaN, infinite or above
        one year: MPROC_EINVAL. */
     double timeout;
@@ -165,7 +174,14 @@ typedef struct mproc_options {
     size_t shared_size;
     /* Called once in each worker as it starts, before any item, also in a
        worker that replaces another. A nonzero return during
-       mproc_pool_open fails the open with MPROC_EINIT. */
+       mproc_pool_open fails the open with MPROC_EINIT (MPROC_ETIMEDOUT if
+       it ran past options.timeout). In a replacement, a failure (nonzero,
+       crash, timeout) is retried with backoff (1 ms doubling to 8 s); after
+       five failures in a row the items the replacement was to take over
+       are marked MPROC_EINIT, and while no worker at all is alive every
+       unfinished item is; the pool is not broken, and serves again as
+       soon as a worker starts. A replacement the system refuses to fork
+       is retried the same way (items: the -errno, MPROC_EAGAIN). */
     int (*init)(void *arg);
     /* Passed to init and fini. */
     void *init_arg;
@@ -210,7 +226,8 @@ typedef struct mproc_job {
        a bounded size. */
     size_t chunk;
     /* Optional: n item codes (0, fn's code, or MPROC_ECRASHED /
-       MPROC_ETIMEDOUT / MPROC_ECANCELED; MPI: MPROC_ENOTSUP). */
+       MPROC_ETIMEDOUT / MPROC_ECANCELED / MPROC_EINIT / -errno; MPI:
+       MPROC_ENOTSUP). See the codes above. */
     int *status;
     /* Optional fold: results are folded into acc, which holds out_size bytes:
        the identity on entry, the total when the job finishes. Each worker
@@ -250,6 +267,7 @@ typedef struct mproc_job {
  *                  MPROC_MPI (no MPI in this build, one rank only, ...)
  *   MPROC_EINVAL   (MPI) workers more than the other ranks
  *   MPROC_EINIT    init returned nonzero in a worker
+ *   MPROC_ETIMEDOUT init ran past options.timeout in a worker
  *   MPROC_ECRASHED a worker died during init
  *   MPROC_ENOMEM, MPROC_EAGAIN, other -errno: the system refused memory,
  *                  a process or a thread
@@ -259,8 +277,13 @@ MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
 /*
  * Close a pool: cancel what is still queued (unstarted items are marked
  * MPROC_ECANCELED), wait for running items to finish (in a process pool,
- * options.timeout bounds that), stop the workers and release everything (an
- * MPI pool's ranks exit). Tasks not yet freed
+ * options.timeout bounds that; mproc_pool_terminate does not wait), stop
+ * the workers and release everything (an MPI pool's ranks exit). Then, in
+ * a process pool, the end is bounded whatever state the processes are in:
+ * stopped workers and a stopped supervisor (SIGSTOP) are continued, a
+ * worker still in init is killed, and workers that have not ended (fini
+ * included) within the grace period (options.timeout, or 10 s) are
+ * killed, as is the supervisor 2 s after that. Tasks not yet freed
  * stay valid for mproc_task_wait/next/progress/free, which then see the final
  * state. Must not run concurrently with other calls on the same pool.
  *
