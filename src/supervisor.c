@@ -66,6 +66,12 @@ struct super {
     uint64_t *retry_at; /* 0: no respawn due */
     struct mproc__dead *dead;
     int ndead;
+    /* Job control: time stopped does not count toward a limit. A deadline
+       seen when the supervisor was continued is extended by how long it
+       had not looked (extra), until the slot's deadline changes. */
+    bool follow_stops; /* the program stops on SIGTSTP (default action) */
+    uint64_t last_look;
+    uint64_t *seen_d, *extra;
 };
 
 /* ---- the worker process ------------------------------------------------ */
@@ -150,6 +156,39 @@ static int spawn(struct super *z, int w)
     return 0;
 }
 
+/*
+ * Process trees. The supervisor is a child subreaper: whatever an item
+ * starts and leaves behind (its worker killed for a timeout or a kill,
+ * crashed or retired, or a process that outlived its own parent, setsid
+ * or not) is re-parented to the supervisor rather than to init. Every
+ * child that is not a worker is such an orphan, and is killed whenever
+ * the supervisor reaps anything (its own children are re-parented to us
+ * as it dies, and killed in turn), and all of them before it exits.
+ */
+static bool is_worker(struct super *z, pid_t pid)
+{
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w] && z->pid[w] == pid)
+            return true;
+    return false;
+}
+
+static void kill_orphan(pid_t pid, void *ctx)
+{
+    if (!is_worker(ctx, pid))
+        kill(pid, SIGKILL);
+}
+
+/* Before exiting: kill and reap every descendant left, down the tree. */
+static void sweep(struct super *z)
+{
+    for (;;) {
+        mproc__each_child(kill_orphan, z);
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            return;
+    }
+}
+
 static void kill_all(struct super *z)
 {
     for (int w = 0; w < z->W; w++)
@@ -161,6 +200,7 @@ static void kill_all(struct super *z)
                 ;
             z->alive[w] = false;
         }
+    sweep(z);
 }
 
 static bool opened(struct super *z)
@@ -294,16 +334,66 @@ static uint64_t timeouts(struct super *z, uint64_t now)
         uint64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
         if (!d || d == MPROC__KILLED)
             continue;
-        if (now >= d) {
+        if (d != z->seen_d[w]) {
+            z->seen_d[w] = d;
+            z->extra[w] = 0;
+        }
+        /* The swap below is of the slot's own d, which the worker swaps
+           back when its item returns; only our view of it is extended. */
+        uint64_t due = d + z->extra[w];
+        if (now >= due) {
             if (atomic_compare_exchange_strong_explicit(
                     &s->deadline, &d, MPROC__KILLED, memory_order_acq_rel,
                     memory_order_acquire))
                 kill(z->pid[w], SIGKILL);
-        } else if (!next || d < next) {
-            next = d;
+        } else if (!next || due < next) {
+            next = due;
         }
     }
     return next;
+}
+
+/*
+ * Job control. A stop asked of the supervisor (SIGTSTP from the terminal
+ * reaches the caller's whole process group; SIGTTIN, SIGTTOU) stops the
+ * whole pool: every worker is stopped, replacements forked late included,
+ * then the supervisor itself, so nothing runs and nothing is started while
+ * the job is suspended. It follows the program: only where the program
+ * stops on SIGTSTP (its default action). Once continued, by the shell's
+ * SIGCONT to the group or by one to the supervisor alone, it continues its
+ * workers and re-arms the running items' limits: each is extended by the
+ * time since the supervisor last looked, which covers the time stopped.
+ */
+static void continued(struct super *z, uint64_t now)
+{
+    uint64_t gap = now > z->last_look ? now - z->last_look : 0;
+    for (int w = 0; w < z->W; w++) {
+        if (!z->alive[w])
+            continue;
+        kill(z->pid[w], SIGCONT);
+        uint64_t d = atomic_load_explicit(&z->b->slots[w].deadline,
+                                          memory_order_relaxed);
+        if (!d || d == MPROC__KILLED)
+            continue;
+        if (d != z->seen_d[w]) {
+            z->seen_d[w] = d;
+            z->extra[w] = 0;
+        }
+        z->extra[w] += gap;
+    }
+}
+
+static void job_control(struct super *z, unsigned ev)
+{
+    if ((ev & MPROC__EV_STOP) && z->follow_stops) {
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w])
+                kill(z->pid[w], SIGSTOP);
+        kill(z->self, SIGSTOP);
+        ev |= MPROC__EV_CONT;
+    }
+    if (ev & MPROC__EV_CONT)
+        continued(z, mproc__now());
 }
 
 /* Kill the workers whose chunk a mproc_task_kill condemned (board.c,
@@ -385,18 +475,24 @@ static uint64_t closing_look(struct super *z, uint64_t now)
 /* Reap every worker that has exited and repair after it. */
 static void reap(struct super *z)
 {
-    mproc__child_events_drain(z->child_fd);
+    unsigned ev = mproc__child_events_drain(z->child_fd);
+    bool any = false;
     for (;;) {
         int st = 0;
         pid_t pid = waitpid(-1, &st, WNOHANG);
         if (pid <= 0)
             break;
+        any = true;
         for (int w = 0; w < z->W; w++)
             if (z->alive[w] && z->pid[w] == pid) {
                 on_death(z, w, st);
                 break;
             }
     }
+    if (any)
+        mproc__each_child(kill_orphan, z);
+    if (ev)
+        job_control(z, ev);
 }
 
 static _Noreturn void supervise(struct super *z)
@@ -434,8 +530,10 @@ static _Noreturn void supervise(struct super *z)
                     wake = z->retry_at[w];
             }
         }
-        if (closing && !live)
+        if (closing && !live) {
+            sweep(z);
             _exit(0);
+        }
         if (closing) {
             uint64_t at = closing_look(z, now);
             if (!wake || at < wake)
@@ -463,6 +561,7 @@ static _Noreturn void supervise(struct super *z)
             {.fd = z->event_fd, .events = POLLIN},
             {.fd = z->child_fd, .events = POLLIN},
         };
+        z->last_look = now;
         struct timespec ts, *tp = NULL;
         if (wake) {
             uint64_t d = wake > now ? wake - now : 0;
@@ -503,6 +602,12 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGCHLD, &dfl, &z.user_chld);
     mproc__set_name("mproc-super");
+    struct sigaction tstp;
+    sigaction(SIGTSTP, NULL, &tstp);
+    z.follow_stops = tstp.sa_handler == SIG_DFL;
+    /* Best effort: without it (a kernel before 3.4) what items leave
+       behind goes to init instead, as it would without a pool. */
+    (void)mproc__subreaper();
     z.child_fd = mproc__child_events();
     if (z.child_fd < 0 || mproc__robust_hold(&z.b->zlock) != 0) {
         fail_open(&z, z.child_fd < 0 ? z.child_fd : MPROC_ENOTSUP);
@@ -515,10 +620,12 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     z.held = calloc(W, sizeof *z.held);
     z.fails = calloc(W, sizeof *z.fails);
     z.cause = calloc(W, sizeof *z.cause);
+    z.seen_d = calloc(W, sizeof *z.seen_d);
+    z.extra = calloc(W, sizeof *z.extra);
     z.retry_at = calloc(W, sizeof *z.retry_at);
     z.dead = calloc(W, sizeof *z.dead);
     if (!z.pid || !z.alive || !z.held || !z.fails || !z.cause || !z.retry_at ||
-        !z.dead) {
+        !z.dead || !z.seen_d || !z.extra) {
         fail_open(&z, MPROC_ENOMEM);
         _exit(1);
     }

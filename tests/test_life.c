@@ -730,6 +730,226 @@ static void close_with_stopped_worker_or_supervisor(void **state)
     tu_assert_released(before);
 }
 
+/* ---- process trees ---- */
+
+/* What an item started: a child and that child's child, both `sleep`. */
+struct tree {
+    _Atomic pid_t child, grandchild;
+    _Atomic int started;
+};
+
+static void start_tree(struct tree *t, bool detach)
+{
+    pid_t c = fork();
+    if (c == 0) {
+        if (detach)
+            setsid();
+        pid_t g = fork();
+        if (g == 0) {
+            execlp("sleep", "sleep", "30", (char *)NULL);
+            _exit(127);
+        }
+        atomic_store(&t->grandchild, g);
+        if (detach)
+            _exit(0); /* the grandchild is orphaned at once */
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    atomic_store(&t->child, c);
+    while (!atomic_load(&t->grandchild))
+        usleep(100);
+    atomic_store(&t->started, 1);
+}
+
+/* Starts a tree and waits for its child (for ever: a timeout or a kill
+   ends it). */
+static int tree_and_wait(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    struct tree *t = arg;
+    start_tree(t, false);
+    while (waitpid(atomic_load(&t->child), NULL, 0) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+/* Starts a detached tree (setsid, orphaned) and returns at once. */
+static int tree_and_return(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    start_tree(arg, true);
+    return 0;
+}
+
+/* Has pid ended (gone, or a zombie)? */
+static bool ended(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static void await_ended(pid_t pid, const char *what)
+{
+    assert_true(pid > 0);
+    double until = tu_now() + 10.0 * tu_slow();
+    while (!ended(pid)) {
+        if (tu_now() > until)
+            fail_msg("%s %d still runs", what, (int)pid);
+        usleep(1000);
+    }
+}
+
+static void tree_ends_with(int how)
+{
+    struct tu_held before = tu_held();
+    mproc_pool *pool;
+    assert_int_equal(
+        mproc_pool_open(
+            &pool, &(mproc_options){.workers = 2,
+                                    .shared_size = 4096,
+                                    .timeout = how == 0 ? tu_timeout(0.3) : 0}),
+        0);
+    struct tree *t = mproc_shared_alloc(pool, sizeof *t);
+    mproc_task *task;
+    int st[1];
+    assert_int_equal(mproc_submit(pool,
+                                  &(mproc_job){.fn = how == 2 ? tree_and_return
+                                                              : tree_and_wait,
+                                               .n = 1,
+                                               .arg = t,
+                                               .status = st},
+                                  &task),
+                     0);
+    while (!atomic_load(&t->started))
+        usleep(200);
+    pid_t c = atomic_load(&t->child), g = atomic_load(&t->grandchild);
+    if (how == 1)
+        assert_int_equal(mproc_task_kill(task), 0);
+    int r = mproc_task_wait(task, -1);
+    mproc_task_free(task);
+    if (how == 0)
+        assert_true(r == 1 && st[0] == MPROC_ETIMEDOUT);
+    if (how == 1)
+        assert_true(r == 1 && st[0] == MPROC_ECANCELED);
+    if (how != 2) {
+        await_ended(c, "the item's child");
+        await_ended(g, "the item's grandchild");
+        maps_again(pool);
+    }
+    assert_int_equal(mproc_pool_close(pool), 0);
+    await_ended(c, "the item's child");
+    await_ended(g, "the item's grandchild");
+    tu_assert_released(before);
+}
+
+/* system("sleep 30") in a timed-out item: no sleep is left. */
+static void timed_out_item_leaves_no_process(void **state)
+{
+    (void)state;
+    tree_ends_with(0);
+}
+
+static void killed_item_leaves_no_process(void **state)
+{
+    (void)state;
+    tree_ends_with(1);
+}
+
+/* A process an item detached (setsid, orphaned) ends with the pool. */
+static void close_leaves_no_process(void **state)
+{
+    (void)state;
+    tree_ends_with(2);
+}
+
+/* The caller dies: what its items started dies too. */
+static void caller_death_leaves_no_process(void **state)
+{
+    (void)state;
+    struct tree *t = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(t != MAP_FAILED);
+    pid_t caller = fork();
+    if (caller == 0) {
+        mproc_pool *pool;
+        if (mproc_pool_open(&pool, &(mproc_options){.workers = 1}))
+            _exit(1);
+        mproc_task *task;
+        mproc_submit(pool, &(mproc_job){.fn = tree_and_wait, .n = 1, .arg = t},
+                     &task);
+        while (!atomic_load(&t->started))
+            usleep(200);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(caller, &st, 0), caller);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    await_ended(atomic_load(&t->child), "the item's child");
+    await_ended(atomic_load(&t->grandchild), "the item's grandchild");
+    munmap(t, 4096);
+}
+
+/* ---- job control ---- */
+
+static int nap_ms(const void *in, void *out, void *arg)
+{
+    (void)out;
+    atomic_store((_Atomic int *)arg, 1);
+    usleep((useconds_t)(*(const long *)in * 1000));
+    return 0;
+}
+
+/* Ctrl-Z for longer than the timeout, while an item runs well within it:
+   the item is not timed out, since the pool stopped whole. */
+static void stopped_job_time_does_not_count(void **state)
+{
+    (void)state;
+    _Atomic int *started = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(started != MAP_FAILED);
+    double limit = tu_timeout(1.0);
+    pid_t caller = fork();
+    if (caller == 0) {
+        setpgid(0, 0);
+        signal(SIGTSTP, SIG_DFL);
+        mproc_pool *pool;
+        if (mproc_pool_open(&pool,
+                            &(mproc_options){.workers = 1, .timeout = limit}))
+            _exit(1);
+        long in[1] = {(long)(limit * 400)};
+        int st[1] = {-7};
+        int r = mproc_map(pool, &(mproc_job){.fn = nap_ms,
+                                             .in = in,
+                                             .in_size = sizeof in[0],
+                                             .n = 1,
+                                             .arg = (void *)started,
+                                             .status = st});
+        mproc_pool_close(pool);
+        _exit(r == 0 && st[0] == 0 ? 0 : 10 + (st[0] == MPROC_ETIMEDOUT));
+    }
+    setpgid(caller, caller);
+    while (!atomic_load(started))
+        usleep(200);
+    assert_int_equal(kill(-caller, SIGTSTP), 0);
+    usleep((useconds_t)(limit * 1.5e6));
+    assert_int_equal(kill(-caller, SIGCONT), 0);
+    int st;
+    assert_int_equal(waitpid(caller, &st, 0), caller);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    munmap((void *)started, 4096);
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -751,6 +971,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(init_that_never_returns_times_out),
         cmocka_unit_test(replacement_init_fails_items_say_einit),
         cmocka_unit_test(close_with_stopped_worker_or_supervisor),
+        cmocka_unit_test(timed_out_item_leaves_no_process),
+        cmocka_unit_test(killed_item_leaves_no_process),
+        cmocka_unit_test(close_leaves_no_process),
+        cmocka_unit_test(caller_death_leaves_no_process),
+        cmocka_unit_test(stopped_job_time_does_not_count),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
