@@ -352,16 +352,29 @@ static bool claim(struct mproc__worker *wk, struct claim *c)
 
 /* ---- running --------------------------------------------------------- */
 
+/* Room for results that are not kept (out NULL): NULL when the system
+   refuses it (a job's out_size may be anything up to its n * out_size). */
 static char *scratch(struct mproc__worker *wk, size_t size)
 {
     if (wk->scratch_cap < size) {
         char *p = realloc(wk->scratch, size);
         if (!p)
-            abort(); /* a few bytes per result: cannot fail in practice */
+            return NULL;
         wk->scratch = p;
         wk->scratch_cap = size;
     }
     return wk->scratch;
+}
+
+/* No scratch: the chunk's items fail with MPROC_ENOMEM without running,
+   counted as run so that their code stands. */
+static uint64_t no_scratch(const struct claim *c, int *status,
+                           uint64_t *failedp)
+{
+    for (uint64_t i = c->start; status && i < c->end; i++)
+        status[i] = MPROC_ENOMEM;
+    *failedp = c->end - c->start;
+    return c->end - c->start;
 }
 
 static void condemned(void)
@@ -460,6 +473,8 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         ostep = osz;
     } else if (osz) {
         op = scratch(wk, osz);
+        if (!op)
+            return no_scratch(c, status, failedp);
     }
     uint64_t failed = 0, i = c->start;
 

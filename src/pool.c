@@ -120,23 +120,32 @@ static uint64_t staging_size(void)
     return mproc__under_valgrind() ? UINT64_C(48) << 20 : s;
 }
 
+/* The least that logs and staging shrink to where address space is short
+   (ulimit -v): a pool still opens, and a job whose log or copies do not
+   fit fails its submit with MPROC_ENOMEM. */
+#define MIN_LOGS    ((size_t)4 << 20)
+#define MIN_STAGING ((size_t)8 << 20)
+
 /* Address space of a process pool: board, arena, logs, staging. Where the
-   address space is short, staging shrinks. */
+   address space is short, staging shrinks, then the logs. */
 static int map_shared(mproc_pool *p)
 {
     size_t page = page_size();
     p->arena_size = MPROC__ALIGN_UP(p->opt.shared_size, page);
     p->logs_size = logs_size();
-    size_t fixed = p->board_size + p->arena_size + p->logs_size;
     uint64_t staging = staging_size();
     for (;;) {
-        p->region_size = fixed + MPROC__ALIGN_UP((size_t)staging, page);
+        p->region_size = p->board_size + p->arena_size + p->logs_size +
+                         MPROC__ALIGN_UP((size_t)staging, page);
         p->region = mproc__region_map(p->region_size, true);
         if (p->region)
             break;
-        if (staging <= UINT64_C(64) << 20)
+        if (staging > MIN_STAGING)
+            staging /= 2;
+        else if (p->logs_size > MIN_LOGS)
+            p->logs_size /= 2;
+        else
             return -errno;
-        staging /= 2;
     }
     char *at = p->region + p->board_size;
     mproc__heap_init(&p->arena, at, p->arena_size, true, 0, true);
@@ -164,9 +173,9 @@ static int map_private(mproc_pool *p)
     mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0,
                      false);
     p->logs_size = logs_size();
-    p->private_logs = mproc__region_map(p->logs_size, false);
-    if (!p->private_logs)
-        return -errno;
+    while (!(p->private_logs = mproc__region_map(p->logs_size, false)))
+        if ((p->logs_size /= 2) < MIN_LOGS)
+            return -errno;
     mproc__heap_init(&p->logs, p->private_logs, p->logs_size, false, 64 << 20,
                      false);
     return 0;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -950,6 +951,87 @@ static void stopped_job_time_does_not_count(void **state)
     munmap((void *)started, 4096);
 }
 
+/* ---- no hidden limits ---- */
+
+/* Under ulimit -v 262144 a small pool of either kind opens and maps. */
+static void small_pool_under_256_mib_of_address_space(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {256 << 20, 256 << 20};
+        if (setrlimit(RLIMIT_AS, &rl))
+            _exit(2);
+        for (int k = 0; k < 2; k++) {
+            mproc_pool *pool;
+            int r = mproc_pool_open(
+                &pool, &(mproc_options){.kind = tu_kinds[k], .workers = 2});
+            if (r) {
+                fprintf(stderr, "open (%s): %s\n", tu_kind_name(tu_kinds[k]),
+                        mproc_strerror(r));
+                _exit(3);
+            }
+            long in[1000], out[1000];
+            for (int i = 0; i < 1000; i++)
+                in[i] = i;
+            if (MPROC_MAP(pool, squared, in, out, 1000) != 0 ||
+                out[999] != 999L * 999)
+                _exit(4);
+            mproc_pool_close(pool);
+        }
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A scratch that cannot be had fails the items with MPROC_ENOMEM: no abort
+   (threads), no crash (processes). The sanitizers are asked to return NULL
+   from an allocation that cannot be had, as libc does, instead of
+   reporting it. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+
+static int writes_nothing(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    return 0;
+}
+
+static void huge_unkept_result_fails_items_not_process(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        mproc_pool *pool;
+        assert_int_equal(
+            mproc_pool_open(
+                &pool, &(mproc_options){.kind = tu_kinds[k], .workers = 1}),
+            0);
+        int st[2] = {-7, -7};
+        assert_int_equal(mproc_map(pool, &(mproc_job){.fn = writes_nothing,
+                                                      .out_size = SIZE_MAX / 2,
+                                                      .n = 2,
+                                                      .status = st}),
+                         2);
+        assert_int_equal(st[0], MPROC_ENOMEM);
+        assert_int_equal(st[1], MPROC_ENOMEM);
+        maps_again(pool);
+        assert_int_equal(mproc_pool_close(pool), 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -976,6 +1058,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(close_leaves_no_process),
         cmocka_unit_test(caller_death_leaves_no_process),
         cmocka_unit_test(stopped_job_time_does_not_count),
+        cmocka_unit_test(small_pool_under_256_mib_of_address_space),
+        cmocka_unit_test(huge_unkept_result_fails_items_not_process),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
