@@ -464,8 +464,8 @@ struct mproc__heap {
     size_t page;
     size_t keep;  /* freed bytes kept committed before discarding */
     size_t dirty; /* freed bytes not yet discarded */
-    struct mproc__extent *free, *used;
-    size_t nfree, nused, capfree, capused;
+    struct mproc__extent *free, *used; /* used: from used[ulo] on */
+    size_t nfree, nused, capfree, capused, ulo;
     pthread_mutex_t lock;
 };
 
@@ -503,11 +503,13 @@ struct mproc_pool {
 
     /* Caller side: submit, harvest, cancel, and the task of each slot. */
     pthread_mutex_t lock;
-    uint64_t next_pos;                     /* position of the next job */
-    struct mproc_task *tasks[MPROC__RING]; /* task of each slot, if alive */
-    _Atomic uint64_t retired[MPROC__RING]; /* id of a freed task's job: its
+    uint64_t next_pos;                        /* position of the next job */
+    struct mproc_task *tasks[MPROC__RING];    /* task of each slot, if alive */
+    _Atomic uint64_t retired[MPROC__RING];    /* id of a freed task's job: its
                                               slot is free, whatever its log */
-    struct mproc_task *live;               /* every task not yet freed */
+    struct mproc_task *live;                  /* every task not yet freed */
+    struct mproc_task *pend_head, *pend_tail; /* tasks waiting for a slot */
+    _Atomic size_t npending; /* their number, read without the lock */
 
     /* Thread workers, and the proxy threads of MPI ranks (with exec). */
     pthread_t *threads;
@@ -549,6 +551,14 @@ struct mproc_task {
     _Atomic int state; /* enum mproc__task_state */
     bool cancelled;
 
+    /* Until posted (submit.c, "Pending tasks"), queued on the pool; id and
+       js are set when it is posted, with the job's data pointers kept
+       here until then. */
+    _Atomic bool posted;
+    struct mproc_task *pend_next;
+    const char *post_in;
+    void *post_arg;
+
     /* Memory it owns until freed (submit.c, stage and unstage). */
     char *stage; /* staging block (isolated pools) */
     char *s_out; /* where workers wrote results */
@@ -583,6 +593,8 @@ int mproc__usable(const mproc_pool *pool);
 
 /* submit.c */
 void mproc__unstage(mproc_pool *pool, mproc_task *t);
+void mproc__pump(mproc_pool *pool);
+void mproc__unqueue(mproc_pool *pool, mproc_task *t);
 
 /* task.c */
 uint64_t mproc__task_fin(const mproc_task *t);
@@ -590,7 +602,6 @@ void mproc__task_scan(mproc_task *t, uint64_t fin);
 void mproc__task_copy_range(mproc_task *t, uint64_t start, uint64_t len,
                             bool norun);
 bool mproc__job_complete(struct mproc__job *j, uint64_t id);
-int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id);
 void mproc__task_finish(mproc_task *t);
 void mproc__task_detach(mproc_task *t);
 enum { MPROC__KILL_CONDEMNED = 1, MPROC__KILL_RUNNING = 2 };

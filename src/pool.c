@@ -280,8 +280,12 @@ int mproc_pool_close(mproc_pool *pool)
     if (err)
         return err;
 
-    /* Every task still alive is cancelled, waited for, and detached: its
-       results are in the caller's buffers and it no longer needs the pool. */
+    /* Every task still alive is cancelled (all first, so that pending
+       tasks post as cancelled jobs), waited for, and detached: its results
+       are in the caller's buffers and it no longer needs the pool. Close
+       runs alone, so the list holds still. */
+    for (mproc_task *t = pool->live; t; t = t->next)
+        mproc_task_cancel(t);
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         mproc_task *t = pool->live;

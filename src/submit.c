@@ -162,39 +162,29 @@ void mproc__unstage(mproc_pool *pool, mproc_task *t)
 
 /* ---- submitting ----------------------------------------------------------- */
 
-/* Take the slot for position pos: its previous job must be complete. Called
-   and returns with pool->lock held; may drop it to wait. Returns 0 or
-   MPROC_EBROKEN. */
-static int take_slot(mproc_pool *pool, uint64_t *pos)
+/* Take the slot for the next position if its previous job is complete
+   (harvesting that job), without waiting. Called with pool->lock held.
+   Returns whether the slot is taken. */
+static bool take_slot(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
-    for (;;) {
-        *pos = pool->next_pos;
-        uint32_t js = (uint32_t)(*pos % MPROC__RING);
-        struct mproc__job *j = &b->jobs[js];
-        uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
-        if (!old ||
-            atomic_load_explicit(&pool->retired[js], memory_order_acquire) ==
-                old ||
-            mproc__job_complete(j, old)) {
-            mproc_task *prev = pool->tasks[js];
-            if (prev) {
-                atomic_store_explicit(
-                    &prev->final_fin,
-                    atomic_load_explicit(&j->fin, memory_order_acquire),
-                    memory_order_relaxed);
-                atomic_store_explicit(&prev->harvested, true,
-                                      memory_order_release);
-                pool->tasks[js] = NULL;
-            }
-            return 0;
-        }
-        pthread_mutex_unlock(&pool->lock);
-        int err = mproc__wait_slot(pool, js, old);
-        pthread_mutex_lock(&pool->lock);
-        if (err)
-            return err;
+    uint32_t js = (uint32_t)(pool->next_pos % MPROC__RING);
+    struct mproc__job *j = &b->jobs[js];
+    uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
+    if (old &&
+        atomic_load_explicit(&pool->retired[js], memory_order_acquire) != old &&
+        !mproc__job_complete(j, old))
+        return false;
+    mproc_task *prev = pool->tasks[js];
+    if (prev) {
+        atomic_store_explicit(
+            &prev->final_fin,
+            atomic_load_explicit(&j->fin, memory_order_acquire),
+            memory_order_relaxed);
+        atomic_store_explicit(&prev->harvested, true, memory_order_release);
+        pool->tasks[js] = NULL;
     }
+    return true;
 }
 
 static uint64_t timeout_ns(double seconds)
@@ -267,6 +257,80 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     atomic_store_explicit(&b->tail, pos + 1, memory_order_seq_cst);
     t->id = pos + 1;
     t->js = (uint32_t)(pos % MPROC__RING);
+}
+
+/*
+ * Pending tasks. A task whose job finds no free slot (RING jobs are still
+ * unfinished) is queued on the pool, in submission order, and posted as
+ * slots free; mproc_submit never waits. The queue is pumped, under the
+ * pool's lock, by every submit and by every waiter (task.c, await and
+ * mproc__posted), which while tasks are pending looks at the queue every
+ * PENDING_NAP. A pending task is `posted` false: it has no slot yet, and
+ * a cancel only marks it, to be applied as it is posted.
+ */
+static void post(mproc_pool *pool, mproc_task *t)
+{
+    struct mproc__board *b = pool->board;
+    uint64_t pos = pool->next_pos;
+    publish(pool, t, pos, t->post_in, t->post_arg);
+    pool->next_pos = pos + 1;
+    pool->tasks[t->js] = t;
+    /* Release: pairs with the acquire in mproc__task_fin (progress, from any
+       thread), which then reads t->js and t->id. */
+    atomic_store_explicit(&t->posted, true, memory_order_release);
+    if (t->cancelled)
+        mproc__cancel_job(b, &b->jobs[t->js]);
+}
+
+/* Post what the queue holds while slots are free; pool->lock held. Returns
+   the items posted. */
+static size_t pump_locked(mproc_pool *pool)
+{
+    size_t items = 0;
+    while (pool->pend_head && take_slot(pool)) {
+        mproc_task *t = pool->pend_head;
+        pool->pend_head = t->pend_next;
+        if (!pool->pend_head)
+            pool->pend_tail = NULL;
+        t->pend_next = NULL;
+        atomic_fetch_sub_explicit(&pool->npending, 1, memory_order_relaxed);
+        post(pool, t);
+        items += t->user.n ? t->user.n : 1;
+    }
+    return items;
+}
+
+static void wake_workers(mproc_pool *pool, size_t n, bool urgent);
+
+/* Take a task that will never be posted (salvaged after the pool broke)
+   off the queue before it is freed; pool->lock held. */
+void mproc__unqueue(mproc_pool *pool, mproc_task *t)
+{
+    if (atomic_load_explicit(&t->posted, memory_order_relaxed))
+        return;
+    mproc_task *prev = NULL;
+    for (mproc_task *q = pool->pend_head; q; prev = q, q = q->pend_next) {
+        if (q != t)
+            continue;
+        if (prev)
+            prev->pend_next = t->pend_next;
+        else
+            pool->pend_head = t->pend_next;
+        if (pool->pend_tail == t)
+            pool->pend_tail = prev;
+        t->pend_next = NULL;
+        atomic_fetch_sub_explicit(&pool->npending, 1, memory_order_relaxed);
+        return;
+    }
+}
+
+void mproc__pump(mproc_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    size_t items = pump_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+    if (items)
+        wake_workers(pool, items, false);
 }
 
 static void wake_workers(mproc_pool *pool, size_t n, bool urgent)
@@ -347,26 +411,30 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         memcpy((char *)h + MPROC__LINE, job->acc, job->out_size);
     }
 
-    pthread_mutex_lock(&pool->lock);
-    uint64_t pos;
-    err = take_slot(pool, &pos);
-    if (err) {
-        pthread_mutex_unlock(&pool->lock);
-        mproc__unstage(pool, t);
-        free(t);
-        return err;
-    }
+    t->post_in = in;
+    t->post_arg = arg;
     bool urgent = lower_look(pool->board, timeout_ns(job->timeout));
-    publish(pool, t, pos, in, arg);
-    pool->next_pos = pos + 1;
-    pool->tasks[t->js] = t;
+    pthread_mutex_lock(&pool->lock);
+    size_t items = pump_locked(pool);
+    if (!pool->pend_head && take_slot(pool)) {
+        post(pool, t);
+        items += n;
+    } else {
+        if (pool->pend_tail)
+            pool->pend_tail->pend_next = t;
+        else
+            pool->pend_head = t;
+        pool->pend_tail = t;
+        atomic_fetch_add_explicit(&pool->npending, 1, memory_order_relaxed);
+    }
     t->next = pool->live;
     if (t->next)
         t->next->prev = t;
     pool->live = t;
     pthread_mutex_unlock(&pool->lock);
 
-    wake_workers(pool, n, urgent);
+    if (items || urgent)
+        wake_workers(pool, items, urgent);
     *task = t;
     return 0;
 }

@@ -24,7 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_SPIN_NS 20000
+#define WAIT_SPIN_NS   20000
+/* While tasks are pending, a waiter looks at the queue this often. */
+#define PENDING_NAP_NS 1000000
 
 /* ---- waiting ------------------------------------------------------------ */
 
@@ -32,6 +34,9 @@
    value saved when it was harvested. */
 uint64_t mproc__task_fin(const mproc_task *t)
 {
+    /* Acquire: pairs with the release of posted (submit.c, post). */
+    if (!atomic_load_explicit(&t->posted, memory_order_acquire))
+        return 0;
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire)) {
         struct mproc__job *j = &t->pool->board->jobs[t->js];
         /* A seqlock read (see publish); seq_cst on fin for await's pair. */
@@ -122,6 +127,15 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
         mproc__relax();
     }
     for (;;) {
+        /* Tasks pending behind this one's job: post what has room, and
+           look again soon (submit.c, "Pending tasks"). */
+        uint64_t until = deadline;
+        if (atomic_load_explicit(&pool->npending, memory_order_relaxed)) {
+            mproc__pump(pool);
+            uint64_t nap = mproc__now() + PENDING_NAP_NS;
+            if (!until || nap < until)
+                until = nap;
+        }
         uint32_t bell = atomic_load_explicit(&j->bell, memory_order_acquire);
         /* seq_cst, as the loads in cond: the other half of the pair in
            board.c (mproc__seal): either cond sees the record, or its
@@ -133,11 +147,11 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
         if (!cond(arg))
             r = atomic_load_explicit(&b->broken, memory_order_acquire)
                     ? MPROC_EBROKEN
-                    : pool->kind->sleep(pool, &j->bell, bell, deadline);
+                    : pool->kind->sleep(pool, &j->bell, bell, until);
         atomic_fetch_sub_explicit(&j->want, unit, memory_order_relaxed);
         if (r == MPROC_EBROKEN)
             return cond(arg) ? 0 : r;
-        if (r == -ETIMEDOUT)
+        if (r == -ETIMEDOUT && until == deadline)
             return cond(arg) ? 0 : MPROC_ETIMEDOUT;
         if (cond(arg))
             return 0;
@@ -146,27 +160,33 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
     }
 }
 
-struct slot_wait {
-    struct mproc__job *j;
-    _Atomic uint64_t *retired;
-    uint64_t id;
-};
-
-/* The job in a slot is over once its task was freed (free waits for the
-   job), or once the job is complete; its log is only read while its task
-   lives, and a log reused by another job never carries this job's tag. */
-static bool slot_free(void *p)
+/*
+ * Wait until a pending task is posted (submit.c, "Pending tasks"), pumping
+ * the queue every PENDING_NAP: its turn comes as the jobs before it finish.
+ * Returns 0, MPROC_ETIMEDOUT, or MPROC_EBROKEN (the pool can finish
+ * nothing: the task then salvages, marking every item).
+ */
+static int posted_by(mproc_task *t, uint64_t deadline)
 {
-    struct slot_wait *s = p;
-    return atomic_load_explicit(&s->j->id, memory_order_acquire) != s->id ||
-           atomic_load_explicit(s->retired, memory_order_acquire) == s->id ||
-           mproc__job_complete(s->j, s->id);
-}
-
-int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id)
-{
-    struct slot_wait s = {&pool->board->jobs[js], &pool->retired[js], id};
-    return await(pool, js, MPROC__WANT_DONE, slot_free, &s, 0);
+    mproc_pool *pool = t->pool;
+    for (;;) {
+        /* Acquire: pairs with the release of posted (submit.c, post). */
+        if (atomic_load_explicit(&t->posted, memory_order_acquire))
+            return 0;
+        mproc__pump(pool);
+        if (atomic_load_explicit(&t->posted, memory_order_acquire))
+            return 0;
+        if (atomic_load_explicit(&pool->board->broken, memory_order_acquire) ||
+            !pool->kind->alive(pool))
+            return MPROC_EBROKEN;
+        uint64_t now = mproc__now();
+        if (deadline && now >= deadline)
+            return MPROC_ETIMEDOUT;
+        uint64_t nap = PENDING_NAP_NS;
+        if (deadline && deadline - now < nap)
+            nap = deadline - now;
+        mproc__sleep(nap);
+    }
 }
 
 static bool cond_done(void *t)
@@ -250,7 +270,9 @@ void mproc__task_finish(mproc_task *t)
 {
     if (mproc__task_final(t) || !t->pool)
         return;
-    int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, 0);
+    int r = posted_by(t, 0);
+    if (!r)
+        r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, 0);
     if (r == MPROC_EBROKEN)
         mproc__salvage(t);
     else
@@ -266,8 +288,10 @@ int mproc_task_wait(mproc_task *t, double timeout)
     int err = mproc__usable(t->pool);
     if (err)
         return err;
-    int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t,
-                  deadline_of(timeout));
+    uint64_t deadline = deadline_of(timeout);
+    int r = posted_by(t, deadline);
+    if (!r)
+        r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, deadline);
     if (r == MPROC_ETIMEDOUT)
         return r;
     if (r == MPROC_EBROKEN)
@@ -300,6 +324,13 @@ int mproc_task_next(mproc_task *t, size_t *index, double timeout)
         if (mproc__task_final(t) || !t->pool)
             return MPROC_EOF;
         int err = mproc__usable(t->pool);
+        if (err)
+            return err;
+        err = posted_by(t, deadline_of(timeout));
+        if (err == MPROC_EBROKEN) {
+            mproc__salvage(t);
+            return MPROC_EBROKEN;
+        }
         if (err)
             return err;
         uint64_t fin = mproc__task_fin(t);
@@ -345,7 +376,9 @@ int mproc_task_cancel(mproc_task *t)
     if (getpid() != pool->owner)
         return MPROC_EPERM;
     pthread_mutex_lock(&pool->lock);
-    if (!atomic_load_explicit(&t->harvested, memory_order_acquire))
+    /* A pending task is cancelled as it is posted (submit.c, post). */
+    if (atomic_load_explicit(&t->posted, memory_order_relaxed) &&
+        !atomic_load_explicit(&t->harvested, memory_order_acquire))
         mproc__cancel_job(pool->board, &pool->board->jobs[t->js]);
     t->cancelled = true;
     pthread_mutex_unlock(&pool->lock);
@@ -362,6 +395,10 @@ int mproc__task_kill_locked(mproc_task *t)
 {
     mproc_pool *pool = t->pool;
     struct mproc__board *b = pool->board;
+    if (!atomic_load_explicit(&t->posted, memory_order_relaxed)) {
+        t->cancelled = true; /* nothing of it runs; cancelled when posted */
+        return 0;
+    }
     if (atomic_load_explicit(&t->harvested, memory_order_acquire))
         return 0; /* complete: nothing of it runs */
     struct mproc__job *j = &b->jobs[t->js];
@@ -423,6 +460,9 @@ void mproc__task_detach(mproc_task *t)
         else
             left = 0;
     }
+    pthread_mutex_lock(&pool->lock);
+    mproc__unqueue(pool, t);
+    pthread_mutex_unlock(&pool->lock);
     mproc__unstage(pool, t);
     t->log = copy;
     atomic_store_explicit(&t->state, MPROC__TASK_DETACHED,
@@ -457,6 +497,7 @@ void mproc_task_free(mproc_task *t)
             mproc__task_finish(t);
         }
         pthread_mutex_lock(&pool->lock);
+        mproc__unqueue(pool, t);
         if (t->prev)
             t->prev->next = t->next;
         else
@@ -464,6 +505,7 @@ void mproc_task_free(mproc_task *t)
         if (t->next)
             t->next->prev = t->prev;
         bool in_slot =
+            atomic_load_explicit(&t->posted, memory_order_relaxed) &&
             !atomic_load_explicit(&t->harvested, memory_order_acquire) &&
             pool->tasks[t->js] == t;
         if (in_slot) {
@@ -478,6 +520,9 @@ void mproc_task_free(mproc_task *t)
             struct mproc__job *j = &pool->board->jobs[t->js];
             atomic_fetch_add_explicit(&j->bell, 1, memory_order_release);
             mproc__futex_wake(&j->bell, INT_MAX, pool->isolated);
+            /* Its slot is free: a pending task may take it at once. */
+            if (atomic_load_explicit(&pool->npending, memory_order_relaxed))
+                mproc__pump(pool);
         }
     }
     if (atomic_load_explicit(&t->state, memory_order_relaxed) ==

@@ -1032,6 +1032,101 @@ static void huge_unkept_result_fails_items_not_process(void **state)
     }
 }
 
+/* 100,000 submits while the first job is blocked on something the caller
+   does only after them: no submit waits (before, the 129th did, for
+   ever), and every job then runs, in order of submission. */
+enum { MANY = 100000 };
+
+static void many_outstanding_submits_never_block(void **state)
+{
+    (void)state;
+    static long in[MANY], out[MANY];
+    static mproc_task *tasks[MANY];
+    for (int i = 0; i < MANY; i++)
+        in[i] = i;
+    for (int k = 0; k < 2; k++) {
+        struct fixture f;
+        fixture_open(&f, &(mproc_options){.kind = tu_kinds[k], .workers = 2});
+        f.g->hang[0] = 1;
+        mproc_task *first = fixture_submit(&f, 1);
+        memset(out, 0xff, sizeof out);
+        for (int i = 0; i < MANY; i++)
+            assert_int_equal(
+                mproc_submit(f.pool,
+                             &(mproc_job){.fn = squared,
+                                          .in = &in[i],
+                                          .in_size = sizeof in[0],
+                                          .out = &out[i],
+                                          .out_size = sizeof out[0],
+                                          .n = 1},
+                             &tasks[i]),
+                0);
+        size_t done, n;
+        assert_int_equal(mproc_task_progress(tasks[MANY - 1], &done, &n), 0);
+        assert_int_equal(done, 0);
+        assert_int_equal(n, 1);
+        /* A pending task can be cancelled before it ever runs. */
+        assert_int_equal(mproc_task_cancel(tasks[MANY - 1]), 0);
+        atomic_store(&f.g->release, 1);
+        assert_int_equal(mproc_task_wait(first, -1), 0);
+        mproc_task_free(first);
+        for (int i = 0; i < MANY - 1; i++) {
+            assert_int_equal(mproc_task_wait(tasks[i], -1), 0);
+            assert_int_equal(out[i], (long)i * i);
+            mproc_task_free(tasks[i]);
+        }
+        assert_int_equal(mproc_task_wait(tasks[MANY - 1], -1), 1);
+        mproc_task_free(tasks[MANY - 1]);
+        assert_int_equal(mproc_pool_close(f.pool), 0);
+    }
+}
+
+/* Pending tasks at close: cancelled, waited for, valid after. */
+static void close_with_pending_tasks(void **state)
+{
+    (void)state;
+    enum { M = 300 };
+    static long in[M], out[M];
+    int st[M];
+    mproc_task *tasks[M];
+    for (int k = 0; k < 2; k++) {
+        struct fixture f;
+        fixture_open(&f, &(mproc_options){.kind = tu_kinds[k], .workers = 1});
+        f.g->hang[0] = 1;
+        mproc_task *first = fixture_submit(&f, 1);
+        await_count(&f.g->hung, 1, "hung items");
+        for (int i = 0; i < M; i++) {
+            in[i] = i;
+            st[i] = -7;
+            assert_int_equal(
+                mproc_submit(f.pool,
+                             &(mproc_job){.fn = squared,
+                                          .in = &in[i],
+                                          .in_size = sizeof in[0],
+                                          .out = &out[i],
+                                          .out_size = sizeof out[0],
+                                          .status = &st[i],
+                                          .n = 1},
+                             &tasks[i]),
+                0);
+        }
+        atomic_store(&f.g->release, 1);
+        assert_int_equal(mproc_pool_close(f.pool), 0);
+        assert_int_equal(mproc_task_wait(first, -1), 0);
+        mproc_task_free(first);
+        for (int i = 0; i < M; i++) {
+            int r = mproc_task_wait(tasks[i], 0);
+            assert_true(r == 0 || r == 1);
+            assert_true(r ? st[i] == MPROC_ECANCELED
+                          : st[i] == 0 && out[i] == (long)i * i);
+            size_t done;
+            assert_int_equal(mproc_task_progress(tasks[i], &done, NULL), 0);
+            assert_int_equal(done, 1);
+            mproc_task_free(tasks[i]);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -1060,6 +1155,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(stopped_job_time_does_not_count),
         cmocka_unit_test(small_pool_under_256_mib_of_address_space),
         cmocka_unit_test(huge_unkept_result_fails_items_not_process),
+        cmocka_unit_test(many_outstanding_submits_never_block),
+        cmocka_unit_test(close_with_pending_tasks),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
