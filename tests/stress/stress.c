@@ -1,7 +1,9 @@
 /*
  * Stress: random crashes (SIGSEGV, abort, _exit), hangs, error codes and
  * slow items over many maps, plus workers killed at random inside the
- * board's protocol windows. Every map must end in bounded time, every
+ * board's protocol windows, tasks killed at random moments
+ * (mproc_task_kill), the supervisor or a worker stopped and continued
+ * (SIGSTOP, SIGCONT), and one pool ended by mproc_pool_terminate. Every map must end in bounded time, every
  * healthy item's result must be right, every failed item must carry the
  * right code.
  *
@@ -97,8 +99,8 @@ static unsigned kill_points = ~0u; /* bit per MPROC__HOOK_ point */
 
 static void window_kill(int point)
 {
-    if ((kill_points >> point & 1) && mproc_worker_id() >= 0 && rand() % 400 == 0 &&
-        atomic_fetch_sub(kills_left, 1) > 0)
+    if ((kill_points >> point & 1) && mproc_worker_id() >= 0 &&
+        rand() % 400 == 0 && atomic_fetch_sub(kills_left, 1) > 0)
         raise(SIGKILL);
 }
 
@@ -153,15 +155,20 @@ static void fill(struct batch *bt, size_t max_items, int k, bool hangs)
 
 static mproc_job job_of(struct batch *bt)
 {
-    return (mproc_job){.fn = work, .in = bt->it, .in_size = sizeof *bt->it,
-                       .out = bt->out, .out_size = sizeof *bt->out, .n = bt->n,
-                       .chunk = bt->chunk, .status = bt->status};
+    return (mproc_job){.fn = work,
+                       .in = bt->it,
+                       .in_size = sizeof *bt->it,
+                       .out = bt->out,
+                       .out_size = sizeof *bt->out,
+                       .n = bt->n,
+                       .chunk = bt->chunk,
+                       .status = bt->status};
 }
 
 /* ---- the watchdog ---- */
 
-static const char *const state_name[] = {"free", "init", "idle", "claiming",
-                                         "running", "finishing", "exiting"};
+static const char *const state_name[] = {
+    "free", "init", "idle", "claiming", "running", "finishing", "exiting"};
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_acquire)
 
@@ -173,19 +180,23 @@ static void dump_job(const struct mproc__job *j, int k)
     uint64_t recs = fin >> 40;
     fprintf(stderr,
             "  job slot %d: id %" PRIu64 " n %" PRIu64 " chunk %" PRIu64
-            " claim %" PRIu64 " (gen %" PRIu64 ") fin %" PRIu64 " items in %" PRIu64
-            " records, cancel %u gone %" PRIu64 " readers %u\n",
+            " claim %" PRIu64 " (gen %" PRIu64 ") fin %" PRIu64
+            " items in %" PRIu64 " records, cancel %u gone %" PRIu64
+            " readers %u\n",
             k, id, LD(j->n), LD(j->chunk), claim & ((UINT64_C(1) << 40) - 1),
             claim >> 40, fin & ((UINT64_C(1) << 40) - 1), recs, LD(j->cancel),
             LD(j->gone), LD(j->readers));
     if (LD(j->gone) == id)
         return; /* finished and freed: its log is another job's now */
     for (uint64_t r = 0; r < recs && r < mproc__log_cap(j) && r < 200; r++) {
-        uint64_t range = LD(mproc__log(j)[r].range), seal = LD(mproc__log(j)[r].seal);
-        fprintf(stderr, "    record %" PRIu64 ": [%" PRIu64 ", +%" PRIu64 ") failed %" PRIu64
-                        " tag %" PRIu64 "%s\n",
-                r, range & ((UINT64_C(1) << 40) - 1), range >> 40, seal & 0xffffff,
-                seal >> 24 & MPROC__TAG_MASK, seal & MPROC__NORUN ? " norun" : "");
+        uint64_t range = LD(mproc__log(j)[r].range),
+                 seal = LD(mproc__log(j)[r].seal);
+        fprintf(stderr,
+                "    record %" PRIu64 ": [%" PRIu64 ", +%" PRIu64
+                ") failed %" PRIu64 " tag %" PRIu64 "%s\n",
+                r, range & ((UINT64_C(1) << 40) - 1), range >> 40,
+                seal & 0xffffff, seal >> 24 & MPROC__TAG_MASK,
+                seal & MPROC__NORUN ? " norun" : "");
     }
 }
 
@@ -201,21 +212,22 @@ static void dump_board(const struct mproc__board *b)
     for (int w = 0; w <= b->workers; w++) {
         const struct mproc__slot *s = &b->slots[w];
         uint32_t st = LD(s->state);
-        fprintf(stderr,
-                "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
-                ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
-                " inherit %u\n",
-                w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
-                st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
-                LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
-                LD(s->failed), LD(s->deadline), LD(s->inherit));
+        fprintf(
+            stderr,
+            "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
+            ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
+            " inherit %u\n",
+            w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
+            st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
+            LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
+            LD(s->failed), LD(s->deadline), LD(s->inherit));
     }
 }
 
 static struct {
     mproc_pool *_Atomic pool;
-    _Atomic int map;          /* the map running; -1 between maps */
-    _Atomic uint64_t due_ns;  /* when it is late */
+    _Atomic int map;         /* the map running; -1 between maps */
+    _Atomic uint64_t due_ns; /* when it is late */
 } watch = {.map = -1};
 
 static uint64_t now_ns(void)
@@ -242,13 +254,22 @@ static void *watchdog(void *unused)
     return NULL;
 }
 
-/* Check a finished batch against what its items asked for. */
-static int check(const struct batch *bt, int r, int map)
+/* Check a finished batch against what its items asked for; after a kill,
+   any item may instead be cancelled (killed while it ran, or never run). */
+static int check(const struct batch *bt, int r, int map, bool killed)
 {
     int failed = 0, bad = 0;
     for (size_t i = 0; i < bt->n; i++) {
         int want = want_code(&bt->it[i]);
         int ran = atomic_load(&runs[bt->it[i].slot]);
+        if (killed && bt->status[i] == MPROC_ECANCELED) {
+            failed++;
+            if (ran > 1) {
+                fprintf(stderr, "map %d item %zu: ran %d times\n", map, i, ran);
+                bad++;
+            }
+            continue;
+        }
         failed += want != 0;
         if (ran > 1 || (!want && ran != 1)) {
             fprintf(stderr, "map %d item %zu op %d: ran %d times\n", map, i,
@@ -256,8 +277,8 @@ static int check(const struct batch *bt, int r, int map)
             bad++;
         }
         if (bt->status[i] != want) {
-            fprintf(stderr, "map %d item %zu op %d: status %d, want %d\n", map, i,
-                    bt->it[i].op, bt->status[i], want);
+            fprintf(stderr, "map %d item %zu op %d: status %d, want %d\n", map,
+                    i, bt->it[i].op, bt->status[i], want);
             bad++;
         } else if (!want && bt->out[i] != 3L * bt->it[i].v + 1) {
             fprintf(stderr, "map %d item %zu: wrong result\n", map, i);
@@ -300,8 +321,8 @@ int main(int argc, char **argv)
         return 2;
     }
     srand(seed);
-    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                      -1, 0);
+    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     atomic_store(kills_left, maps);
     runs = mmap(NULL, 2 * items * sizeof *runs, PROT_READ | PROT_WRITE,
                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -342,7 +363,8 @@ int main(int argc, char **argv)
     long total = 0, crashed = 0;
     double worst = 0, t_all = now();
     for (int m = 0; m < maps && !bad; m++) {
-        int mode = rand() % 3, nb = mode == 2 ? 2 : 1;
+        int mode = rand() % 5, nb = mode == 2 ? 2 : 1;
+        bool killed = false;
         mproc_pool *p = pools[rand() % 2];
         int hangs = 0;
         for (int k = 0; k < nb; k++) {
@@ -375,17 +397,41 @@ int main(int argc, char **argv)
                 size_t idx, got = 0;
                 while ((r = mproc_task_next(t[0], &idx, -1)) == 0) {
                     if (idx >= bt[0].n || seen[idx]++) {
-                        fprintf(stderr, "map %d: next gave %zu twice\n", m, idx);
+                        fprintf(stderr, "map %d: next gave %zu twice\n", m,
+                                idx);
                         bad++;
                     }
                     got++;
                 }
                 if (r != MPROC_EOF || got != bt[0].n) {
-                    fprintf(stderr, "map %d: next ended %d after %zu of %zu\n", m, r,
-                            got, bt[0].n);
+                    fprintf(stderr, "map %d: next ended %d after %zu of %zu\n",
+                            m, r, got, bt[0].n);
                     bad++;
                 }
                 free(seen);
+            }
+            if (mode == 3) {
+                /* Kill at a random moment: before anything ran, or while
+                   items run (hung ones included). */
+                usleep((useconds_t)(rand() % 3000));
+                if ((r = mproc_task_kill(t[0]))) {
+                    fprintf(stderr, "map %d: kill: %s\n", m, mproc_strerror(r));
+                    bad++;
+                }
+                killed = true;
+            }
+            if (mode == 4) {
+                /* Stop and continue the supervisor, or (where no timeout
+                   counts the time) a worker: nothing may change. */
+                struct mproc__board *b = p->board;
+                pid_t victim = p->zpid;
+                if (p == pools[1] && rand() % 2)
+                    victim = atomic_load(&b->slots[rand() % workers].pid);
+                usleep((useconds_t)(rand() % 2000));
+                if (victim > 0 && kill(victim, SIGSTOP) == 0) {
+                    usleep((useconds_t)(rand() % 5000));
+                    kill(victim, SIGCONT);
+                }
             }
             for (int k = 0; k < nb; k++) {
                 res[k] = mproc_task_wait(t[k], -1);
@@ -395,28 +441,45 @@ int main(int argc, char **argv)
         double took = now() - t0;
         atomic_store(&watch.map, -1);
         if (took > bound) {
-            fprintf(stderr, "map %d took %.2f s, bound %.2f s\n", m, took, bound);
+            fprintf(stderr, "map %d took %.2f s, bound %.2f s\n", m, took,
+                    bound);
             bad++;
         }
         if (took > worst)
             worst = took;
         for (int k = 0; k < nb; k++) {
-            bad += check(&bt[k], res[k], m);
+            bad += check(&bt[k], res[k], m, killed);
             total += (long)bt[k].n;
             crashed += res[k];
         }
     }
+    /* One pool closes, the other terminates: with a task still running on
+       it, whose items are then cancelled (killed or never run). */
+    mproc_pool_close(pools[0]);
+    fill(&bt[0], items, 0, false);
+    mproc_task *last;
+    mproc_job j = job_of(&bt[0]);
+    if ((r = mproc_submit(pools[1], &j, &last))) {
+        fprintf(stderr, "stress: submit: %s\n", mproc_strerror(r));
+        return 1;
+    }
+    if ((r = mproc_pool_terminate(pools[1]))) {
+        fprintf(stderr, "stress: terminate: %s\n", mproc_strerror(r));
+        bad++;
+    }
+    bad += check(&bt[0], mproc_task_wait(last, -1), maps, true);
+    mproc_task_free(last);
     for (int k = 0; k < 2; k++) {
-        mproc_pool_close(pools[k]);
         free(bt[k].it);
         free(bt[k].out);
         free(bt[k].status);
     }
     int left = atomic_load(kills_left);
     int window_kills = maps - (left < 0 ? 0 : left);
-    printf("stress: %d maps, %ld items, %ld failed as planned, %d window kills, "
-           "%.2f s, slowest map %.2f s: %s\n",
-           maps, total, crashed, window_kills, now() - t_all,
-           worst, bad ? "FAILED" : "ok");
+    printf(
+        "stress: %d maps, %ld items, %ld failed as planned, %d window kills, "
+        "%.2f s, slowest map %.2f s: %s\n",
+        maps, total, crashed, window_kills, now() - t_all, worst,
+        bad ? "FAILED" : "ok");
     return bad ? 1 : 0;
 }
