@@ -17,6 +17,10 @@
  *     int failed = MPROC_MAP(pool, square, in, out, n);
  *     mproc_pool_close(pool);
  *
+ * Signals: no function of this library is async-signal-safe. Call none
+ * from a signal handler (a map from a handler that interrupted a map on the
+ * same pool would wait for itself).
+ *
  * Conventions, as in every function below:
  * - A call that can fail returns 0 (or a count) on success and a negative
  *   code on failure: -errno for system conditions (MPROC_EINVAL == -EINVAL),
@@ -201,7 +205,11 @@ typedef struct mproc_options {
  * A job: fn applied to n items. Item i is read at in + i*in_size and its
  * result written at out + i*out_size. The caller's buffers must stay valid
  * and untouched until the job is finished (mproc_map returns, or
- * mproc_task_wait / mproc_task_next hands the results back).
+ * mproc_task_wait / mproc_task_next hands the results back). `in` and
+ * `out` must not overlap (nor status, wstatus or acc either of them): a
+ * thread pool reads and writes them in place while a process pool works on
+ * copies, so an item could read another's result on one and not the other.
+ * Nothing checks it.
  */
 typedef struct mproc_job {
     mproc_fn fn;    /* required */
@@ -317,7 +325,8 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  * in the order submitted and run with no worker idle while any has items.
  *
  * Returns 0 if every item returned 0; > 0, the number of items whose code is
- * nonzero (see job->status); or, with nothing run:
+ * nonzero (see job->status), at most INT_MAX (more failed items than that
+ * still return INT_MAX); or, with nothing run:
  *   MPROC_EINVAL   pool, job or fn NULL; in NULL with n and in_size > 0;
  *                  n > 2^39; n * in_size or n * out_size overflows; reduce
  *                  without acc or out_size, or with out_size above 2^30;
@@ -336,7 +345,11 @@ MPROC_API int mproc_map(mproc_pool *pool, const mproc_job *job);
 
 /*
  * Queue a job and return at once with *task, which the caller must free with
- * mproc_task_free. The job struct itself may be reused at once; the buffers it
+ * mproc_task_free. It never waits, however many jobs are unfinished: the
+ * board holds 128 jobs at once, and later ones wait in a queue of the pool,
+ * in submission order, posted as jobs finish (by later submits, frees and
+ * waits; a waiter looks at the queue every millisecond while it is not
+ * empty). The job struct itself may be reused at once; the buffers it
  * points to must stay valid until the task is waited for (or freed).
  * Errors as mproc_map, plus MPROC_EINVAL for NULL task.
  */
@@ -376,7 +389,10 @@ MPROC_API int mproc_task_next(mproc_task *task, size_t *index, double timeout);
 /*
  * Read how many items are finished (*done, any outcome) and the total (*n).
  * Monotonic; callable from any thread while another waits. Either pointer
- * may be NULL. Returns 0 or MPROC_EINVAL (NULL task).
+ * may be NULL. A task whose job waits for a free job slot (more than 128
+ * unfinished jobs on the pool, see mproc_submit) reads 0 done. Returns 0,
+ * MPROC_EINVAL (NULL task) or MPROC_EPERM (called in another process than
+ * the pool's opener, such as a process worker of another pool).
  */
 MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done,
                                   size_t *n);

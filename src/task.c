@@ -355,6 +355,10 @@ int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
 {
     if (!t)
         return MPROC_EINVAL;
+    /* A forked copy of the caller (a process worker of another pool, say)
+       holds a copy of the task whose pool memory it may not have mapped. */
+    if (t->pool && getpid() != t->pool->owner)
+        return MPROC_EPERM;
     if (done)
         *done =
             t->pool && atomic_load_explicit(&t->state, memory_order_acquire) !=

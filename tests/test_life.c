@@ -1135,6 +1135,41 @@ static void close_with_pending_tasks(void **state)
     }
 }
 
+/* A process worker of one pool asks after a task of another: a code, not
+   a crash (its copy of the other pool's memory was dropped). */
+static int progress_of_foreign(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    size_t done, n;
+    int r = mproc_task_progress(arg, &done, &n);
+    return r == MPROC_EPERM ? 0 : 1;
+}
+
+static void foreign_task_in_a_worker_is_eperm(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &(mproc_options){.workers = 1});
+    f.g->hang[0] = 1;
+    mproc_task *t = fixture_submit(&f, 1);
+    mproc_pool *other;
+    assert_int_equal(mproc_pool_open(&other, &(mproc_options){.workers = 1}),
+                     0);
+    int st[1] = {-7};
+    assert_int_equal(mproc_map(other, &(mproc_job){.fn = progress_of_foreign,
+                                                   .n = 1,
+                                                   .arg = t,
+                                                   .status = st}),
+                     0);
+    assert_int_equal(st[0], 0);
+    assert_int_equal(mproc_pool_close(other), 0);
+    atomic_store(&f.g->release, 1);
+    assert_int_equal(mproc_task_wait(t, -1), 0);
+    mproc_task_free(t);
+    assert_int_equal(mproc_pool_close(f.pool), 0);
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -1165,6 +1200,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(huge_unkept_result_fails_items_not_process),
         cmocka_unit_test(many_outstanding_submits_never_block),
         cmocka_unit_test(close_with_pending_tasks),
+        cmocka_unit_test(foreign_task_in_a_worker_is_eperm),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
