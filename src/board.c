@@ -185,7 +185,10 @@ void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
 void mproc__fail_range(struct mproc__job *j, uint64_t start, uint64_t len,
                        int code, int wstatus, bool shared)
 {
-    for (uint64_t i = start; i < start + len; i++) {
+    /* Only where there are codes to write: a job of 2^39 items without
+       them is cancelled in one step. */
+    for (uint64_t i = start; (j->status || j->wstatus) && i < start + len;
+         i++) {
         if (j->status)
             j->status[i] = code;
         if (j->wstatus)

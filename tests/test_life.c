@@ -1170,6 +1170,55 @@ static void foreign_task_in_a_worker_is_eperm(void **state)
     assert_int_equal(mproc_pool_close(f.pool), 0);
 }
 
+/* A job of 2^39 items: cancel, kill, wait and close stay prompt (the
+   ctest timeout is the guard). */
+static int nothing(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    (void)arg;
+    return 0;
+}
+
+static void huge_job_cancel_and_close_prompt(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        for (int how = 0; how < 3; how++) {
+            mproc_pool *pool;
+            assert_int_equal(
+                mproc_pool_open(
+                    &pool, &(mproc_options){.kind = tu_kinds[k], .workers = 2}),
+                0);
+            mproc_task *t;
+            assert_int_equal(
+                mproc_submit(pool,
+                             &(mproc_job){.fn = nothing, .n = (size_t)1 << 39},
+                             &t),
+                0);
+            if (how == 0)
+                assert_int_equal(mproc_task_cancel(t), 0);
+            if (how == 1) {
+                int r = mproc_task_kill(t);
+                assert_true(r == 0 || r == MPROC_ENOTSUP);
+            }
+            if (how < 2) {
+                int r = mproc_task_wait(t, -1);
+                assert_true(r > 0);
+                mproc_task_free(t);
+                assert_int_equal(mproc_pool_close(pool), 0);
+            } else {
+                /* close cancels it; free after */
+                assert_int_equal(mproc_pool_close(pool), 0);
+                size_t done, n;
+                assert_int_equal(mproc_task_progress(t, &done, &n), 0);
+                assert_int_equal(done, n);
+                mproc_task_free(t);
+            }
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -1201,6 +1250,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(many_outstanding_submits_never_block),
         cmocka_unit_test(close_with_pending_tasks),
         cmocka_unit_test(foreign_task_in_a_worker_is_eperm),
+        cmocka_unit_test(huge_job_cancel_and_close_prompt),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
