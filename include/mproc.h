@@ -107,7 +107,15 @@ typedef enum mproc_kind {
        ("mproc-super"), from open to close; the workers are the supervisor's
        children, never the caller's, so a program's own wait()/waitpid(-1)
        and SIGCHLD handling see only the supervisor, and only when it exits
-       at close (mproc_pool_close copes with the program reaping it). */
+       at close (mproc_pool_close copes with the program reaping it).
+       Nothing an item starts outlives it: the supervisor is a child
+       subreaper, and kills every process an item left behind (orphaned,
+       setsid or not, or whose worker was killed or replaced) as soon as it
+       sees a death in the pool, and all of them at close or when the
+       caller dies; an item cannot start a process meant to outlive the
+       pool. Job control: where the program stops on SIGTSTP (its default
+       action), a stop of the caller's process group (Ctrl-Z) stops the
+       whole pool, and time stopped does not count toward item limits. */
     MPROC_PROCESSES = 0,
     /* Worker threads of the caller's process: shared address space, lowest
        overhead, no isolation (a crash ends the program). CPU-bound items run
