@@ -139,7 +139,9 @@ static _Noreturn void worker_main(struct super *z, int w)
 static int spawn(struct super *z, int w)
 {
     struct mproc__slot *s = &z->b->slots[w];
-    uint64_t limit = z->b->timeout_ns;
+    /* init, if any, runs under the pool's item limit, counted from here
+       (worker_main). */
+    uint64_t limit = z->pool->opt.init ? z->b->timeout_ns : 0;
     atomic_store_explicit(&s->deadline, limit ? mproc__now() + limit : 0,
                           memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);

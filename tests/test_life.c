@@ -466,7 +466,11 @@ struct life_rec {
 
 static int note(int fd, char what)
 {
-    struct life_rec r = {what, mproc_worker_id(), getpid()};
+    struct life_rec r;
+    memset(&r, 0, sizeof r); /* the padding too: it is written */
+    r.what = what;
+    r.id = mproc_worker_id();
+    r.pid = getpid();
     return write(fd, &r, sizeof r) == (ssize_t)sizeof r ? 0 : -1;
 }
 
