@@ -74,6 +74,7 @@
 
 #ifdef MPROC_TEST_HOOKS
 void (*mproc__test_hook)(int point);
+int (*mproc__test_fork)(void);
 #endif
 
 #define TARGET_NS 100000 /* work per claim, unless the board says otherwise */

@@ -53,8 +53,13 @@ extern void (*mproc__test_hook)(int point);
         if (mproc__test_hook)    \
             mproc__test_hook(p); \
     } while (0)
+/* A fork the system would refuse: the supervisor asks before each fork of
+   a worker, and fails it with the -errno returned (0: fork). */
+extern int (*mproc__test_fork)(void);
+#define MPROC__FORK_FAULT() (mproc__test_fork ? mproc__test_fork() : 0)
 #else
-#define MPROC__HOOK(p) ((void)0)
+#define MPROC__HOOK(p)      ((void)0)
+#define MPROC__FORK_FAULT() 0
 #endif
 
 /* ---- the job board (board.c) ---------------------------------------- */

@@ -146,6 +146,9 @@ static int spawn(struct super *z, int w)
                           memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
+    int refused = MPROC__FORK_FAULT();
+    if (refused)
+        return refused;
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
