@@ -18,8 +18,12 @@
  *     mproc_pool_close(pool);
  *
  * Signals: no function of this library is async-signal-safe. Call none
- * from a signal handler (a map from a handler that interrupted a map on the
- * same pool would wait for itself).
+ * from a signal handler. One mistake is caught: mproc_map, mproc_submit,
+ * mproc_task_wait, mproc_task_next, mproc_pool_close and
+ * mproc_pool_terminate called on a pool while the same thread is inside one
+ * of them on that pool (a handler that interrupted it, or a reduce running
+ * in the caller's wait) return MPROC_EDEADLK instead of waiting for
+ * themselves.
  *
  * Conventions, as in every function below:
  * - A call that can fail returns 0 (or a count) on success and a negative
@@ -62,7 +66,8 @@ enum {
                                started to run it (other -errno alike) */
     MPROC_ENOMEM = -ENOMEM, /* out of memory, or the staging area is full */
     MPROC_EINVAL = -EINVAL, /* a bad argument */
-    MPROC_EDEADLK = -EDEADLK, /* called from a worker of the same pool */
+    MPROC_EDEADLK = -EDEADLK, /* called from a worker of the same pool, or
+                                 from within a call on it (see Signals) */
 
     MPROC_ECRASHED = -5001,  /* item: its worker died (signal, _exit, OOM) */
     MPROC_ETIMEDOUT = -5002, /* item: ran past options.timeout and was killed;

@@ -611,6 +611,7 @@ void mproc__task_finish(mproc_task *t);
 void mproc__task_detach(mproc_task *t);
 enum { MPROC__KILL_CONDEMNED = 1, MPROC__KILL_RUNNING = 2 };
 int mproc__task_kill_locked(mproc_task *t);
+int mproc__task_wait(mproc_task *t, double timeout);
 
 /* repair.c: the pool broke; keep what finished, mark the rest crashed. */
 void mproc__salvage(mproc_task *t);
@@ -618,5 +619,28 @@ void mproc__salvage(mproc_task *t);
 /* Inside a worker: its id and its pool (pool.c). */
 extern _Thread_local int mproc__self_id;
 extern _Thread_local const mproc_pool *mproc__self_pool;
+
+/*
+ * The pool whose map, submit, wait, next, close or terminate this thread is
+ * inside (pool.c). A signal handler that interrupts one of them and calls
+ * one on the same pool would wait for the call it interrupted, or for a
+ * lock it holds: enter says MPROC_EDEADLK instead. Only this thread reads
+ * and writes it, so a plain thread-local will do, also in a handler.
+ */
+extern _Thread_local const mproc_pool *mproc__inside;
+
+static inline int mproc__enter(const mproc_pool *pool, const mproc_pool **saved)
+{
+    if (pool && mproc__inside == pool)
+        return MPROC_EDEADLK;
+    *saved = mproc__inside;
+    mproc__inside = pool;
+    return 0;
+}
+
+static inline void mproc__leave(const mproc_pool *saved)
+{
+    mproc__inside = saved;
+}
 
 #endif /* MPROC_INTERNAL_H */

@@ -22,6 +22,7 @@
 
 _Thread_local int mproc__self_id = -1;
 _Thread_local const mproc_pool *mproc__self_pool;
+_Thread_local const mproc_pool *mproc__inside;
 
 int mproc_worker_id(void)
 {
@@ -272,10 +273,8 @@ int mproc__usable(const mproc_pool *pool)
     return 0;
 }
 
-int mproc_pool_close(mproc_pool *pool)
+static int close_pool(mproc_pool *pool)
 {
-    if (!pool)
-        return 0;
     int err = mproc__usable(pool);
     if (err)
         return err;
@@ -310,10 +309,36 @@ int mproc_pool_close(mproc_pool *pool)
     return 0;
 }
 
+int mproc_pool_close(mproc_pool *pool)
+{
+    if (!pool)
+        return 0;
+    const mproc_pool *saved;
+    int err = mproc__enter(pool, &saved);
+    if (err)
+        return err;
+    err = close_pool(pool);
+    mproc__leave(saved);
+    return err;
+}
+
+static int terminate_pool(mproc_pool *pool);
+
 int mproc_pool_terminate(mproc_pool *pool)
 {
     if (!pool)
         return 0;
+    const mproc_pool *saved;
+    int err = mproc__enter(pool, &saved);
+    if (err)
+        return err;
+    err = terminate_pool(pool);
+    mproc__leave(saved);
+    return err;
+}
+
+static int terminate_pool(mproc_pool *pool)
+{
     int err = mproc__usable(pool);
     if (err)
         return err;
@@ -327,7 +352,7 @@ int mproc_pool_terminate(mproc_pool *pool)
     pthread_mutex_unlock(&pool->lock);
     if (r & MPROC__KILL_CONDEMNED)
         pool->kind->kill(pool);
-    return mproc_pool_close(pool);
+    return close_pool(pool);
 }
 
 /* ---- the shared arena ----------------------------------------------------------- */

@@ -349,7 +349,7 @@ static void wake_workers(mproc_pool *pool, size_t n, bool urgent)
         pool->kind->poke(pool, urgent);
 }
 
-int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
+static int submit_job(mproc_pool *pool, const mproc_job *job, mproc_task **task)
 {
     if (!task)
         return MPROC_EINVAL;
@@ -439,13 +439,32 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
     return 0;
 }
 
+int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
+{
+    const mproc_pool *saved;
+    int err = mproc__enter(pool, &saved);
+    if (err) {
+        if (task)
+            *task = NULL;
+        return err;
+    }
+    err = submit_job(pool, job, task);
+    mproc__leave(saved);
+    return err;
+}
+
 int mproc_map(mproc_pool *pool, const mproc_job *job)
 {
-    mproc_task *t;
-    int r = mproc_submit(pool, job, &t);
+    const mproc_pool *saved;
+    int r = mproc__enter(pool, &saved);
     if (r)
         return r;
-    r = mproc_task_wait(t, -1);
-    mproc_task_free(t);
+    mproc_task *t;
+    r = submit_job(pool, job, &t);
+    if (!r) {
+        r = mproc__task_wait(t, -1);
+        mproc_task_free(t);
+    }
+    mproc__leave(saved);
     return r;
 }

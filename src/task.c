@@ -281,6 +281,19 @@ void mproc__task_finish(mproc_task *t)
 
 int mproc_task_wait(mproc_task *t, double timeout)
 {
+    if (!t)
+        return MPROC_EINVAL;
+    const mproc_pool *saved;
+    int r = mproc__enter(t->pool, &saved);
+    if (r)
+        return r;
+    r = mproc__task_wait(t, timeout);
+    mproc__leave(saved);
+    return r;
+}
+
+int mproc__task_wait(mproc_task *t, double timeout)
+{
     if (!t || isnan(timeout))
         return MPROC_EINVAL;
     if (mproc__task_final(t) || !t->pool)
@@ -301,7 +314,22 @@ int mproc_task_wait(mproc_task *t, double timeout)
     return t->result;
 }
 
+static int task_next(mproc_task *t, size_t *index, double timeout);
+
 int mproc_task_next(mproc_task *t, size_t *index, double timeout)
+{
+    if (!t)
+        return MPROC_EINVAL;
+    const mproc_pool *saved;
+    int r = mproc__enter(t->pool, &saved);
+    if (r)
+        return r;
+    r = task_next(t, index, timeout);
+    mproc__leave(saved);
+    return r;
+}
+
+static int task_next(mproc_task *t, size_t *index, double timeout)
 {
     if (!t || !index || isnan(timeout))
         return MPROC_EINVAL;

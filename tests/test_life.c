@@ -32,6 +32,7 @@ struct gates {
     _Atomic int release;
     _Atomic int hang[N];
     double deadline;
+    long deadline_pid; /* the caller's pid, for items that signal it */
 };
 
 enum { GAVE_UP = 99 };
@@ -1227,6 +1228,61 @@ static void huge_job_cancel_and_close_prompt(void **state)
     }
 }
 
+/* mproc_map from a signal handler that interrupted mproc_map on the same
+   pool: MPROC_EDEADLK (it deadlocked), and the interrupted map goes on. */
+static mproc_pool *reentry_pool;
+static volatile sig_atomic_t reentry_code = 1;
+static struct gates *reentry_gates;
+
+static void reenter(int sig)
+{
+    (void)sig;
+    long in[1] = {0}, out[1];
+    reentry_code = MPROC_MAP(reentry_pool, squared, in, out, 1);
+    atomic_store(&reentry_gates->release, 1);
+}
+
+/* The item asks the caller's process for the signal while the caller is
+   inside mproc_map (it posted this job and has not collected it). */
+static int signal_caller(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)out;
+    struct gates *g = arg;
+    kill((pid_t)g->deadline_pid, SIGUSR1);
+    while (!atomic_load(&g->release)) {
+        if (tu_now() > g->deadline)
+            return GAVE_UP;
+        usleep(200);
+    }
+    return 0;
+}
+
+static void map_from_a_handler_is_edeadlk(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        struct fixture f;
+        fixture_open(&f, &(mproc_options){.kind = tu_kinds[k], .workers = 1});
+        reentry_pool = f.pool;
+        reentry_gates = f.g;
+        reentry_code = 1;
+        f.g->deadline_pid = getpid();
+        struct sigaction sa = {.sa_handler = reenter}, old;
+        sigaction(SIGUSR1, &sa, &old);
+        int st[1] = {-7};
+        assert_int_equal(mproc_map(f.pool, &(mproc_job){.fn = signal_caller,
+                                                        .n = 1,
+                                                        .arg = f.g,
+                                                        .status = st}),
+                         0);
+        sigaction(SIGUSR1, &old, NULL);
+        assert_int_equal(reentry_code, MPROC_EDEADLK);
+        maps_again(f.pool);
+        assert_int_equal(mproc_pool_close(f.pool), 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -1259,6 +1315,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(close_with_pending_tasks),
         cmocka_unit_test(foreign_task_in_a_worker_is_eperm),
         cmocka_unit_test(huge_job_cancel_and_close_prompt),
+        cmocka_unit_test(map_from_a_handler_is_edeadlk),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
