@@ -82,7 +82,9 @@ enum {
                                      item: no worker could be started to
                                      run it, init failing (nonzero, crash
                                      or timeout) in every try */
-    MPROC_EBROKEN = -5007    /* the pool's supervisor died; close the pool */
+    MPROC_EBROKEN = -5007    /* the pool can serve no more: its supervisor
+                                     died, or an item wrote over the pool's
+                                     control memory; close the pool */
 };
 
 /*

@@ -524,6 +524,7 @@ struct mproc_pool {
 
     /* The supervisor of a process pool (processes.c). */
     pid_t zpid;                   /* 0 once reaped */
+    _Atomic bool corrupt;         /* the board was found written over */
     int zevent;                   /* eventfd: close, or work for a sleeper */
     int lifeline;                 /* pipe write end the supervisor watches,
                      where pidfds are missing; else -1 */

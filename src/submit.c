@@ -62,7 +62,8 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
         return err;
     /* Acquire: pairs with the supervisor's release store of `broken`
        (processes.c, give_up_if_hopeless), after which it marked the board. */
-    if (atomic_load_explicit(&pool->board->broken, memory_order_acquire))
+    if (atomic_load_explicit(&pool->corrupt, memory_order_acquire) ||
+        atomic_load_explicit(&pool->board->broken, memory_order_acquire))
         return MPROC_EBROKEN;
     return pool->kind->check_job ? pool->kind->check_job(pool, j) : 0;
 }

@@ -105,12 +105,50 @@ static bool next_ready(mproc_task *t)
 }
 
 /*
+ * What the caller trusts in shared memory, looked at while it waits: an item
+ * of a process pool can write over the board (a stray write), and a job
+ * whose counters are garbage would never wake its waiter. A sleeping waiter
+ * looks every SANITY_NS; a slot that no longer holds the task's job, or
+ * whose counts are impossible, breaks the pool (MPROC_EBROKEN: the task is
+ * salvaged, later calls fail with MPROC_EBROKEN and close ends it). What
+ * the words can hold and still look sane is the residual limit.
+ */
+#define SANITY_NS (UINT64_C(1) << 30) /* about a second */
+
+static bool slot_sane(const mproc_task *t)
+{
+    mproc_pool *pool = t->pool;
+    if (!pool->isolated ||
+        atomic_load_explicit(&t->harvested, memory_order_acquire))
+        return true;
+    const struct mproc__job *j = &pool->board->jobs[t->js];
+    uint64_t id = atomic_load_explicit(&j->id, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_relaxed);
+    uint64_t cap = atomic_load_explicit(&j->log_cap, memory_order_relaxed);
+    if (atomic_load_explicit(&t->harvested, memory_order_acquire))
+        return true; /* recycled meanwhile: harvested before */
+    return id == t->id && n == t->user.n && mproc__fin_done(fin) <= n &&
+           mproc__fin_records(fin) <= cap + 1 && cap == t->log_cap;
+}
+
+static int corrupt(mproc_pool *pool)
+{
+    /* Release: pairs with the acquire of broken in submit (check_job) and
+       in await; the pool serves no more. */
+    atomic_store_explicit(&pool->board->broken, 1, memory_order_release);
+    atomic_store_explicit(&pool->corrupt, true, memory_order_release);
+    return MPROC_EBROKEN;
+}
+
+/*
  * Sleep on job slot js until cond(arg) holds or the deadline
  * passes. Returns 0, MPROC_ETIMEDOUT or MPROC_EBROKEN.
  */
 static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
                  bool (*cond)(void *), void *arg, uint64_t deadline)
 {
+    const mproc_task *t = arg;
     struct mproc__board *b = pool->board;
     struct mproc__job *j = &b->jobs[js];
     uint64_t spin_until = mproc__now() + (b->spin ? WAIT_SPIN_NS : 0);
@@ -129,12 +167,18 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
     for (;;) {
         /* Tasks pending behind this one's job: post what has room, and
            look again soon (submit.c, "Pending tasks"). */
-        uint64_t until = deadline;
+        uint64_t until = deadline, now = mproc__now();
         if (atomic_load_explicit(&pool->npending, memory_order_relaxed)) {
             mproc__pump(pool);
-            uint64_t nap = mproc__now() + PENDING_NAP_NS;
+            uint64_t nap = now + PENDING_NAP_NS;
             if (!until || nap < until)
                 until = nap;
+        }
+        if (pool->isolated) {
+            if (!slot_sane(t))
+                return cond(arg) ? 0 : corrupt(pool);
+            if (!until || now + SANITY_NS < until)
+                until = now + SANITY_NS;
         }
         uint32_t bell = atomic_load_explicit(&j->bell, memory_order_acquire);
         /* seq_cst, as the loads in cond: the other half of the pair in

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include "internal.h" /* the pool's board, for a stray write */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1283,6 +1285,50 @@ static void map_from_a_handler_is_edeadlk(void **state)
     }
 }
 
+/* An item writes 0xff over the first page of the pool's control memory
+   (the board): it costs the pool, with MPROC_EBROKEN, never a hang (the
+   map hung for ever), and close ends it. */
+static int stray_write(const void *in, void *out, void *arg)
+{
+    (void)out;
+    if (*(const long *)in == 3)
+        memset(arg, 0xff, 4096);
+    return 0;
+}
+
+static void stray_write_over_the_board_breaks_not_hangs(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_open(&pool, &(mproc_options){.workers = 2}), 0);
+    long in[10], out[10];
+    int st[10];
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    int r = mproc_map(pool, &(mproc_job){.fn = stray_write,
+                                         .in = in,
+                                         .in_size = sizeof in[0],
+                                         .out = out,
+                                         .out_size = sizeof out[0],
+                                         .n = 10,
+                                         .chunk = 1,
+                                         .arg = pool->board,
+                                         .status = st});
+    /* What finished before keeps its result; the rest is marked. */
+    assert_true(r >= 0 && r <= 10);
+    r = mproc_map(pool, &(mproc_job){.fn = stray_write,
+                                     .in = in,
+                                     .in_size = sizeof in[0],
+                                     .out = out,
+                                     .out_size = sizeof out[0],
+                                     .n = 3,
+                                     .arg = pool->board});
+    assert_true(r == MPROC_EBROKEN || r == 0);
+    assert_int_equal(mproc_pool_close(pool), 0);
+    tu_assert_released(before);
+}
+
 int main(int argc, char **argv)
 {
     tu_default_signals();
@@ -1316,6 +1362,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(foreign_task_in_a_worker_is_eperm),
         cmocka_unit_test(huge_job_cancel_and_close_prompt),
         cmocka_unit_test(map_from_a_handler_is_edeadlk),
+        cmocka_unit_test(stray_write_over_the_board_breaks_not_hangs),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
