@@ -49,6 +49,7 @@ int mproc__subreaper(void);
 void mproc__each_child(void (*fn)(pid_t pid, void *ctx), void *ctx);
 bool mproc__child_exited(pid_t pid);
 int mproc__die_with_parent(pid_t parent);
+void mproc__parent_death_signal(int sig);
 void mproc__set_name(const char *name);
 int mproc__event_open(void);
 int mproc__event_post(int fd);

@@ -600,6 +600,13 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     mproc__forget_others(pool);
     if (pool->lifeline >= 0)
         close(pool->lifeline);
+    /* The lifeline needs the supervisor running: one stopped (SIGSTOP)
+       when the caller dies would stay, with its workers. The kernel sends
+       SIGCONT when the thread that forked us ends, which continues a
+       stopped supervisor (blocked or not); it then finds the lifeline
+       readable if the caller is gone, and ends everything as usual. A
+       thread that ends before the process costs a harmless continue. */
+    mproc__parent_death_signal(SIGCONT);
 
     sigset_t all;
     sigfillset(&all);

@@ -907,6 +907,38 @@ static void caller_death_leaves_no_process(void **state)
     munmap(t, 4096);
 }
 
+/* The caller dies while its supervisor is stopped (SIGSTOP): the
+   supervisor and the workers go all the same (they stayed, stopped). */
+static void caller_death_with_stopped_supervisor(void **state)
+{
+    (void)state;
+    _Atomic pid_t *pids = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(pids != MAP_FAILED);
+    pid_t caller = fork();
+    if (caller == 0) {
+        mproc_pool *pool;
+        if (mproc_pool_open(
+                &pool, &(mproc_options){.workers = 2, .shared_size = 4096}))
+            _exit(1);
+        _Atomic pid_t *w = mproc_shared_alloc(pool, 2 * sizeof *w);
+        worker_pids(pool, w, 2);
+        pids[0] = tu_supervisor();
+        pids[1] = atomic_load(&w[0]);
+        pids[2] = atomic_load(&w[1]);
+        if (kill(pids[0], SIGSTOP))
+            _exit(2);
+        raise(SIGKILL);
+    }
+    int st;
+    assert_int_equal(waitpid(caller, &st, 0), caller);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    await_ended(atomic_load(&pids[0]), "the supervisor");
+    await_ended(atomic_load(&pids[1]), "worker 0");
+    await_ended(atomic_load(&pids[2]), "worker 1");
+    munmap((void *)pids, 4096);
+}
+
 /* ---- job control ---- */
 
 static int nap_ms(const void *in, void *out, void *arg)
@@ -1354,6 +1386,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(killed_item_leaves_no_process),
         cmocka_unit_test(close_leaves_no_process),
         cmocka_unit_test(caller_death_leaves_no_process),
+        cmocka_unit_test(caller_death_with_stopped_supervisor),
         cmocka_unit_test(stopped_job_time_does_not_count),
         cmocka_unit_test(small_pool_under_256_mib_of_address_space),
         cmocka_unit_test(huge_unkept_result_fails_items_not_process),

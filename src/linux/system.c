@@ -409,6 +409,12 @@ bool mproc__child_exited(pid_t pid)
     return si.si_pid == pid;
 }
 
+/* Ask for sig when the thread that forked us ends. */
+void mproc__parent_death_signal(int sig)
+{
+    (void)prctl(PR_SET_PDEATHSIG, sig);
+}
+
 /* Ask for SIGKILL when the parent dies; fails if it already has, which is
    the race PR_SET_PDEATHSIG alone leaves open. */
 int mproc__die_with_parent(pid_t parent)
