@@ -99,8 +99,8 @@ static unsigned kill_points = ~0u; /* bit per MPROC__HOOK_ point */
 
 static void window_kill(int point)
 {
-    if ((kill_points >> point & 1) && mproc_worker_id() >= 0 &&
-        rand() % 400 == 0 && atomic_fetch_sub(kills_left, 1) > 0)
+    if ((kill_points >> point & 1) && mproc_worker_id() >= 0 && rand() % 400 == 0 &&
+        atomic_fetch_sub(kills_left, 1) > 0)
         raise(SIGKILL);
 }
 
@@ -155,20 +155,15 @@ static void fill(struct batch *bt, size_t max_items, int k, bool hangs)
 
 static mproc_job job_of(struct batch *bt)
 {
-    return (mproc_job){.fn = work,
-                       .in = bt->it,
-                       .in_size = sizeof *bt->it,
-                       .out = bt->out,
-                       .out_size = sizeof *bt->out,
-                       .n = bt->n,
-                       .chunk = bt->chunk,
-                       .status = bt->status};
+    return (mproc_job){.fn = work, .in = bt->it, .in_size = sizeof *bt->it,
+                       .out = bt->out, .out_size = sizeof *bt->out, .n = bt->n,
+                       .chunk = bt->chunk, .status = bt->status};
 }
 
 /* ---- the watchdog ---- */
 
-static const char *const state_name[] = {
-    "free", "init", "idle", "claiming", "running", "finishing", "exiting"};
+static const char *const state_name[] = {"free", "init", "idle", "claiming",
+                                         "running", "finishing", "exiting"};
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_acquire)
 
@@ -180,23 +175,19 @@ static void dump_job(const struct mproc__job *j, int k)
     uint64_t recs = fin >> 40;
     fprintf(stderr,
             "  job slot %d: id %" PRIu64 " n %" PRIu64 " chunk %" PRIu64
-            " claim %" PRIu64 " (gen %" PRIu64 ") fin %" PRIu64
-            " items in %" PRIu64 " records, cancel %u gone %" PRIu64
-            " readers %u\n",
+            " claim %" PRIu64 " (gen %" PRIu64 ") fin %" PRIu64 " items in %" PRIu64
+            " records, cancel %u gone %" PRIu64 " readers %u\n",
             k, id, LD(j->n), LD(j->chunk), claim & ((UINT64_C(1) << 40) - 1),
             claim >> 40, fin & ((UINT64_C(1) << 40) - 1), recs, LD(j->cancel),
             LD(j->gone), LD(j->readers));
     if (LD(j->gone) == id)
         return; /* finished and freed: its log is another job's now */
     for (uint64_t r = 0; r < recs && r < mproc__log_cap(j) && r < 200; r++) {
-        uint64_t range = LD(mproc__log(j)[r].range),
-                 seal = LD(mproc__log(j)[r].seal);
-        fprintf(stderr,
-                "    record %" PRIu64 ": [%" PRIu64 ", +%" PRIu64
-                ") failed %" PRIu64 " tag %" PRIu64 "%s\n",
-                r, range & ((UINT64_C(1) << 40) - 1), range >> 40,
-                seal & 0xffffff, seal >> 24 & MPROC__TAG_MASK,
-                seal & MPROC__NORUN ? " norun" : "");
+        uint64_t range = LD(mproc__log(j)[r].range), seal = LD(mproc__log(j)[r].seal);
+        fprintf(stderr, "    record %" PRIu64 ": [%" PRIu64 ", +%" PRIu64 ") failed %" PRIu64
+                        " tag %" PRIu64 "%s\n",
+                r, range & ((UINT64_C(1) << 40) - 1), range >> 40, seal & 0xffffff,
+                seal >> 24 & MPROC__TAG_MASK, seal & MPROC__NORUN ? " norun" : "");
     }
 }
 
@@ -212,22 +203,21 @@ static void dump_board(const struct mproc__board *b)
     for (int w = 0; w <= b->workers; w++) {
         const struct mproc__slot *s = &b->slots[w];
         uint32_t st = LD(s->state);
-        fprintf(
-            stderr,
-            "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
-            ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
-            " inherit %u\n",
-            w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
-            st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
-            LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
-            LD(s->failed), LD(s->deadline), LD(s->inherit));
+        fprintf(stderr,
+                "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
+                ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
+                " inherit %u\n",
+                w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
+                st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
+                LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
+                LD(s->failed), LD(s->deadline), LD(s->inherit));
     }
 }
 
 static struct {
     mproc_pool *_Atomic pool;
-    _Atomic int map;         /* the map running; -1 between maps */
-    _Atomic uint64_t due_ns; /* when it is late */
+    _Atomic int map;          /* the map running; -1 between maps */
+    _Atomic uint64_t due_ns;  /* when it is late */
 } watch = {.map = -1};
 
 static uint64_t now_ns(void)
@@ -277,8 +267,8 @@ static int check(const struct batch *bt, int r, int map, bool killed)
             bad++;
         }
         if (bt->status[i] != want) {
-            fprintf(stderr, "map %d item %zu op %d: status %d, want %d\n", map,
-                    i, bt->it[i].op, bt->status[i], want);
+            fprintf(stderr, "map %d item %zu op %d: status %d, want %d\n", map, i,
+                    bt->it[i].op, bt->status[i], want);
             bad++;
         } else if (!want && bt->out[i] != 3L * bt->it[i].v + 1) {
             fprintf(stderr, "map %d item %zu: wrong result\n", map, i);
@@ -321,8 +311,8 @@ int main(int argc, char **argv)
         return 2;
     }
     srand(seed);
-    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                      -1, 0);
     atomic_store(kills_left, maps);
     runs = mmap(NULL, 2 * items * sizeof *runs, PROT_READ | PROT_WRITE,
                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -397,15 +387,14 @@ int main(int argc, char **argv)
                 size_t idx, got = 0;
                 while ((r = mproc_task_next(t[0], &idx, -1)) == 0) {
                     if (idx >= bt[0].n || seen[idx]++) {
-                        fprintf(stderr, "map %d: next gave %zu twice\n", m,
-                                idx);
+                        fprintf(stderr, "map %d: next gave %zu twice\n", m, idx);
                         bad++;
                     }
                     got++;
                 }
                 if (r != MPROC_EOF || got != bt[0].n) {
-                    fprintf(stderr, "map %d: next ended %d after %zu of %zu\n",
-                            m, r, got, bt[0].n);
+                    fprintf(stderr, "map %d: next ended %d after %zu of %zu\n", m, r,
+                            got, bt[0].n);
                     bad++;
                 }
                 free(seen);
@@ -441,8 +430,7 @@ int main(int argc, char **argv)
         double took = now() - t0;
         atomic_store(&watch.map, -1);
         if (took > bound) {
-            fprintf(stderr, "map %d took %.2f s, bound %.2f s\n", m, took,
-                    bound);
+            fprintf(stderr, "map %d took %.2f s, bound %.2f s\n", m, took, bound);
             bad++;
         }
         if (took > worst)
@@ -476,10 +464,9 @@ int main(int argc, char **argv)
     }
     int left = atomic_load(kills_left);
     int window_kills = maps - (left < 0 ? 0 : left);
-    printf(
-        "stress: %d maps, %ld items, %ld failed as planned, %d window kills, "
-        "%.2f s, slowest map %.2f s: %s\n",
-        maps, total, crashed, window_kills, now() - t_all, worst,
-        bad ? "FAILED" : "ok");
+    printf("stress: %d maps, %ld items, %ld failed as planned, %d window kills, "
+           "%.2f s, slowest map %.2f s: %s\n",
+           maps, total, crashed, window_kills, now() - t_all,
+           worst, bad ? "FAILED" : "ok");
     return bad ? 1 : 0;
 }
