@@ -17,6 +17,14 @@
  *     int failed = MPROC_MAP(pool, square, in, out, n);
  *     mproc_pool_close(pool);
  *
+ * Signals: no function of this library is async-signal-safe. Call none
+ * from a signal handler. One mistake is caught: mproc_map, mproc_submit,
+ * mproc_task_wait, mproc_task_next, mproc_pool_close and
+ * mproc_pool_terminate called on a pool while the same thread is inside one
+ * of them on that pool (a handler that interrupted it, or a reduce running
+ * in the caller's wait) return MPROC_EDEADLK instead of waiting for
+ * themselves.
+ *
  * Conventions, as in every function below:
  * - A call that can fail returns 0 (or a count) on success and a negative
  *   code on failure: -errno for system conditions (MPROC_EINVAL == -EINVAL),
@@ -47,25 +55,36 @@ extern "C" {
  *
  * Item codes (written to mproc_job.status) are the function's own return
  * value, or one of MPROC_ECRASHED, MPROC_ETIMEDOUT, MPROC_ECANCELED (and
- * MPROC_ENOTSUP on an MPI rank that runs another program). A function's own
- * codes should be positive so that they never collide.
+ * MPROC_ENOTSUP on an MPI rank that runs another program; MPROC_EINIT or
+ * MPROC_EAGAIN when no process worker could be started to run the item).
+ * A function's own codes should be positive so that they never collide.
  */
 enum {
     MPROC_EPERM = -EPERM,   /* pool used from a process that did not open it */
-    MPROC_EAGAIN = -EAGAIN, /* the system refused a process or thread */
+    MPROC_EAGAIN = -EAGAIN, /* the system refused a process or thread;
+                               item: so often that no worker could be
+                               started to run it (other -errno alike) */
     MPROC_ENOMEM = -ENOMEM, /* out of memory, or the staging area is full */
     MPROC_EINVAL = -EINVAL, /* a bad argument */
-    MPROC_EDEADLK = -EDEADLK, /* called from a worker of the same pool */
+    MPROC_EDEADLK = -EDEADLK, /* called from a worker of the same pool, or
+                                 from within a call on it (see Signals) */
 
     MPROC_ECRASHED = -5001,  /* item: its worker died (signal, _exit, OOM) */
     MPROC_ETIMEDOUT = -5002, /* item: ran past options.timeout and was killed;
                                      call: a wait ran out of time */
-    MPROC_ECANCELED = -5003, /* item: cancelled before it started */
+    MPROC_ECANCELED = -5003, /* item: cancelled before it started, or
+                                     killed by mproc_task_kill or
+                                     mproc_pool_terminate (wstatus says) */
     MPROC_EOF = -5004,       /* mproc_task_next: every item was handed out */
     MPROC_ENOTSUP = -5005,   /* option or kind this pool cannot do;
                                      item: an MPI rank did not find fn */
-    MPROC_EINIT = -5006,     /* options.init returned nonzero in a worker */
-    MPROC_EBROKEN = -5007    /* the pool's supervisor died; close the pool */
+    MPROC_EINIT = -5006,     /* options.init returned nonzero in a worker;
+                                     item: no worker could be started to
+                                     run it, init failing (nonzero, crash
+                                     or timeout) in every try */
+    MPROC_EBROKEN = -5007    /* the pool can serve no more: its supervisor
+                                     died, or an item wrote over the pool's
+                                     control memory; close the pool */
 };
 
 /*
@@ -154,7 +173,16 @@ typedef enum mproc_kind {
        its streams (fflush(NULL)) after each chunk of items, after init, and
        before it ends in any way but a crash (close, max_items, a failed
        init). A crashed or timed-out item's output is what had been flushed
-       before it died: at least that of the items before its chunk. */
+       before it died: at least that of the items before its chunk.
+
+       Nothing an item starts outlives it: the supervisor is a child
+       subreaper, and kills every process an item left behind (orphaned,
+       setsid or not, or whose worker was killed or replaced) as soon as it
+       sees a death in the pool, and all of them at close or when the
+       caller dies; an item cannot start a process meant to outlive the
+       pool. Job control: where the program stops on SIGTSTP (its default
+       action), a stop of the caller's process group (Ctrl-Z) stops the
+       whole pool, and time stopped does not count toward item limits. */
     MPROC_PROCESSES = 0,
     /* Worker threads of the caller's process: shared address space, lowest
        overhead, no isolation (a crash ends the program). CPU-bound items run
@@ -184,6 +212,17 @@ typedef enum mproc_kind {
     MPROC_MPI = 2
 } mproc_kind;
 
+/* How process workers start (mproc_options.start). */
+typedef enum mproc_start {
+    /* Forked from a snapshot of the caller taken at open: each worker has
+       the program's globals as they were then. The default. */
+    MPROC_START_FORK = 0,
+    /* Fresh runs of the program's own executable, for programs that are not
+       safe to fork (threads, locks, OpenMP runtimes). Not available in this
+       build: mproc_pool_open returns MPROC_ENOTSUP. */
+    MPROC_START_SPAWN = 1
+} mproc_start;
+
 /*
  * Pool options. All-zero means defaults; a NULL pointer means all-zero.
  */
@@ -196,9 +235,12 @@ typedef struct mproc_options {
        MPI: ranks 1 to `workers` serve (others only wait for the close);
        0: every rank but 0, at most 1024. */
     int workers;
-    /* Seconds one item may run; 0: no limit. A process worker running an
+    /* Seconds one item may run (mproc_job.timeout may say otherwise for a
+       job), and one worker's init; 0: no limit. A process worker running an
        item past its limit is killed, the item marked MPROC_ETIMEDOUT and the
-       worker replaced. Threads cannot be killed safely: a thread pool refuses
+       worker replaced; one whose init runs past it is killed as an init
+       that failed. Also the grace period close gives workers to end (10 s
+       without a timeout), after which they are killed. Threads cannot be killed safely: a thread pool refuses
        a nonzero timeout with MPROC_ENOTSUP. Negative, NaN, infinite or above
        one year: MPROC_EINVAL. */
     double timeout;
@@ -213,17 +255,38 @@ typedef struct mproc_options {
     size_t shared_size;
     /* Called once in each worker as it starts, before any item, also in a
        worker that replaces another. A nonzero return during
-       mproc_pool_open fails the open with MPROC_EINIT. */
+       mproc_pool_open fails the open with MPROC_EINIT (MPROC_ETIMEDOUT if
+       it ran past options.timeout). In a replacement, a failure (nonzero,
+       crash, timeout) is retried with backoff (1 ms doubling to 8 s); after
+       five failures in a row the items the replacement was to take over
+       are marked MPROC_EINIT, and while no worker at all is alive every
+       unfinished item is; the pool is not broken, and serves again as
+       soon as a worker starts. A replacement the system refuses to fork
+       is retried the same way (items: the -errno, MPROC_EAGAIN). */
     int (*init)(void *arg);
-    /* Passed to init. */
+    /* Passed to init and fini. */
     void *init_arg;
+    /* How process workers start; MPROC_START_FORK when zero. Threads and
+       MPI take only MPROC_START_FORK (MPROC_ENOTSUP). */
+    mproc_start start;
+    /* Called once in each worker as it ends normally, after its last item:
+       when the pool closes (or terminates, for a worker that was not
+       killed), and in a process worker retired by max_items. Not in a
+       worker that crashed, timed out or was killed, nor in one whose init
+       failed. With init_arg. Use it to release what init acquired; the
+       pool's close waits for it. MPI: on each serving rank at close. */
+    void (*fini)(void *arg);
 } mproc_options;
 
 /*
  * A job: fn applied to n items. Item i is read at in + i*in_size and its
  * result written at out + i*out_size. The caller's buffers must stay valid
  * and untouched until the job is finished (mproc_map returns, or
- * mproc_task_wait / mproc_task_next hands the results back).
+ * mproc_task_wait / mproc_task_next hands the results back). `in` and
+ * `out` must not overlap (nor status, wstatus or acc either of them): a
+ * thread pool reads and writes them in place while a process pool works on
+ * copies, so an item could read another's result on one and not the other.
+ * Nothing checks it.
  *
  * What a worker sees: in a process pool the workers are copies of the
  * program as it was when the pool opened. The bytes of each item, of arg
@@ -263,7 +326,8 @@ typedef struct mproc_job {
        a bounded size. */
     size_t chunk;
     /* Optional: n item codes (0, fn's code, or MPROC_ECRASHED /
-       MPROC_ETIMEDOUT / MPROC_ECANCELED; MPI: MPROC_ENOTSUP). */
+       MPROC_ETIMEDOUT / MPROC_ECANCELED / MPROC_EINIT / -errno; MPI:
+       MPROC_ENOTSUP). See the codes above. */
     int *status;
     /* Optional fold: results are folded into acc, which holds out_size bytes:
        the identity on entry, the total when the job finishes. Each worker
@@ -274,12 +338,19 @@ typedef struct mproc_job {
     void *acc;
     /* Optional: n wait statuses. For an item marked MPROC_ECRASHED or
        MPROC_ETIMEDOUT, how its worker ended, as waitpid(2) reports it: test
-       with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS. 0 for every other
-       item. */
+       with WIFSIGNALED/WTERMSIG and WIFEXITED/WEXITSTATUS; for an item
+       killed by mproc_task_kill or mproc_pool_terminate (MPROC_ECANCELED),
+       the kill. 0 for every other item. */
     int *wstatus;
     /* MPROC_IN_STRINGS or MPROC_IN_BYTES, and MPROC_OUT_BYTES (see there);
        0: fixed-size items and results. Other bits: MPROC_EINVAL. */
     unsigned flags;
+    /* Seconds each item of this job may run, instead of options.timeout,
+       longer or shorter; 0: the pool's. As options.timeout: an item past
+       it is killed and marked MPROC_ETIMEDOUT. Negative, NaN, infinite or
+       above one year: MPROC_EINVAL; nonzero in a pool that cannot kill a
+       running item (threads, MPI): MPROC_ENOTSUP. */
+    double timeout;
     /* Instead of fn (exactly one of the two; both or neither:
        MPROC_EINVAL): the job's items are handed to batch a run at a time
        (mproc_batch_fn), so that the call per item goes. Everything else is
@@ -309,11 +380,13 @@ typedef struct mproc_job {
  *
  * Returns 0, or:
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
- *                  negative/NaN/too large
- *   MPROC_ENOTSUP  timeout / max_items with threads or MPI; MPI: see
+ *                  negative/NaN/too large, start unknown
+ *   MPROC_ENOTSUP  timeout / max_items with threads or MPI;
+ *                  MPROC_START_SPAWN (not in this build); MPI: see
  *                  MPROC_MPI (libmproc_mpi not linked, one rank only, ...)
  *   MPROC_EINVAL   (MPI) workers more than the other ranks
  *   MPROC_EINIT    init returned nonzero in a worker
+ *   MPROC_ETIMEDOUT init ran past options.timeout in a worker
  *   MPROC_ECRASHED a worker died during init
  *   MPROC_ENOMEM, MPROC_EAGAIN, other -errno: the system refused memory,
  *                  a process or a thread
@@ -323,8 +396,13 @@ MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
 /*
  * Close a pool: cancel what is still queued (unstarted items are marked
  * MPROC_ECANCELED), wait for running items to finish (in a process pool,
- * options.timeout bounds that), stop the workers and release everything (an
- * MPI pool's ranks exit). Tasks not yet freed
+ * options.timeout bounds that; mproc_pool_terminate does not wait), stop
+ * the workers and release everything (an MPI pool's ranks exit). Then, in
+ * a process pool, the end is bounded whatever state the processes are in:
+ * stopped workers and a stopped supervisor (SIGSTOP) are continued, a
+ * worker still in init is killed, and workers that have not ended (fini
+ * included) within the grace period (options.timeout, or 10 s) are
+ * killed, as is the supervisor 2 s after that. Tasks not yet freed
  * stay valid for mproc_task_wait/next/progress/free, which then see the final
  * state. Must not run concurrently with other calls on the same pool.
  *
@@ -332,6 +410,20 @@ MPROC_API int mproc_pool_open(mproc_pool **pool, const mproc_options *opt);
  * process that did not open the pool. NULL is a no-op returning 0.
  */
 MPROC_API int mproc_pool_close(mproc_pool *pool);
+
+/*
+ * Terminate a pool: as mproc_pool_close, but items running now are not
+ * waited for. In a process pool their workers are killed (SIGKILL) at once,
+ * each such item is marked MPROC_ECANCELED with the kill in its wstatus
+ * (WIFSIGNALED), and unstarted items MPROC_ECANCELED; Python's
+ * Pool.terminate(). Tasks not yet freed stay valid exactly as after close.
+ * A thread pool cannot kill a running thread: there running items finish,
+ * as in close. Must not run concurrently with other calls on the same pool.
+ *
+ * Returns 0, MPROC_EDEADLK from a worker of this pool, or MPROC_EPERM in a
+ * process that did not open the pool. NULL is a no-op returning 0.
+ */
+MPROC_API int mproc_pool_terminate(mproc_pool *pool);
 
 /* Number of workers, or MPROC_EINVAL for NULL. Thread-safe. */
 MPROC_API int mproc_pool_size(const mproc_pool *pool);
@@ -345,7 +437,8 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  * in the order submitted and run with no worker idle while any has items.
  *
  * Returns 0 if every item returned 0; > 0, the number of items whose code is
- * nonzero (see job->status); or, with nothing run:
+ * nonzero (see job->status), at most INT_MAX (more failed items than that
+ * still return INT_MAX); or, with nothing run:
  *   MPROC_EINVAL   pool or job NULL; fn and batch both NULL, or both set;
  *                  in NULL with n and in_size > 0;
  *                  flags with an unknown bit, or both IN flags; with
@@ -357,10 +450,12 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  *                  sizeof(mproc_bytes), out NULL with n > 0, or reduce;
  *                  n > 2^39; n * in_size or n * out_size overflows; reduce
  *                  without acc or out_size, or with out_size above 2^30;
- *                  acc without reduce; arg_size > 0 with arg NULL; in an
+ *                  acc without reduce; arg_size > 0 with arg NULL; timeout
+ *                  negative, NaN or above one year; in an
  *                  MPI pool, also arg without arg_size, item, result or arg
  *                  above 2^30 bytes, or fn or batch (or, without out,
  *                  reduce) not in a loaded object of the program
+ *   MPROC_ENOTSUP  a job timeout in a pool that cannot kill items
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory
@@ -370,7 +465,11 @@ MPROC_API int mproc_map(mproc_pool *pool, const mproc_job *job);
 
 /*
  * Queue a job and return at once with *task, which the caller must free with
- * mproc_task_free. The job struct itself may be reused at once; the buffers it
+ * mproc_task_free. It never waits, however many jobs are unfinished: the
+ * board holds 128 jobs at once, and later ones wait in a queue of the pool,
+ * in submission order, posted as jobs finish (by later submits, frees and
+ * waits; a waiter looks at the queue every millisecond while it is not
+ * empty). The job struct itself may be reused at once; the buffers it
  * points to must stay valid until the task is waited for (or freed).
  * Errors as mproc_map, plus MPROC_EINVAL for NULL task.
  */
@@ -410,7 +509,10 @@ MPROC_API int mproc_task_next(mproc_task *task, size_t *index, double timeout);
 /*
  * Read how many items are finished (*done, any outcome) and the total (*n).
  * Monotonic; callable from any thread while another waits. Either pointer
- * may be NULL. Returns 0 or MPROC_EINVAL (NULL task).
+ * may be NULL. A task whose job waits for a free job slot (more than 128
+ * unfinished jobs on the pool, see mproc_submit) reads 0 done. Returns 0,
+ * MPROC_EINVAL (NULL task) or MPROC_EPERM (called in another process than
+ * the pool's opener, such as a process worker of another pool).
  */
 MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done,
                                   size_t *n);
@@ -423,6 +525,25 @@ MPROC_API int mproc_task_progress(const mproc_task *task, size_t *done,
  * (NULL task) or MPROC_EPERM (called in another process).
  */
 MPROC_API int mproc_task_cancel(mproc_task *task);
+
+/*
+ * Kill a task: cancel it (as mproc_task_cancel) and, in a process pool,
+ * kill its running items now: each worker running one is killed (SIGKILL)
+ * and replaced, and the item is marked MPROC_ECANCELED with the kill in its
+ * wstatus (WIFSIGNALED, WTERMSIG SIGKILL). The other items of the job keep
+ * their outcome: finished ones their code, unstarted ones MPROC_ECANCELED
+ * (a worker killed just as it was between two items may mark the next,
+ * unstarted, one with the kill's wstatus). Returns at once; the task still
+ * has to be waited for (which returns as soon as the killed workers are
+ * reaped, milliseconds) or freed. Other jobs' items are never touched, and
+ * the pool goes on serving. Same callers as mproc_task_cancel.
+ *
+ * Returns 0 (also for a task already finished, or cancelled), MPROC_EINVAL
+ * (NULL task), MPROC_EPERM (called in another process), or MPROC_ENOTSUP
+ * when the pool cannot kill running items (threads, MPI ranks) and some
+ * were running: they finish, unstarted items are cancelled all the same.
+ */
+MPROC_API int mproc_task_kill(mproc_task *task);
 
 /*
  * Free a task. An unfinished task is cancelled and waited for first, so that

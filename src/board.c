@@ -77,6 +77,7 @@
 
 #ifdef MPROC_TEST_HOOKS
 void (*mproc__test_hook)(int point);
+int (*mproc__test_fork)(void);
 #endif
 
 #define TARGET_NS 100000 /* work per claim, unless the board says otherwise */
@@ -99,6 +100,7 @@ void mproc__board_init(struct mproc__board *b, int workers, bool isolated,
     /* Spinning only pays when every worker can have a CPU of its own. */
     b->spin = workers < mproc__cpu_count() + 1 ? SPIN_NS : 0;
     b->target_ns = TARGET_NS;
+    atomic_init(&b->look_ns, timeout_ns);
     for (int i = 0; i < MPROC__RING; i++)
         atomic_init(&b->jobs[i].claim, mproc__claim_word(0, MPROC__IDX_MASK));
 }
@@ -205,7 +207,10 @@ void mproc__finish(struct mproc__job *j, uint64_t start, uint64_t len,
 void mproc__fail_range(struct mproc__job *j, uint64_t start, uint64_t len,
                        int code, int wstatus, bool shared)
 {
-    for (uint64_t i = start; i < start + len; i++) {
+    /* Only where there are codes to write: a job of 2^39 items without
+       them is cancelled in one step. */
+    for (uint64_t i = start; (j->status || j->wstatus) && i < start + len;
+         i++) {
         if (j->status)
             j->status[i] = code;
         if (j->wstatus)
@@ -259,6 +264,38 @@ static uint64_t chunk_len(struct mproc__worker *wk, struct mproc__job *j,
     return k;
 }
 
+/*
+ * Kills (mproc_task_kill, task.c): a process worker running a chunk of job
+ * `id` says so in its slot's `live` word, and leaves the chunk by a
+ * compare-and-swap of that word back to 0. The killer condemns the chunk by
+ * a compare-and-swap of id to id | LIVE_KILL, and the supervisor then kills
+ * the worker. Whoever swaps first decides: a worker that finds its chunk
+ * condemned when it leaves waits for its death (condemned()), so a kill
+ * never lands on another job's items.
+ */
+static void enter_chunk(struct mproc__board *b, struct mproc__slot *s,
+                        struct mproc__job *j, uint64_t id)
+{
+    if (!b->isolated)
+        return;
+    /* seq_cst, with the seq_cst load of cancel after it: a store-buffering
+       pair with the killer's seq_cst exchange of cancel then load of live
+       (task.c, mproc_task_kill). Either the killer sees this chunk live and
+       condemns it, or this load sees the cancel, and so does every later
+       relaxed load of it in the item loops: no item of the chunk starts. */
+    atomic_store_explicit(&s->live, id, memory_order_seq_cst);
+    (void)atomic_load_explicit(&j->cancel, memory_order_seq_cst);
+}
+
+static bool leave_chunk(struct mproc__board *b, struct mproc__slot *s,
+                        uint64_t id)
+{
+    /* Relaxed: the swap itself decides the race; nothing is published. */
+    return !b->isolated ||
+           atomic_compare_exchange_strong_explicit(
+               &s->live, &id, 0, memory_order_relaxed, memory_order_relaxed);
+}
+
 static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
                  struct claim *c)
 {
@@ -310,6 +347,7 @@ static bool take(struct mproc__worker *wk, uint32_t js, uint64_t id,
        the state once this worker is dead (supervisor.c, on_death), and with
        a reconciler's seq_cst loads of the state (repair.c, held_range). */
     atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_release);
+    enter_chunk(b, s, j, id1);
     *c = (struct claim){.j = j, .id = id1, .start = i0, .end = e};
     return true;
 }
@@ -365,16 +403,29 @@ static bool claim(struct mproc__worker *wk, struct claim *c)
 
 /* ---- running --------------------------------------------------------- */
 
+/* Room for results that are not kept (out NULL): NULL when the system
+   refuses it (a job's out_size may be anything up to its n * out_size). */
 static char *scratch(struct mproc__worker *wk, size_t size)
 {
     if (wk->scratch_cap < size) {
         char *p = realloc(wk->scratch, size);
         if (!p)
-            abort(); /* a few bytes per result: cannot fail in practice */
+            return NULL;
         wk->scratch = p;
         wk->scratch_cap = size;
     }
     return wk->scratch;
+}
+
+/* No scratch: the chunk's items fail with MPROC_ENOMEM without running,
+   counted as run so that their code stands. */
+static uint64_t no_scratch(const struct claim *c, int *status,
+                           uint64_t *failedp)
+{
+    for (uint64_t i = c->start; status && i < c->end; i++)
+        status[i] = MPROC_ENOMEM;
+    *failedp = c->end - c->start;
+    return c->end - c->start;
 }
 
 static void condemned(void)
@@ -483,7 +534,8 @@ static uint64_t run_batch(struct mproc__worker *wk, const struct claim *c,
     size_t isz = j->in_size, osz = j->out_size;
     const char *ip = j->in ? j->in + c->start * isz : NULL;
     char *op = j->out ? j->out + c->start * osz : NULL;
-    uint64_t limit = b->isolated ? b->timeout_ns : 0;
+    uint64_t limit =
+        b->isolated ? (j->timeout_ns ? j->timeout_ns : b->timeout_ns) : 0;
 
     /* The longest run: about target_ns of work, or growing from 1 while
        the job is not yet measured here; scratch bounds it further. */
@@ -634,9 +686,12 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         op = j->out + c->start * osz;
         ostep = osz;
     } else if (osz) {
+        op = scratch(wk, osz);
+        if (!op)
+            return no_scratch(c, status, failedp);
         /* Zeroed, so that a reduction never folds another job's bytes when
            fn writes nothing. */
-        op = memset(scratch(wk, osz), 0, osz);
+        memset(op, 0, osz);
     }
     uint64_t failed = 0, i = c->start;
     uint64_t *cur = &mproc__cur.index;
@@ -667,7 +722,7 @@ static uint64_t run(struct mproc__worker *wk, const struct claim *c,
         return i - c->start;
     }
 
-    uint64_t limit = b->timeout_ns;
+    uint64_t limit = j->timeout_ns ? j->timeout_ns : b->timeout_ns;
     unsigned buf = mproc__commit_buf(
         atomic_load_explicit(&s->commit, memory_order_relaxed));
     if (!limit && !reduce)
@@ -741,6 +796,8 @@ static void settle(struct mproc__worker *wk, const struct claim *c)
     uint64_t failed = 0;
     uint64_t t0 = mproc__now();
     uint64_t ran = run(wk, c, &failed);
+    if (!leave_chunk(b, s, c->id))
+        condemned();
     measure(wk, c, ran, mproc__now() - t0);
     if (wk->budget)
         wk->budget -= ran < wk->budget ? ran : wk->budget;
@@ -846,6 +903,7 @@ int mproc__work(struct mproc__worker *wk)
            running, never neither. */
         atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_seq_cst);
         atomic_store_explicit(&s->inherit, 0, memory_order_seq_cst);
+        enter_chunk(b, s, c.j, id);
         settle(wk, &c);
     }
     for (;;) {

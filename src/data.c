@@ -324,7 +324,7 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
     mproc_bytes *out = (mproc_bytes *)(void *)j->out;
     size_t isz = j->in_size;
     const char *ip = j->in ? j->in + start * isz : NULL;
-    uint64_t limit = iso ? b->timeout_ns : 0;
+    uint64_t limit = iso ? (j->timeout_ns ? j->timeout_ns : b->timeout_ns) : 0;
     unsigned buf = mproc__commit_buf(
         atomic_load_explicit(&s->commit, memory_order_relaxed));
     uint64_t failed = 0, i = start;

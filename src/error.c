@@ -51,7 +51,8 @@ const char *mproc_strerror(int code)
     case MPROC_EINIT:
         return "a worker's init function failed";
     case MPROC_EBROKEN:
-        return "the pool's supervisor died; close the pool";
+        return "the pool is broken (its supervisor died, or its control "
+               "memory was written over); close the pool";
     case MPROC_EDEADLK:
         return "called from a worker of the same pool";
     case MPROC_EPERM:

@@ -26,7 +26,8 @@
 #define MPROC__MAX_LEN     ((UINT64_C(1) << 24) - 1)
 #define MPROC__LOG_MAX     (UINT64_C(1) << 23) /* records kept per job */
 #define MPROC__REC_ONE     (UINT64_C(1) << MPROC__IDX_BITS)
-#define MPROC__KILLED      UINT64_MAX /* slot deadline: condemned */
+#define MPROC__KILLED      UINT64_MAX          /* slot deadline: condemned */
+#define MPROC__LIVE_KILL   (UINT64_C(1) << 63) /* slot live: condemned */
 #define MPROC__NS          1000000000ull
 
 #define MPROC__ALIGN_UP(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
@@ -54,8 +55,13 @@ extern void (*mproc__test_hook)(int point);
         if (mproc__test_hook)    \
             mproc__test_hook(p); \
     } while (0)
+/* A fork the system would refuse: the supervisor asks before each fork of
+   a worker, and fails it with the -errno returned (0: fork). */
+extern int (*mproc__test_fork)(void);
+#define MPROC__FORK_FAULT() (mproc__test_fork ? mproc__test_fork() : 0)
 #else
-#define MPROC__HOOK(p) ((void)0)
+#define MPROC__HOOK(p)      ((void)0)
+#define MPROC__FORK_FAULT() 0
 #endif
 
 /* ---- the job board (board.c) ---------------------------------------- */
@@ -200,6 +206,7 @@ struct mproc__job {
     struct mproc__rec *_Atomic log; /* atomic as n: read by waiters racing */
     _Atomic uint64_t log_cap;       /* a recycle (task.c, job_complete) */
     _Atomic uint32_t cancel;        /* set once by the caller; read per item */
+    uint64_t timeout_ns;            /* per item for this job; 0: the board's */
 
     /* mproc__claim_word: the generation tells recycled slots apart */
     alignas(MPROC__LINE) _Atomic uint64_t claim;
@@ -268,6 +275,8 @@ struct mproc__slot {
     _Atomic uint64_t batch_end; /* RUNNING a batch: [commit, batch_end) are
                                    inside the call; for an inheritor: run
                                    up to here one item per call; else 0 */
+    _Atomic uint64_t live;      /* job id while running a chunk of it; with
+                                   MPROC__LIVE_KILL, condemned by a kill */
 
     alignas(MPROC__LINE) _Atomic int32_t pid;
     _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
@@ -311,6 +320,9 @@ struct mproc__board {
     uint64_t target_ns; /* work a worker claims at once, ns */
     uint64_t timeout_ns;
     unsigned long max_items;
+    /* The shortest item limit of any job posted (and the pool's): how
+       often the supervisor must look while work is about. Only lowered. */
+    _Atomic uint64_t look_ns;
 
     struct mproc__job jobs[MPROC__RING];
     struct mproc__slot slots[];
@@ -444,7 +456,7 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j);
 /* ---- repair after a death (repair.c) -------------------------------- */
 
 bool mproc__repair_running(struct mproc__board *b, int w, int wstatus);
-void mproc__abandon(struct mproc__board *b, int w, int code);
+void mproc__abandon(struct mproc__board *b, int w, int code, int wstatus);
 void mproc__abandon_all(struct mproc__board *b, int code);
 void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
                         bool (*alive)(void *), void *arg);
@@ -479,8 +491,8 @@ struct mproc__heap {
     size_t page;
     size_t keep;  /* freed bytes kept committed before discarding */
     size_t dirty; /* freed bytes not yet discarded */
-    struct mproc__extent *free, *used;
-    size_t nfree, nused, capfree, capused;
+    struct mproc__extent *free, *used; /* used: from used[ulo] on */
+    size_t nfree, nused, capfree, capused, ulo;
     pthread_mutex_t lock;
 };
 
@@ -518,11 +530,13 @@ struct mproc_pool {
 
     /* Caller side: submit, harvest, cancel, and the task of each slot. */
     pthread_mutex_t lock;
-    uint64_t next_pos;                     /* position of the next job */
-    struct mproc_task *tasks[MPROC__RING]; /* task of each slot, if alive */
-    _Atomic uint64_t retired[MPROC__RING]; /* id of a freed task's job: its
+    uint64_t next_pos;                        /* position of the next job */
+    struct mproc_task *tasks[MPROC__RING];    /* task of each slot, if alive */
+    _Atomic uint64_t retired[MPROC__RING];    /* id of a freed task's job: its
                                               slot is free, whatever its log */
-    struct mproc_task *live;               /* every task not yet freed */
+    struct mproc_task *live;                  /* every task not yet freed */
+    struct mproc_task *pend_head, *pend_tail; /* tasks waiting for a slot */
+    _Atomic size_t npending; /* their number, read without the lock */
 
     /* Thread workers, and the proxy threads of MPI ranks (with exec). */
     pthread_t *threads;
@@ -535,6 +549,7 @@ struct mproc_pool {
 
     /* The supervisor of a process pool (processes.c). */
     pid_t zpid;                   /* 0 once reaped */
+    _Atomic bool corrupt;         /* the board was found written over */
     int zevent;                   /* eventfd: close, or work for a sleeper */
     int lifeline;                 /* pipe write end the supervisor watches,
                      where pidfds are missing; else -1 */
@@ -566,6 +581,14 @@ struct mproc_task {
     /* Written by the waiter, read by progress from any thread. */
     _Atomic int state; /* enum mproc__task_state */
     bool cancelled;
+
+    /* Until posted (submit.c, "Pending tasks"), queued on the pool; id and
+       js are set when it is posted, with the job's data pointers kept
+       here until then. */
+    _Atomic bool posted;
+    struct mproc_task *pend_next;
+    const char *post_in;
+    void *post_arg;
 
     /* Memory it owns until freed (submit.c, stage and unstage). */
     char *stage; /* staging block (isolated pools) */
@@ -606,6 +629,8 @@ int mproc__usable(const mproc_pool *pool);
 
 /* submit.c */
 void mproc__unstage(mproc_pool *pool, mproc_task *t);
+void mproc__pump(mproc_pool *pool);
+void mproc__unqueue(mproc_pool *pool, mproc_task *t);
 
 /* task.c */
 uint64_t mproc__task_fin(const mproc_task *t);
@@ -613,9 +638,11 @@ void mproc__task_scan(mproc_task *t, uint64_t fin);
 void mproc__task_copy_range(mproc_task *t, uint64_t start, uint64_t len,
                             bool norun);
 bool mproc__job_complete(struct mproc__job *j, uint64_t id);
-int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id);
 void mproc__task_finish(mproc_task *t);
 void mproc__task_detach(mproc_task *t);
+enum { MPROC__KILL_CONDEMNED = 1, MPROC__KILL_RUNNING = 2 };
+int mproc__task_kill_locked(mproc_task *t);
+int mproc__task_wait(mproc_task *t, double timeout);
 
 /* repair.c: the pool broke; keep what finished, mark the rest crashed. */
 void mproc__salvage(mproc_task *t);
@@ -654,5 +681,31 @@ void mproc__results_close(mproc_pool *pool);
 void mproc__results_forget(mproc_pool *pool);
 void mproc__results_worker(mproc_pool *pool, int w);
 void mproc__results_collect(mproc_task *t, uint64_t start, uint64_t len);
+
+/*
+ * The pool whose map, submit, wait, next, close or terminate this thread is
+ * inside (pool.c). A signal handler that interrupts one of them and calls
+ * one on the same pool would wait for the call it interrupted, or for a
+ * lock it holds: enter says MPROC_EDEADLK instead. Only this thread reads
+ * and writes it, so a plain thread-local will do, also in a handler.
+ */
+extern _Thread_local const mproc_pool *mproc__inside;
+
+static inline int mproc__enter(const mproc_pool *pool, const mproc_pool **saved)
+{
+    *saved = mproc__inside;
+    if (pool && mproc__inside == pool)
+        return mproc__fail(MPROC_EDEADLK,
+                           "called inside another call on the same pool "
+                           "(from a signal handler?), which it would wait "
+                           "for");
+    mproc__inside = pool;
+    return 0;
+}
+
+static inline void mproc__leave(const mproc_pool *saved)
+{
+    mproc__inside = saved;
+}
 
 #endif /* MPROC_INTERNAL_H */

@@ -21,9 +21,11 @@
  *
  * and, while it is open:
  *
- *   poke(pool)      work was posted (after the workers were woken): a kind
+ *   poke(pool, urgent)
+ *                   work was posted (after the workers were woken): a kind
  *                   with a supervisor that sleeps without a deadline wakes
- *                   it. May be NULL.
+ *                   it; with `urgent`, also one that sleeps with a deadline
+ *                   (the board's look_ns was lowered). May be NULL.
  *   sleep(pool, bell, val, deadline)
  *                   the caller waits on a job's bell: futex-wait on it while
  *                   it holds val, until the deadline (0: none), and also
@@ -34,6 +36,11 @@
  *   check_job(pool, job)
  *                   what this kind cannot run of a valid job (MPI: only
  *                   bytes cross). May be NULL.
+ *   kill(pool)      mproc_task_kill condemned running chunks (board.c,
+ *                   "Kills"): have their workers killed now, whatever the
+ *                   keeper is doing. NULL: this kind cannot kill a running
+ *                   item (a kill of one is MPROC_ENOTSUP). A kind with kill
+ *                   can also enforce item timeouts (job.timeout).
  *
  * `isolated` says whether workers live in address spaces of their own: then
  * the board and the job's data must be in the shared region (staging copies
@@ -54,11 +61,12 @@ struct mproc__kind {
     int (*start)(mproc_pool *pool);
     void (*stop)(mproc_pool *pool);
     void (*close)(mproc_pool *pool);
-    void (*poke)(mproc_pool *pool);
+    void (*poke)(mproc_pool *pool, bool urgent);
     int (*sleep)(mproc_pool *pool, _Atomic uint32_t *bell, uint32_t val,
                  uint64_t deadline);
     bool (*alive)(mproc_pool *pool);
     int (*check_job)(const mproc_pool *pool, const mproc_job *job);
+    void (*kill)(mproc_pool *pool);
 };
 
 extern const struct mproc__kind mproc__kind_threads;   /* threads.c */

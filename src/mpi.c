@@ -635,6 +635,9 @@ static _Noreturn void serve(int rank, bool working)
         else if (st.MPI_TAG == TAG_STOP)
             break;
     }
+    const mproc_options *o = &mproc__self_pool->opt;
+    if (working && o->fini)
+        o->fini(o->init_arg);
     free(s.arg);
     free(s.identity);
     free(s.scratch);

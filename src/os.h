@@ -46,9 +46,14 @@ void mproc__file_punch(int fd, uint64_t off, uint64_t size);
 
 int mproc__lifeline(int *keep);
 int mproc__child_events(void);
-void mproc__child_events_drain(int fd);
+#define MPROC__EV_STOP 1u /* SIGTSTP, SIGTTIN or SIGTTOU arrived */
+#define MPROC__EV_CONT 2u /* SIGCONT arrived: the process was continued */
+unsigned mproc__child_events_drain(int fd);
+int mproc__subreaper(void);
+void mproc__each_child(void (*fn)(pid_t pid, void *ctx), void *ctx);
 bool mproc__child_exited(pid_t pid);
 int mproc__die_with_parent(pid_t parent);
+void mproc__parent_death_signal(int sig);
 void mproc__set_name(const char *name);
 int mproc__event_open(void);
 int mproc__event_post(int fd);

@@ -22,6 +22,7 @@
 
 _Thread_local int mproc__self_id = -1;
 _Thread_local const mproc_pool *mproc__self_pool;
+_Thread_local const mproc_pool *mproc__inside;
 
 int mproc_worker_id(void)
 {
@@ -66,11 +67,21 @@ static int check_options(const mproc_options *o)
                            "options.shared_size is %zu bytes, more than the "
                            "%llu an arena may reserve",
                            o->shared_size, (unsigned long long)MAX_SHARED);
+    if (o->start != MPROC_START_FORK && o->start != MPROC_START_SPAWN)
+        return mproc__fail(MPROC_EINVAL,
+                           "options.start is %d, not MPROC_START_FORK or "
+                           "MPROC_START_SPAWN",
+                           (int)o->start);
     if (!kind_of(o->kind))
         return mproc__fail(MPROC_ENOTSUP,
                            "options.kind is MPROC_MPI, and this program does "
                            "not link libmproc_mpi (pkg-config mproc_mpi, or "
                            "CMake's mproc::mpi)");
+    /* Fresh runs of the executable are not built yet: say so, run nothing. */
+    if (o->start == MPROC_START_SPAWN)
+        return mproc__fail(MPROC_ENOTSUP,
+                           "options.start is MPROC_START_SPAWN, which this "
+                           "build does not have yet; use MPROC_START_FORK");
     return kind_of(o->kind)->check(o);
 }
 
@@ -99,26 +110,35 @@ static uint64_t staging_size(void)
     return mproc__under_valgrind() ? UINT64_C(48) << 20 : s;
 }
 
+/* The least that logs and staging shrink to where address space is short
+   (ulimit -v): a pool still opens, and a job whose log or copies do not
+   fit fails its submit with MPROC_ENOMEM. */
+#define MIN_LOGS    ((size_t)4 << 20)
+#define MIN_STAGING ((size_t)8 << 20)
+
 /* Address space of a process pool: board, arena, logs, staging. Where the
-   address space is short, staging shrinks. */
+   address space is short, staging shrinks, then the logs. */
 static int map_shared(mproc_pool *p)
 {
     size_t page = page_size();
     p->arena_size = MPROC__ALIGN_UP(p->opt.shared_size, page);
     p->logs_size = logs_size();
-    size_t fixed = p->board_size + p->arena_size + p->logs_size;
     uint64_t staging = staging_size();
     for (;;) {
-        p->region_size = fixed + MPROC__ALIGN_UP((size_t)staging, page);
+        p->region_size = p->board_size + p->arena_size + p->logs_size +
+                         MPROC__ALIGN_UP((size_t)staging, page);
         p->region = mproc__region_map(p->region_size, true);
         if (p->region)
             break;
-        if (staging <= UINT64_C(64) << 20)
+        if (staging > MIN_STAGING)
+            staging /= 2;
+        else if (p->logs_size > MIN_LOGS)
+            p->logs_size /= 2;
+        else
             return mproc__fail(-errno,
                                "could not reserve %zu bytes of address "
                                "space for the pool's shared region: %s",
                                p->region_size, strerror(errno));
-        staging /= 2;
     }
     char *at = p->region + p->board_size;
     mproc__heap_init(&p->arena, at, p->arena_size, true, 0, true);
@@ -151,11 +171,12 @@ static int map_private(mproc_pool *p)
     mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0,
                      false);
     p->logs_size = logs_size();
-    p->private_logs = mproc__region_map(p->logs_size, false);
-    if (!p->private_logs)
-        return mproc__fail(-errno,
-                           "could not reserve %zu bytes for job logs: %s",
-                           p->logs_size, strerror(errno));
+    while (!(p->private_logs = mproc__region_map(p->logs_size, false)))
+        if ((p->logs_size /= 2) < MIN_LOGS)
+            return mproc__fail(-errno,
+                               "could not reserve address space for job "
+                               "logs: %s",
+                               strerror(errno));
     mproc__heap_init(&p->logs, p->private_logs, p->logs_size, false, 64 << 20,
                      false);
     return 0;
@@ -261,16 +282,18 @@ int mproc__usable(const mproc_pool *pool)
     return 0;
 }
 
-int mproc_pool_close(mproc_pool *pool)
+static int close_pool(mproc_pool *pool)
 {
-    if (!pool)
-        return 0;
     int err = mproc__usable(pool);
     if (err)
         return err;
 
-    /* Every task still alive is cancelled, waited for, and detached: its
-       results are in the caller's buffers and it no longer needs the pool. */
+    /* Every task still alive is cancelled (all first, so that pending
+       tasks post as cancelled jobs), waited for, and detached: its results
+       are in the caller's buffers and it no longer needs the pool. Close
+       runs alone, so the list holds still. */
+    for (mproc_task *t = pool->live; t; t = t->next)
+        mproc_task_cancel(t);
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         mproc_task *t = pool->live;
@@ -293,6 +316,52 @@ int mproc_pool_close(mproc_pool *pool)
     pthread_mutex_destroy(&pool->lock);
     free(pool);
     return 0;
+}
+
+int mproc_pool_close(mproc_pool *pool)
+{
+    if (!pool)
+        return 0;
+    const mproc_pool *saved;
+    int err = mproc__enter(pool, &saved);
+    if (err)
+        return err;
+    err = close_pool(pool);
+    mproc__leave(saved);
+    return err;
+}
+
+static int terminate_pool(mproc_pool *pool);
+
+int mproc_pool_terminate(mproc_pool *pool)
+{
+    if (!pool)
+        return 0;
+    const mproc_pool *saved;
+    int err = mproc__enter(pool, &saved);
+    if (err)
+        return err;
+    err = terminate_pool(pool);
+    mproc__leave(saved);
+    return err;
+}
+
+static int terminate_pool(mproc_pool *pool)
+{
+    int err = mproc__usable(pool);
+    if (err)
+        return err;
+    /* Kill every live task's running items, then close as usual: the
+       waits in close then end as soon as the killed workers are reaped. */
+    int r = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (mproc_task *t = pool->live; t; t = t->next)
+        if (!mproc__task_final(t))
+            r |= mproc__task_kill_locked(t);
+    pthread_mutex_unlock(&pool->lock);
+    if (r & MPROC__KILL_CONDEMNED)
+        pool->kind->kill(pool);
+    return close_pool(pool);
 }
 
 /* ---- the shared arena ----------------------------------------------------------- */

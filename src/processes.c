@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -140,6 +141,38 @@ static int start(mproc_pool *pool)
     return 0;
 }
 
+/*
+ * Wait for the closing supervisor to exit, in bounded time whatever state it
+ * is in: continued if it was stopped (SIGSTOP, or a job control stop that
+ * reached it alone), and killed if it has not exited within the workers'
+ * grace period and a margin; its workers then die with it (they asked for
+ * SIGKILL at its death). The kernel wakes us on the robust futex it holds
+ * as it exits; the short naps cover a supervisor that died before holding
+ * it.
+ */
+static void await_supervisor(mproc_pool *pool)
+{
+    struct mproc__board *b = pool->board;
+    kill(pool->zpid, SIGCONT);
+    uint64_t until = mproc__now() + mproc__close_grace(b) + 2 * MPROC__NS;
+    for (;;) {
+        /* acq_rel: as in sleep_on, our waiter bit for the kernel, and the
+           kernel's OWNER_DIED. */
+        uint32_t z = atomic_fetch_or_explicit(&b->zlock, MPROC__WAITERS,
+                                              memory_order_acq_rel);
+        if (z & MPROC__OWNER_DIED || mproc__child_exited(pool->zpid))
+            return;
+        uint64_t now = mproc__now();
+        if (now >= until) {
+            kill(pool->zpid, SIGKILL);
+            return;
+        }
+        uint64_t nap = now + 10000000;
+        mproc__futex_wait(&b->zlock, z | MPROC__WAITERS,
+                          nap < until ? nap : until, true);
+    }
+}
+
 static void stop(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
@@ -154,6 +187,7 @@ static void stop(mproc_pool *pool)
         atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
         mproc__futex_wake(&b->epoch, INT_MAX, true);
         mproc__event_post(pool->zevent);
+        await_supervisor(pool);
         /* ECHILD: the program reaped it already (its own waitpid(-1), or
            SIGCHLD ignored); it has exited either way. */
         while (waitpid(pool->zpid, NULL, 0) < 0 && errno == EINTR)
@@ -172,10 +206,16 @@ static void stop(mproc_pool *pool)
     pthread_mutex_unlock(&registry_lock);
 }
 
-static void poke(mproc_pool *pool)
+static void poke(mproc_pool *pool, bool urgent)
 {
     struct mproc__board *b = pool->board;
-    if (!b->timeout_ns)
+    if (urgent) {
+        /* A job's items have a shorter limit than the supervisor may be
+           sleeping for: the eventfd stays readable until it looks again. */
+        mproc__event_post(pool->zevent);
+        return;
+    }
+    if (!atomic_load_explicit(&b->look_ns, memory_order_relaxed))
         return; /* the supervisor has no deadline to keep */
     /* seq_cst: pairs with the supervisor's seq_cst store of z_idle then
        look at the board (supervise, busy); the submitter's seq_cst store of
@@ -193,6 +233,13 @@ static bool alive(mproc_pool *pool)
     uint32_t z =
         atomic_load_explicit(&pool->board->zlock, memory_order_acquire);
     return !(z & MPROC__OWNER_DIED) && !mproc__child_exited(pool->zpid);
+}
+
+/* The supervisor kills what mproc_task_kill condemned as soon as it looks:
+   wake it whether or not it sleeps with a deadline. */
+static void kill_condemned(mproc_pool *pool)
+{
+    mproc__event_post(pool->zevent);
 }
 
 /* ---- the kind ------------------------------------------------------------ */
@@ -283,4 +330,5 @@ const struct mproc__kind mproc__kind_processes = {
     .sleep = sleep_on,
     .alive = alive,
     .check_job = check_job,
+    .kill = kill_condemned,
 };

@@ -38,12 +38,15 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     uint64_t failed = atomic_load_explicit(&s->failed, memory_order_relaxed);
     bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
                 MPROC__KILLED;
+    bool killed = atomic_load_explicit(&s->live, memory_order_relaxed) ==
+                  (id | MPROC__LIVE_KILL);
     uint64_t cur = mproc__commit_next(commit);
     uint64_t batch_end =
         atomic_load_explicit(&s->batch_end, memory_order_relaxed);
 
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
     atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     if (j->reduce)
         atomic_store_explicit(&mproc__partial(j, w)->buf,
                               mproc__commit_buf(commit), memory_order_relaxed);
@@ -54,6 +57,16 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
            settle): the rest never started. */
         if (hold > end)
             mproc__fail_range(j, end, hold - end, MPROC_ECANCELED, 0, true);
+        return false;
+    }
+    if (killed && !late) {
+        /* mproc_task_kill: the job is cancelled, so what the worker left
+           is cancelled too; the item it was in (or about to start: the
+           kill cannot tell) carries the kill in its wait status. */
+        mproc__fail_range(j, cur, 1, MPROC_ECANCELED, wstatus, true);
+        if (cur + 1 < hold)
+            mproc__fail_range(j, cur + 1, hold - cur - 1, MPROC_ECANCELED, 0,
+                              true);
         return false;
     }
     /* Inside a batch's run of more than one item (board.c, run_batch): the
@@ -79,8 +92,9 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     return true;
 }
 
-/* Give up on the work inherited by slot w: mark it with code. */
-void mproc__abandon(struct mproc__board *b, int w, int code)
+/* Give up on the work inherited by slot w: mark it with code (and wstatus,
+   how the start that could not take it over ended). */
+void mproc__abandon(struct mproc__board *b, int w, int code, int wstatus)
 {
     struct mproc__slot *s = &b->slots[w];
     /* Acquire: pairs with the release of inherit in repair_running and
@@ -96,7 +110,7 @@ void mproc__abandon(struct mproc__board *b, int w, int code)
     uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
     atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
     atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
-    mproc__fail_range(j, start, end - start, code, 0, b->isolated);
+    mproc__fail_range(j, start, end - start, code, wstatus, b->isolated);
 }
 
 /* Mark every unclaimed item of every queued job with code (the pool can run

@@ -7,7 +7,10 @@
  * sees it at the same address). Its bookkeeping is two sorted arrays of
  * extents in the caller's private memory: the free ones, by address, and the
  * used ones, by address. Allocation is first fit; freeing merges with free
- * neighbours. Nothing is ever written into the range itself, so memory is
+ * neighbours. The used array is a deque (it starts at `ulo`), shifting the
+ * shorter side on an insert or an erase: blocks are mostly allocated at
+ * rising addresses and freed oldest first (a queue of tasks), which then
+ * costs O(1) however many blocks are live. Nothing is ever written into the range itself, so memory is
  * committed only where the user (or a copy) touches it.
  *
  * The arena hands out zeroed memory: freed pages are discarded (MADV_REMOVE
@@ -92,6 +95,57 @@ static void erase(struct mproc__extent *a, size_t *n, size_t at)
     (*n)--;
 }
 
+/* Room for one more used extent after the last. */
+static bool grow_used(struct mproc__heap *h)
+{
+    if (h->ulo + h->nused < h->capused)
+        return true;
+    if (h->ulo && h->nused + 1 <= h->capused / 2) {
+        memmove(h->used, h->used + h->ulo, h->nused * sizeof *h->used);
+        h->ulo = 0;
+        return true;
+    }
+    size_t c = h->capused ? h->capused * 2 : 16;
+    struct mproc__extent *p = malloc(c * sizeof *p);
+    if (!p)
+        return false;
+    if (h->nused)
+        memcpy(p, h->used + h->ulo, h->nused * sizeof *p);
+    free(h->used);
+    h->used = p;
+    h->capused = c;
+    h->ulo = 0;
+    return true;
+}
+
+static void insert_used(struct mproc__heap *h, size_t at,
+                        struct mproc__extent e)
+{
+    struct mproc__extent *a = h->used + h->ulo;
+    if (h->ulo && at < h->nused / 2) {
+        memmove(a - 1, a, at * sizeof *a);
+        h->ulo--;
+        a[at - 1] = e;
+    } else {
+        memmove(a + at + 1, a + at, (h->nused - at) * sizeof *a);
+        a[at] = e;
+    }
+    h->nused++;
+}
+
+static void erase_used(struct mproc__heap *h, size_t at)
+{
+    struct mproc__extent *a = h->used + h->ulo;
+    if (at < h->nused / 2) {
+        memmove(a + 1, a, at * sizeof *a);
+        h->ulo++;
+    } else {
+        memmove(a + at, a + at + 1, (h->nused - at - 1) * sizeof *a);
+    }
+    if (!--h->nused)
+        h->ulo = 0;
+}
+
 static void discard_all(struct mproc__heap *h)
 {
     for (size_t i = 0; i < h->nfree; i++)
@@ -117,7 +171,7 @@ void *mproc__heap_alloc(struct mproc__heap *h, size_t size)
             goto nomem;
         h->free[h->nfree++] = (struct mproc__extent){0, h->size};
     }
-    if (!grow(&h->used, h->nused, &h->capused))
+    if (!grow_used(h))
         goto nomem;
     for (size_t i = 0; i < h->nfree; i++) {
         struct mproc__extent *f = &h->free[i];
@@ -128,7 +182,7 @@ void *mproc__heap_alloc(struct mproc__heap *h, size_t size)
         f->len -= size;
         if (!f->len)
             erase(h->free, &h->nfree, i);
-        insert(h->used, &h->nused, lower(h->used, h->nused, u.off), u);
+        insert_used(h, lower(h->used + h->ulo, h->nused, u.off), u);
         pthread_mutex_unlock(&h->lock);
         return h->base + u.off;
     }
@@ -144,14 +198,15 @@ void mproc__heap_free(struct mproc__heap *h, void *p)
         return;
     size_t off = (size_t)((char *)p - h->base);
     pthread_mutex_lock(&h->lock);
-    size_t i = lower(h->used, h->nused, off);
-    if (i == h->nused || h->used[i].off != off ||
+    struct mproc__extent *used = h->used + h->ulo;
+    size_t i = lower(used, h->nused, off);
+    if (i == h->nused || used[i].off != off ||
         !grow(&h->free, h->nfree, &h->capfree)) {
         pthread_mutex_unlock(&h->lock);
         return;
     }
-    struct mproc__extent e = h->used[i];
-    erase(h->used, &h->nused, i);
+    struct mproc__extent e = used[i];
+    erase_used(h, i);
 
     if (h->zero) {
         /* Whole pages go back to the system and read as zero; the bytes on

@@ -20,6 +20,7 @@
 #include "kind.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,17 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     if (j->arg_size && !j->arg)
         return mproc__fail(MPROC_EINVAL, "job.arg is NULL while arg_size = %zu",
                            j->arg_size);
+    if (isnan(j->timeout) || j->timeout < 0 || j->timeout > 365.0 * 86400)
+        return mproc__fail(MPROC_EINVAL,
+                           "job.timeout is %g s; it must be 0 (the pool's) "
+                           "to one year",
+                           j->timeout);
+    /* A limit needs a keeper that can kill a running item. */
+    if (j->timeout > 0 && !pool->kind->kill)
+        return mproc__fail(MPROC_ENOTSUP,
+                           "job.timeout is %g s: a %s pool cannot kill a "
+                           "running item (use MPROC_PROCESSES)",
+                           j->timeout, pool->kind->name);
     if (j->batch && (j->flags & MPROC_OUT_BYTES))
         return mproc__fail(MPROC_EINVAL,
                            "job.batch with MPROC_OUT_BYTES: mproc_result "
@@ -93,13 +105,13 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
     err = mproc__usable(pool);
     if (err)
         return err;
-    /* Acquire: pairs with the supervisor's release store of `broken`
-       (supervisor.c, give_up_if_hopeless), which it makes before marking
-       the board: only the flag itself is needed here. */
-    if (atomic_load_explicit(&pool->board->broken, memory_order_acquire))
+    /* Acquire: pairs with the release stores of `corrupt` and `broken` by
+       whoever found the pool unable to go on; only the flags are read. */
+    if (atomic_load_explicit(&pool->corrupt, memory_order_acquire) ||
+        atomic_load_explicit(&pool->board->broken, memory_order_acquire))
         return mproc__fail(MPROC_EBROKEN,
-                           "the pool can start no worker any more (its "
-                           "supervisor gave up); close it");
+                           "the pool is broken (its control memory was "
+                           "written over); close it");
     return pool->kind->check_job ? pool->kind->check_job(pool, j) : 0;
 }
 
@@ -226,52 +238,62 @@ void mproc__unstage(mproc_pool *pool, mproc_task *t)
 
 /* ---- submitting ----------------------------------------------------------- */
 
-/* Take the slot for position pos: its previous job must be complete. Called
-   and returns with pool->lock held; may drop it to wait. Returns 0 or
-   MPROC_EBROKEN. */
-static int take_slot(mproc_pool *pool, uint64_t *pos)
+/* Take the slot for the next position if its previous job is complete
+   (harvesting that job), without waiting. Called with pool->lock held.
+   Returns whether the slot is taken. */
+static bool take_slot(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
-    for (;;) {
-        *pos = pool->next_pos;
-        uint32_t js = (uint32_t)(*pos % MPROC__RING);
-        struct mproc__job *j = &b->jobs[js];
-        /* Acquire of id: pairs with the release store in publish, by an
-           earlier submitter; acquire of retired: with its release store in
-           mproc_task_free (task.c). Both were stored under pool->lock,
-           held here, so the orders are stronger than needed. */
-        uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
-        if (!old ||
-            atomic_load_explicit(&pool->retired[js], memory_order_acquire) ==
-                old ||
-            mproc__job_complete(j, old)) {
-            mproc_task *prev = pool->tasks[js];
-            if (prev) {
-                /* Acquire of fin: pairs with the release half of the last
-                   finishers' fetch-adds (board.c, mproc__finish); the job
-                   is complete, so this is its final count. Release of
-                   harvested: pairs with its acquire loads (task.c:
-                   mproc__task_fin, which then reads final_fin; cancel;
-                   free). */
-                atomic_store_explicit(
-                    &prev->final_fin,
-                    atomic_load_explicit(&j->fin, memory_order_acquire),
-                    memory_order_relaxed);
-                atomic_store_explicit(&prev->harvested, true,
-                                      memory_order_release);
-                pool->tasks[js] = NULL;
-            }
-            return 0;
-        }
-        pthread_mutex_unlock(&pool->lock);
-        int err = mproc__wait_slot(pool, js, old);
-        pthread_mutex_lock(&pool->lock);
-        if (err)
-            return mproc__fail(err,
-                               "the pool broke while a job waited for "
-                               "a slot: %s",
-                               mproc_strerror(err));
+    uint32_t js = (uint32_t)(pool->next_pos % MPROC__RING);
+    struct mproc__job *j = &b->jobs[js];
+    /* Acquire of id: pairs with the release store in publish, by an
+       earlier submitter; acquire of retired: with its release store in
+       mproc_task_free (task.c). Both were stored under pool->lock, held
+       here, so the orders are stronger than needed. */
+    uint64_t old = atomic_load_explicit(&j->id, memory_order_acquire);
+    if (old &&
+        atomic_load_explicit(&pool->retired[js], memory_order_acquire) != old &&
+        !mproc__job_complete(j, old))
+        return false;
+    mproc_task *prev = pool->tasks[js];
+    if (prev) {
+        /* Acquire of fin: pairs with the release half of the last
+           finishers' fetch-adds (board.c, mproc__finish); the job is
+           complete, so this is its final count. Release of harvested:
+           pairs with its acquire loads (task.c: mproc__task_fin, which then
+           reads final_fin; cancel; free). */
+        atomic_store_explicit(
+            &prev->final_fin,
+            atomic_load_explicit(&j->fin, memory_order_acquire),
+            memory_order_relaxed);
+        atomic_store_explicit(&prev->harvested, true, memory_order_release);
+        pool->tasks[js] = NULL;
     }
+    return true;
+}
+
+static uint64_t timeout_ns(double seconds)
+{
+    if (!(seconds > 0))
+        return 0;
+    uint64_t ns = (uint64_t)(seconds * 1e9);
+    return ns ? ns : 1;
+}
+
+/* A job whose items may run for less than the supervisor sleeps between
+   looks lowers the board's look_ns (only ever lowered); returns whether it
+   did, so that the supervisor is woken to look sooner. */
+static bool lower_look(struct mproc__board *b, uint64_t ns)
+{
+    uint64_t look = atomic_load_explicit(&b->look_ns, memory_order_relaxed);
+    while (ns && (!look || ns < look))
+        /* Relaxed: the urgent poke that follows (an eventfd write and the
+           supervisor's read) orders it before the supervisor's next look. */
+        if (atomic_compare_exchange_weak_explicit(&b->look_ns, &look, ns,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
 }
 
 /* Publish the job in slot js (see board.c, "Recycling"): the id is cleared
@@ -309,6 +331,7 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     j->wstatus = t->s_wstatus ? t->s_wstatus : u->wstatus;
     j->flags = u->flags;
     j->reduce = u->reduce;
+    j->timeout_ns = timeout_ns(u->timeout);
     j->partials = t->partials;
     j->pstride = t->pstride;
     /* Release, as n: pairs with the acquire loads of log and log_cap in
@@ -338,7 +361,81 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
     t->js = (uint32_t)(pos % MPROC__RING);
 }
 
-static void wake_workers(mproc_pool *pool, size_t n)
+/*
+ * Pending tasks. A task whose job finds no free slot (RING jobs are still
+ * unfinished) is queued on the pool, in submission order, and posted as
+ * slots free; mproc_submit never waits. The queue is pumped, under the
+ * pool's lock, by every submit and by every waiter (task.c, await and
+ * mproc__posted), which while tasks are pending looks at the queue every
+ * PENDING_NAP. A pending task is `posted` false: it has no slot yet, and
+ * a cancel only marks it, to be applied as it is posted.
+ */
+static void post(mproc_pool *pool, mproc_task *t)
+{
+    struct mproc__board *b = pool->board;
+    uint64_t pos = pool->next_pos;
+    publish(pool, t, pos, t->post_in, t->post_arg);
+    pool->next_pos = pos + 1;
+    pool->tasks[t->js] = t;
+    /* Release: pairs with the acquire in mproc__task_fin (progress, from any
+       thread), which then reads t->js and t->id. */
+    atomic_store_explicit(&t->posted, true, memory_order_release);
+    if (t->cancelled)
+        mproc__cancel_job(b, &b->jobs[t->js]);
+}
+
+/* Post what the queue holds while slots are free; pool->lock held. Returns
+   the items posted. */
+static size_t pump_locked(mproc_pool *pool)
+{
+    size_t items = 0;
+    while (pool->pend_head && take_slot(pool)) {
+        mproc_task *t = pool->pend_head;
+        pool->pend_head = t->pend_next;
+        if (!pool->pend_head)
+            pool->pend_tail = NULL;
+        t->pend_next = NULL;
+        atomic_fetch_sub_explicit(&pool->npending, 1, memory_order_relaxed);
+        post(pool, t);
+        items += t->user.n ? t->user.n : 1;
+    }
+    return items;
+}
+
+static void wake_workers(mproc_pool *pool, size_t n, bool urgent);
+
+/* Take a task that will never be posted (salvaged after the pool broke)
+   off the queue before it is freed; pool->lock held. */
+void mproc__unqueue(mproc_pool *pool, mproc_task *t)
+{
+    if (atomic_load_explicit(&t->posted, memory_order_relaxed))
+        return;
+    mproc_task *prev = NULL;
+    for (mproc_task *q = pool->pend_head; q; prev = q, q = q->pend_next) {
+        if (q != t)
+            continue;
+        if (prev)
+            prev->pend_next = t->pend_next;
+        else
+            pool->pend_head = t->pend_next;
+        if (pool->pend_tail == t)
+            pool->pend_tail = prev;
+        t->pend_next = NULL;
+        atomic_fetch_sub_explicit(&pool->npending, 1, memory_order_relaxed);
+        return;
+    }
+}
+
+void mproc__pump(mproc_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    size_t items = pump_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+    if (items)
+        wake_workers(pool, items, false);
+}
+
+static void wake_workers(mproc_pool *pool, size_t n, bool urgent)
 {
     struct mproc__board *b = pool->board;
     /* seq_cst: pairs with the idle worker's seq_cst count then look at
@@ -351,10 +448,10 @@ static void wake_workers(mproc_pool *pool, size_t n)
                           n < (size_t)pool->workers ? (int)n : INT_MAX,
                           pool->isolated);
     if (pool->kind->poke)
-        pool->kind->poke(pool);
+        pool->kind->poke(pool, urgent);
 }
 
-int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
+static int submit_job(mproc_pool *pool, const mproc_job *job, mproc_task **task)
 {
     if (!task)
         return mproc__fail(MPROC_EINVAL,
@@ -431,23 +528,30 @@ int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
         memcpy((char *)h + MPROC__LINE, job->acc, job->out_size);
     }
 
+    t->post_in = in;
+    t->post_arg = arg;
+    bool urgent = lower_look(pool->board, timeout_ns(job->timeout));
     pthread_mutex_lock(&pool->lock);
-    uint64_t pos;
-    err = take_slot(pool, &pos);
-    if (err) {
-        pthread_mutex_unlock(&pool->lock);
-        goto fail;
+    size_t items = pump_locked(pool);
+    if (!pool->pend_head && take_slot(pool)) {
+        post(pool, t);
+        items += n;
+    } else {
+        if (pool->pend_tail)
+            pool->pend_tail->pend_next = t;
+        else
+            pool->pend_head = t;
+        pool->pend_tail = t;
+        atomic_fetch_add_explicit(&pool->npending, 1, memory_order_relaxed);
     }
-    publish(pool, t, pos, in, arg);
-    pool->next_pos = pos + 1;
-    pool->tasks[t->js] = t;
     t->next = pool->live;
     if (t->next)
         t->next->prev = t;
     pool->live = t;
     pthread_mutex_unlock(&pool->lock);
 
-    wake_workers(pool, n);
+    if (items || urgent)
+        wake_workers(pool, items, urgent);
     *task = t;
     return 0;
 
@@ -457,13 +561,32 @@ fail:
     return err;
 }
 
+int mproc_submit(mproc_pool *pool, const mproc_job *job, mproc_task **task)
+{
+    const mproc_pool *saved;
+    int err = mproc__enter(pool, &saved);
+    if (err) {
+        if (task)
+            *task = NULL;
+        return err;
+    }
+    err = submit_job(pool, job, task);
+    mproc__leave(saved);
+    return err;
+}
+
 int mproc_map(mproc_pool *pool, const mproc_job *job)
 {
-    mproc_task *t;
-    int r = mproc_submit(pool, job, &t);
+    const mproc_pool *saved;
+    int r = mproc__enter(pool, &saved);
     if (r)
         return r;
-    r = mproc_task_wait(t, -1);
-    mproc_task_free(t);
+    mproc_task *t;
+    r = submit_job(pool, job, &t);
+    if (!r) {
+        r = mproc__task_wait(t, -1);
+        mproc_task_free(t);
+    }
+    mproc__leave(saved);
     return r;
 }

@@ -41,7 +41,10 @@
 #include <unistd.h>
 
 #define EXIT_INIT 0x6d /* a worker's init returned nonzero */
-#define GIVE_UP   5    /* failed starts in a row, with no worker alive */
+#define GIVE_UP \
+    5 /* failed starts in a row before a slot's inherited
+                          work, or with no worker alive all work, is given
+                          up with the cause's code */
 
 /* Open process pools, so that a new supervisor drops what it inherits of
    the others (forget_others). */
@@ -58,9 +61,17 @@ struct super {
     bool *alive;
     bool *held;         /* waits for reconciliation before respawn */
     int *fails;         /* failed starts in a row */
+    int *cause;         /* the last failed start's code (MPROC_EINIT, -errno) */
+    uint64_t close_at;  /* closing: when workers still alive are killed */
     uint64_t *retry_at; /* 0: no respawn due */
     struct mproc__dead *dead;
     int ndead;
+    /* Job control: time stopped does not count toward a limit. A deadline
+       seen when the supervisor was continued is extended by how long it
+       had not looked (extra), until the slot's deadline changes. */
+    bool follow_stops; /* the program stops on SIGTSTP (default action) */
+    uint64_t last_look;
+    uint64_t *seen_d, *extra;
 };
 
 /* ---- the worker process ------------------------------------------------ */
@@ -95,6 +106,10 @@ static _Noreturn void worker_main(struct super *z, int w)
     mproc__results_worker(z->pool, w);
     /* What init and the items print is flushed before the worker ends in
        any way but a crash (board.c flushes after each chunk too). */
+    /* init runs under options.timeout (spawn set the deadline): as an
+       item's, the supervisor's swap to KILLED and ours back to 0 decide
+       whether it was late. */
+    uint64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
     if (o->init && o->init(o->init_arg)) {
         fflush(NULL);
         if (z->initial)
@@ -102,6 +117,11 @@ static _Noreturn void worker_main(struct super *z, int w)
         _exit(EXIT_INIT);
     }
     fflush(NULL);
+    if (d && !atomic_compare_exchange_strong_explicit(&s->deadline, &d, 0,
+                                                      memory_order_acq_rel,
+                                                      memory_order_relaxed))
+        for (;;)
+            pause(); /* condemned: the kill is on its way */
     /* Acquire: pairs with the supervisor's release of inherit (repair.c),
        made before this worker was forked (the fork orders it anyway);
        release: pairs with the supervisor's acquire of the state when this
@@ -113,6 +133,11 @@ static _Noreturn void worker_main(struct super *z, int w)
         mproc__board_ready(b, 0, true);
     struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
     mproc__work(&wk);
+    /* Ending normally (close, or max_items): fini runs in the state the
+       worker left work in, IDLE, so a crash in it costs no item. */
+    if (o->fini)
+        o->fini(o->init_arg);
+    /* What fini and the items printed is flushed before the worker ends. */
     fflush(NULL);
     /* Release: pairs with on_death's acquire of the state; EXITING holds
        nothing, and the exit orders it anyway, so stronger than needed. */
@@ -125,11 +150,19 @@ static _Noreturn void worker_main(struct super *z, int w)
 static int spawn(struct super *z, int w)
 {
     struct mproc__slot *s = &z->b->slots[w];
-    atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+    /* init, if any, runs under the pool's item limit, counted from here
+       (worker_main). */
+    uint64_t limit = z->pool->opt.init ? z->b->timeout_ns : 0;
+    atomic_store_explicit(&s->deadline, limit ? mproc__now() + limit : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     /* Release: pairs with the acquire of the state in on_death and the
        seq_cst loads in busy and held_range, all in this process; the child
        sees it through the fork. Stronger than needed. */
     atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
+    int refused = MPROC__FORK_FAULT();
+    if (refused)
+        return refused;
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
@@ -140,6 +173,39 @@ static int spawn(struct super *z, int w)
     z->retry_at[w] = 0;
     atomic_store_explicit(&s->pid, pid, memory_order_relaxed);
     return 0;
+}
+
+/*
+ * Process trees. The supervisor is a child subreaper: whatever an item
+ * starts and leaves behind (its worker killed for a timeout or a kill,
+ * crashed or retired, or a process that outlived its own parent, setsid
+ * or not) is re-parented to the supervisor rather than to init. Every
+ * child that is not a worker is such an orphan, and is killed whenever
+ * the supervisor reaps anything (its own children are re-parented to us
+ * as it dies, and killed in turn), and all of them before it exits.
+ */
+static bool is_worker(struct super *z, pid_t pid)
+{
+    for (int w = 0; w < z->W; w++)
+        if (z->alive[w] && z->pid[w] == pid)
+            return true;
+    return false;
+}
+
+static void kill_orphan(pid_t pid, void *ctx)
+{
+    if (!is_worker(ctx, pid))
+        kill(pid, SIGKILL);
+}
+
+/* Before exiting: kill and reap every descendant left, down the tree. */
+static void sweep(struct super *z)
+{
+    for (;;) {
+        mproc__each_child(kill_orphan, z);
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            return;
+    }
 }
 
 static void kill_all(struct super *z)
@@ -153,6 +219,7 @@ static void kill_all(struct super *z)
                 ;
             z->alive[w] = false;
         }
+    sweep(z);
 }
 
 static bool opened(struct super *z)
@@ -166,6 +233,16 @@ static bool opened(struct super *z)
 static void fail_open(struct super *z, int code)
 {
     mproc__board_ready(z->b, code, true);
+}
+
+/* How long to wait before the next start of a slot after `fails` failed
+   starts in a row: 0, then 1 ms doubling to about 8 s. */
+static uint64_t backoff(int fails)
+{
+    if (!fails)
+        return 0;
+    int f = fails < 14 ? fails : 14;
+    return (UINT64_C(1) << f) * 1000000 / 2;
 }
 
 /* Worker w has exited with wait status st: repair the board and decide when
@@ -187,19 +264,27 @@ static void on_death(struct super *z, int w, int st)
     atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
 
     switch (state) {
-    case MPROC__INIT:
+    case MPROC__INIT: {
+        bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
+                    MPROC__KILLED;
+        atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
         if (!opened(z)) {
             /* A worker of the opening failed: the open fails. */
-            if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
+            if (late)
+                fail_open(z, MPROC_ETIMEDOUT);
+            else if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
                 fail_open(z, MPROC_ECRASHED);
             z->retry_at[w] = 0;
             return;
         }
-        /* A replacement that cannot start: retry, more slowly each time,
-           but do not let the work it inherited wait on it for ever. */
+        /* A replacement whose init failed (returned nonzero, crashed, or
+           ran past options.timeout): retry, more slowly each time, but do
+           not let the work it inherited wait on it for ever. */
+        z->cause[w] = MPROC_EINIT;
         if (++z->fails[w] >= GIVE_UP)
-            mproc__abandon(b, w, MPROC_ECRASHED);
+            mproc__abandon(b, w, MPROC_EINIT, st);
         break;
+    }
     case MPROC__RUNNING:
         mproc__repair_running(b, w, st);
         z->fails[w] = 0;
@@ -233,16 +318,11 @@ static void on_death(struct super *z, int w, int st)
        Stronger than needed. */
     atomic_store_explicit(&s->state, MPROC__FREE, memory_order_release);
     if (closing) {
-        mproc__abandon(b, w, MPROC_ECANCELED);
+        mproc__abandon(b, w, MPROC_ECANCELED, 0);
         z->retry_at[w] = 0;
         return;
     }
-    uint64_t delay = 0;
-    if (z->fails[w]) {
-        int f = z->fails[w] < 10 ? z->fails[w] : 10;
-        delay = (UINT64_C(1) << f) * 1000000 / 2; /* 1 ms, 2 ms, ... 512 ms */
-    }
-    z->retry_at[w] = mproc__now() + delay + 1;
+    z->retry_at[w] = mproc__now() + backoff(z->fails[w]) + 1;
 }
 
 /* Reconcile the jobs that dead workers left in a window; release their
@@ -291,16 +371,81 @@ static uint64_t timeouts(struct super *z, uint64_t now)
         uint64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
         if (!d || d == MPROC__KILLED)
             continue;
-        if (now >= d) {
+        if (d != z->seen_d[w]) {
+            z->seen_d[w] = d;
+            z->extra[w] = 0;
+        }
+        /* The swap below is of the slot's own d, which the worker swaps
+           back when its item returns; only our view of it is extended. */
+        uint64_t due = d + z->extra[w];
+        if (now >= due) {
             if (atomic_compare_exchange_strong_explicit(
                     &s->deadline, &d, MPROC__KILLED, memory_order_acq_rel,
                     memory_order_acquire))
                 kill(z->pid[w], SIGKILL);
-        } else if (!next || d < next) {
-            next = d;
+        } else if (!next || due < next) {
+            next = due;
         }
     }
     return next;
+}
+
+/*
+ * Job control. A stop asked of the supervisor (SIGTSTP from the terminal
+ * reaches the caller's whole process group; SIGTTIN, SIGTTOU) stops the
+ * whole pool: every worker is stopped, replacements forked late included,
+ * then the supervisor itself, so nothing runs and nothing is started while
+ * the job is suspended. It follows the program: only where the program
+ * stops on SIGTSTP (its default action). Once continued, by the shell's
+ * SIGCONT to the group or by one to the supervisor alone, it continues its
+ * workers and re-arms the running items' limits: each is extended by the
+ * time since the supervisor last looked, which covers the time stopped.
+ */
+static void continued(struct super *z, uint64_t now)
+{
+    uint64_t gap = now > z->last_look ? now - z->last_look : 0;
+    for (int w = 0; w < z->W; w++) {
+        if (!z->alive[w])
+            continue;
+        kill(z->pid[w], SIGCONT);
+        uint64_t d = atomic_load_explicit(&z->b->slots[w].deadline,
+                                          memory_order_relaxed);
+        if (!d || d == MPROC__KILLED)
+            continue;
+        if (d != z->seen_d[w]) {
+            z->seen_d[w] = d;
+            z->extra[w] = 0;
+        }
+        z->extra[w] += gap;
+    }
+}
+
+static void job_control(struct super *z, unsigned ev)
+{
+    if ((ev & MPROC__EV_STOP) && z->follow_stops) {
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w])
+                kill(z->pid[w], SIGSTOP);
+        kill(z->self, SIGSTOP);
+        ev |= MPROC__EV_CONT;
+    }
+    if (ev & MPROC__EV_CONT)
+        continued(z, mproc__now());
+}
+
+/* Kill the workers whose chunk a mproc_task_kill condemned (board.c,
+   "Kills"); the caller swapped the word and poked us. A worker killed
+   already but not yet reaped is killed again, harmlessly. */
+static void kills(struct super *z)
+{
+    for (int w = 0; w < z->W; w++) {
+        if (!z->alive[w])
+            continue;
+        uint64_t live =
+            atomic_load_explicit(&z->b->slots[w].live, memory_order_relaxed);
+        if (live & MPROC__LIVE_KILL)
+            kill(z->pid[w], SIGKILL);
+    }
 }
 
 /* Is anything on the board or in a worker's hands? Work a replacement
@@ -332,46 +477,69 @@ static bool busy(struct super *z)
     return false;
 }
 
+/* No worker is alive and none could be started GIVE_UP times in a row:
+   fail the work on the board with the cause's code (MPROC_EINIT, or the
+   system's refusal of a process) rather than let it hang, and keep trying
+   to start workers, with backoff: the pool is not broken, and serves again
+   once a worker starts. Work posted meanwhile fails at the next look. */
 static void give_up_if_hopeless(struct super *z)
 {
     for (int w = 0; w < z->W; w++)
         if (z->alive[w] || z->fails[w] < GIVE_UP)
             return;
-    /* No worker can be started: fail everything rather than hang. Release:
-       pairs with the acquire loads of broken in check_job (submit.c) and
-       await (task.c). It is stored before the marking below, so it
-       publishes none of it: a waiter that sees it salvages (repair.c),
-       marking itself whatever is not sealed yet, while this goes on. */
     struct mproc__board *b = z->b;
-    atomic_store_explicit(&b->broken, 1, memory_order_release);
-    for (int w = 0; w < z->W; w++) {
-        mproc__abandon(b, w, MPROC_ECRASHED);
-        z->retry_at[w] = 0;
+    for (int w = 0; w < z->W; w++)
+        mproc__abandon(b, w, z->cause[w], 0);
+    mproc__abandon_all(b, z->cause[0]);
+}
+
+/* Closing: workers end by themselves once idle (the caller waited for
+   every task first). A stopped one is continued so that it can; one still
+   in init has no work and is killed; whatever is left after the grace
+   period (options.timeout, or CLOSE_GRACE without one) is killed. Returns
+   when to look again. */
+static uint64_t closing_look(struct super *z, uint64_t now)
+{
+    if (!z->close_at) {
+        z->close_at = now + mproc__close_grace(z->b);
+        for (int w = 0; w < z->W; w++) {
+            if (!z->alive[w])
+                continue;
+            if (atomic_load_explicit(&z->b->slots[w].state,
+                                     memory_order_acquire) == MPROC__INIT)
+                kill(z->pid[w], SIGKILL);
+            kill(z->pid[w], SIGCONT);
+        }
+    } else if (now >= z->close_at) {
+        for (int w = 0; w < z->W; w++)
+            if (z->alive[w])
+                kill(z->pid[w], SIGKILL);
+        return now + 100000000;
     }
-    mproc__abandon_all(b, MPROC_ECRASHED);
-    for (int i = 0; i < MPROC__RING; i++) {
-        /* Release: pairs with the waiter's acquire of the bell (task.c,
-           await), so a waiter woken here sees broken. */
-        atomic_fetch_add_explicit(&b->jobs[i].bell, 1, memory_order_release);
-        mproc__futex_wake(&b->jobs[i].bell, INT_MAX, true);
-    }
+    return z->close_at;
 }
 
 /* Reap every worker that has exited and repair after it. */
 static void reap(struct super *z)
 {
-    mproc__child_events_drain(z->child_fd);
+    unsigned ev = mproc__child_events_drain(z->child_fd);
+    bool any = false;
     for (;;) {
         int st = 0;
         pid_t pid = waitpid(-1, &st, WNOHANG);
         if (pid <= 0)
             break;
+        any = true;
         for (int w = 0; w < z->W; w++)
             if (z->alive[w] && z->pid[w] == pid) {
                 on_death(z, w, st);
                 break;
             }
     }
+    if (any)
+        mproc__each_child(kill_orphan, z);
+    if (ev)
+        job_control(z, ev);
 }
 
 static _Noreturn void supervise(struct super *z)
@@ -379,6 +547,7 @@ static _Noreturn void supervise(struct super *z)
     struct mproc__board *b = z->b;
     for (;;) {
         reap(z);
+        kills(z);
         uint64_t now = mproc__now();
         uint64_t wake = timeouts(z, now);
         bool pending = !reconcile(z);
@@ -394,9 +563,14 @@ static _Noreturn void supervise(struct super *z)
             if (!z->alive[w] && !z->held[w] && z->retry_at[w] && !closing &&
                 !atomic_load_explicit(&b->broken, memory_order_relaxed)) {
                 if (z->retry_at[w] <= now) {
-                    if (spawn(z, w) != 0) {
-                        z->fails[w]++;
-                        z->retry_at[w] = now + 100000000;
+                    int err = spawn(z, w);
+                    if (err) {
+                        /* Refused a process: the same backoff and the
+                           same giving up as an init that fails. */
+                        z->cause[w] = err;
+                        if (++z->fails[w] >= GIVE_UP)
+                            mproc__abandon(b, w, err, 0);
+                        z->retry_at[w] = now + backoff(z->fails[w]) + 1;
                     } else {
                         live = true;
                     }
@@ -405,11 +579,22 @@ static _Noreturn void supervise(struct super *z)
                     wake = z->retry_at[w];
             }
         }
-        if (closing && !live)
+        if (closing && !live) {
+            sweep(z);
             _exit(0);
-        give_up_if_hopeless(z);
+        }
+        if (closing) {
+            uint64_t at = closing_look(z, now);
+            if (!wake || at < wake)
+                wake = at;
+        } else {
+            give_up_if_hopeless(z);
+        }
 
-        if (b->timeout_ns) {
+        /* The shortest item limit of any job posted so far: a job that
+           lowers it pokes us urgently (processes.c, poke). */
+        uint64_t look = atomic_load_explicit(&b->look_ns, memory_order_relaxed);
+        if (look) {
             /* Look again within one timeout while work is about; with none,
                sleep until the caller pokes (see poke). seq_cst: a
                store-buffering pair with the submitter, which stores tail
@@ -419,8 +604,8 @@ static _Noreturn void supervise(struct super *z)
             atomic_store_explicit(&b->z_idle, 1, memory_order_seq_cst);
             if (busy(z)) {
                 atomic_store_explicit(&b->z_idle, 0, memory_order_relaxed);
-                if (!wake || wake > now + b->timeout_ns)
-                    wake = now + b->timeout_ns;
+                if (!wake || wake > now + look)
+                    wake = now + look;
             }
         }
 
@@ -429,6 +614,7 @@ static _Noreturn void supervise(struct super *z)
             {.fd = z->event_fd, .events = POLLIN},
             {.fd = z->child_fd, .events = POLLIN},
         };
+        z->last_look = now;
         struct timespec ts, *tp = NULL;
         if (wake) {
             uint64_t d = wake > now ? wake - now : 0;
@@ -462,6 +648,13 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     mproc__forget_others(pool);
     if (pool->lifeline >= 0)
         close(pool->lifeline);
+    /* The lifeline needs the supervisor running: one stopped (SIGSTOP)
+       when the caller dies would stay, with its workers. The kernel sends
+       SIGCONT when the thread that forked us ends, which continues a
+       stopped supervisor (blocked or not); it then finds the lifeline
+       readable if the caller is gone, and ends everything as usual. A
+       thread that ends before the process costs a harmless continue. */
+    mproc__parent_death_signal(SIGCONT);
 
     sigset_t all;
     sigfillset(&all);
@@ -469,6 +662,12 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGCHLD, &dfl, &z.user_chld);
     mproc__set_name("mproc-super");
+    struct sigaction tstp;
+    sigaction(SIGTSTP, NULL, &tstp);
+    z.follow_stops = tstp.sa_handler == SIG_DFL;
+    /* Best effort: without it (a kernel before 3.4) what items leave
+       behind goes to init instead, as it would without a pool. */
+    (void)mproc__subreaper();
     z.child_fd = mproc__child_events();
     if (z.child_fd < 0 || mproc__robust_hold(&z.b->zlock) != 0) {
         fail_open(&z, z.child_fd < 0 ? z.child_fd : MPROC_ENOTSUP);
@@ -480,9 +679,13 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     z.alive = calloc(W, sizeof *z.alive);
     z.held = calloc(W, sizeof *z.held);
     z.fails = calloc(W, sizeof *z.fails);
+    z.cause = calloc(W, sizeof *z.cause);
+    z.seen_d = calloc(W, sizeof *z.seen_d);
+    z.extra = calloc(W, sizeof *z.extra);
     z.retry_at = calloc(W, sizeof *z.retry_at);
     z.dead = calloc(W, sizeof *z.dead);
-    if (!z.pid || !z.alive || !z.held || !z.fails || !z.retry_at || !z.dead) {
+    if (!z.pid || !z.alive || !z.held || !z.fails || !z.cause || !z.retry_at ||
+        !z.dead || !z.seen_d || !z.extra) {
         fail_open(&z, MPROC_ENOMEM);
         _exit(1);
     }

@@ -24,7 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_SPIN_NS 20000
+#define WAIT_SPIN_NS   20000
+/* While tasks are pending, a waiter looks at the queue this often. */
+#define PENDING_NAP_NS 1000000
 
 /* ---- waiting ------------------------------------------------------------ */
 
@@ -32,8 +34,9 @@
    value saved when it was harvested. */
 uint64_t mproc__task_fin(const mproc_task *t)
 {
-    /* Acquire: pairs with take_slot's release store of harvested (submit.c),
-       after final_fin. */
+    /* Acquire: pairs with the release of posted (submit.c, post). */
+    if (!atomic_load_explicit(&t->posted, memory_order_acquire))
+        return 0;
     if (!atomic_load_explicit(&t->harvested, memory_order_acquire)) {
         struct mproc__job *j = &t->pool->board->jobs[t->js];
         /* A seqlock read (see publish); seq_cst on fin for await's pair.
@@ -114,12 +117,50 @@ static bool next_ready(mproc_task *t)
 }
 
 /*
+ * What the caller trusts in shared memory, looked at while it waits: an item
+ * of a process pool can write over the board (a stray write), and a job
+ * whose counters are garbage would never wake its waiter. A sleeping waiter
+ * looks every SANITY_NS; a slot that no longer holds the task's job, or
+ * whose counts are impossible, breaks the pool (MPROC_EBROKEN: the task is
+ * salvaged, later calls fail with MPROC_EBROKEN and close ends it). What
+ * the words can hold and still look sane is the residual limit.
+ */
+#define SANITY_NS (UINT64_C(1) << 30) /* about a second */
+
+static bool slot_sane(const mproc_task *t)
+{
+    mproc_pool *pool = t->pool;
+    if (!pool->isolated ||
+        atomic_load_explicit(&t->harvested, memory_order_acquire))
+        return true;
+    const struct mproc__job *j = &pool->board->jobs[t->js];
+    uint64_t id = atomic_load_explicit(&j->id, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+    uint64_t fin = atomic_load_explicit(&j->fin, memory_order_relaxed);
+    uint64_t cap = atomic_load_explicit(&j->log_cap, memory_order_relaxed);
+    if (atomic_load_explicit(&t->harvested, memory_order_acquire))
+        return true; /* recycled meanwhile: harvested before */
+    return id == t->id && n == t->user.n && mproc__fin_done(fin) <= n &&
+           mproc__fin_records(fin) <= cap + 1 && cap == t->log_cap;
+}
+
+static int corrupt(mproc_pool *pool)
+{
+    /* Release: pairs with the acquire of broken in submit (check_job) and
+       in await; the pool serves no more. */
+    atomic_store_explicit(&pool->board->broken, 1, memory_order_release);
+    atomic_store_explicit(&pool->corrupt, true, memory_order_release);
+    return MPROC_EBROKEN;
+}
+
+/*
  * Sleep on job slot js until cond(arg) holds or the deadline
  * passes. Returns 0, MPROC_ETIMEDOUT or MPROC_EBROKEN.
  */
 static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
                  bool (*cond)(void *), void *arg, uint64_t deadline)
 {
+    const mproc_task *t = arg;
     struct mproc__board *b = pool->board;
     struct mproc__job *j = &b->jobs[js];
     uint64_t spin_until = mproc__now() + (b->spin ? WAIT_SPIN_NS : 0);
@@ -137,8 +178,23 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
     }
     for (;;) {
         /* Acquire: pairs with the release bumps of the bell (board.c,
-           mproc__ring; supervisor.c, give_up_if_hopeless; mproc_task_free).
-           The wake-up itself rests on the futex comparing this value. */
+           mproc__ring; mproc_task_free). The wake-up itself rests on the
+           futex comparing this value. */
+        /* Tasks pending behind this one's job: post what has room, and
+           look again soon (submit.c, "Pending tasks"). */
+        uint64_t until = deadline, now = mproc__now();
+        if (atomic_load_explicit(&pool->npending, memory_order_relaxed)) {
+            mproc__pump(pool);
+            uint64_t nap = now + PENDING_NAP_NS;
+            if (!until || nap < until)
+                until = nap;
+        }
+        if (pool->isolated) {
+            if (!slot_sane(t))
+                return cond(arg) ? 0 : corrupt(pool);
+            if (!until || now + SANITY_NS < until)
+                until = now + SANITY_NS;
+        }
         uint32_t bell = atomic_load_explicit(&j->bell, memory_order_acquire);
         /* seq_cst, as the loads in cond: the other half of the pair in
            board.c (mproc__seal): either cond sees the record, or its
@@ -152,7 +208,7 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
         if (!cond(arg))
             r = atomic_load_explicit(&b->broken, memory_order_acquire)
                     ? MPROC_EBROKEN
-                    : pool->kind->sleep(pool, &j->bell, bell, deadline);
+                    : pool->kind->sleep(pool, &j->bell, bell, until);
         atomic_fetch_sub_explicit(&j->want, unit, memory_order_relaxed);
         if (r == MPROC_EBROKEN)
             return cond(arg) ? 0
@@ -161,7 +217,7 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
                                               "finished is kept, the rest is "
                                               "MPROC_ECRASHED; close the "
                                               "pool");
-        if (r == -ETIMEDOUT)
+        if (r == -ETIMEDOUT && until == deadline)
             return cond(arg) ? 0 : MPROC_ETIMEDOUT;
         if (cond(arg))
             return 0;
@@ -170,30 +226,33 @@ static int await(mproc_pool *pool, uint32_t js, uint32_t unit,
     }
 }
 
-struct slot_wait {
-    struct mproc__job *j;
-    _Atomic uint64_t *retired;
-    uint64_t id;
-};
-
-/* The job in a slot is over once its task was freed (free waits for the
-   job), or once the job is complete; its log is only read while its task
-   lives, and a log reused by another job never carries this job's tag. */
-static bool slot_free(void *p)
+/*
+ * Wait until a pending task is posted (submit.c, "Pending tasks"), pumping
+ * the queue every PENDING_NAP: its turn comes as the jobs before it finish.
+ * Returns 0, MPROC_ETIMEDOUT, or MPROC_EBROKEN (the pool can finish
+ * nothing: the task then salvages, marking every item).
+ */
+static int posted_by(mproc_task *t, uint64_t deadline)
 {
-    struct slot_wait *s = p;
-    /* Acquire of id: pairs with publish's release stores of it (submit.c);
-       of retired: with mproc_task_free's release store. Only the values
-       are used, so relaxed would do. */
-    return atomic_load_explicit(&s->j->id, memory_order_acquire) != s->id ||
-           atomic_load_explicit(s->retired, memory_order_acquire) == s->id ||
-           mproc__job_complete(s->j, s->id);
-}
-
-int mproc__wait_slot(mproc_pool *pool, uint32_t js, uint64_t id)
-{
-    struct slot_wait s = {&pool->board->jobs[js], &pool->retired[js], id};
-    return await(pool, js, MPROC__WANT_DONE, slot_free, &s, 0);
+    mproc_pool *pool = t->pool;
+    for (;;) {
+        /* Acquire: pairs with the release of posted (submit.c, post). */
+        if (atomic_load_explicit(&t->posted, memory_order_acquire))
+            return 0;
+        mproc__pump(pool);
+        if (atomic_load_explicit(&t->posted, memory_order_acquire))
+            return 0;
+        if (atomic_load_explicit(&pool->board->broken, memory_order_acquire) ||
+            !pool->kind->alive(pool))
+            return MPROC_EBROKEN;
+        uint64_t now = mproc__now();
+        if (deadline && now >= deadline)
+            return MPROC_ETIMEDOUT;
+        uint64_t nap = PENDING_NAP_NS;
+        if (deadline && deadline - now < nap)
+            nap = deadline - now;
+        mproc__sleep(nap);
+    }
 }
 
 static bool cond_done(void *t)
@@ -283,7 +342,9 @@ void mproc__task_finish(mproc_task *t)
 {
     if (mproc__task_final(t) || !t->pool)
         return;
-    int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, 0);
+    int r = posted_by(t, 0);
+    if (!r)
+        r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, 0);
     if (r == MPROC_EBROKEN)
         mproc__salvage(t);
     else
@@ -308,6 +369,19 @@ static int timed_out(const char *call, const mproc_task *t, double timeout)
 
 int mproc_task_wait(mproc_task *t, double timeout)
 {
+    if (!t)
+        return mproc__fail(MPROC_EINVAL, "mproc_task_wait: task is NULL");
+    const mproc_pool *saved;
+    int r = mproc__enter(t->pool, &saved);
+    if (r)
+        return r;
+    r = mproc__task_wait(t, timeout);
+    mproc__leave(saved);
+    return r;
+}
+
+int mproc__task_wait(mproc_task *t, double timeout)
+{
     if (!t || isnan(timeout))
         return bad_task_args("mproc_task_wait", t, timeout);
     if (mproc__task_final(t) || !t->pool)
@@ -315,8 +389,10 @@ int mproc_task_wait(mproc_task *t, double timeout)
     int err = mproc__usable(t->pool);
     if (err)
         return err;
-    int r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t,
-                  deadline_of(timeout));
+    uint64_t deadline = deadline_of(timeout);
+    int r = posted_by(t, deadline);
+    if (!r)
+        r = await(t->pool, t->js, MPROC__WANT_DONE, cond_done, t, deadline);
     if (r == MPROC_ETIMEDOUT)
         return timed_out("mproc_task_wait", t, timeout);
     if (r == MPROC_EBROKEN)
@@ -326,9 +402,24 @@ int mproc_task_wait(mproc_task *t, double timeout)
     return t->result;
 }
 
+static int task_next(mproc_task *t, size_t *index, double timeout);
+
 int mproc_task_next(mproc_task *t, size_t *index, double timeout)
 {
-    if (!t || isnan(timeout))
+    if (!t)
+        return mproc__fail(MPROC_EINVAL, "mproc_task_next: task is NULL");
+    const mproc_pool *saved;
+    int r = mproc__enter(t->pool, &saved);
+    if (r)
+        return r;
+    r = task_next(t, index, timeout);
+    mproc__leave(saved);
+    return r;
+}
+
+static int task_next(mproc_task *t, size_t *index, double timeout)
+{
+    if (isnan(timeout))
         return bad_task_args("mproc_task_next", t, timeout);
     if (!index)
         return mproc__fail(MPROC_EINVAL, "mproc_task_next: index is NULL");
@@ -351,6 +442,13 @@ int mproc_task_next(mproc_task *t, size_t *index, double timeout)
         if (mproc__task_final(t) || !t->pool)
             return MPROC_EOF;
         int err = mproc__usable(t->pool);
+        if (err)
+            return err;
+        err = posted_by(t, deadline_of(timeout));
+        if (err == MPROC_EBROKEN) {
+            mproc__salvage(t);
+            return MPROC_EBROKEN;
+        }
         if (err)
             return err;
         uint64_t fin = mproc__task_fin(t);
@@ -377,6 +475,13 @@ int mproc_task_progress(const mproc_task *t, size_t *done, size_t *n)
 {
     if (!t)
         return mproc__fail(MPROC_EINVAL, "mproc_task_progress: task is NULL");
+    /* A forked copy of the caller (a process worker of another pool, say)
+       holds a copy of the task whose pool memory it may not have mapped. */
+    if (t->pool && getpid() != t->pool->owner)
+        return mproc__fail(MPROC_EPERM,
+                           "mproc_task_progress: the task's pool belongs to "
+                           "process %d; this is process %d",
+                           (int)t->pool->owner, (int)getpid());
     /* Acquire: pairs with salvage's release store of SALVAGED (repair.c). */
     if (done)
         *done =
@@ -402,13 +507,85 @@ int mproc_task_cancel(mproc_task *t)
                            "%d; this is process %d, a copy forked from it",
                            (int)pool->owner, (int)getpid());
     pthread_mutex_lock(&pool->lock);
-    /* Acquire: pairs with take_slot's release store (submit.c), made under
-       the lock held here: stronger than needed. */
-    if (!atomic_load_explicit(&t->harvested, memory_order_acquire))
+    /* A pending task is cancelled as it is posted (submit.c, post). Acquire
+       of harvested: pairs with take_slot's release store (submit.c), made
+       under the lock held here: stronger than needed. */
+    if (atomic_load_explicit(&t->posted, memory_order_relaxed) &&
+        !atomic_load_explicit(&t->harvested, memory_order_acquire))
         mproc__cancel_job(pool->board, &pool->board->jobs[t->js]);
     t->cancelled = true;
     pthread_mutex_unlock(&pool->lock);
     return 0;
+}
+
+/*
+ * Kill with pool->lock held: cancel the job, then condemn every chunk of it
+ * that a worker is running (board.c, "Kills"). Returns KILL_CONDEMNED when
+ * some chunk was condemned (the kind must then be asked to kill), and
+ * KILL_RUNNING when the kind cannot kill and some item of the job runs.
+ */
+int mproc__task_kill_locked(mproc_task *t)
+{
+    mproc_pool *pool = t->pool;
+    struct mproc__board *b = pool->board;
+    if (!atomic_load_explicit(&t->posted, memory_order_relaxed)) {
+        t->cancelled = true; /* nothing of it runs; cancelled when posted */
+        return 0;
+    }
+    if (atomic_load_explicit(&t->harvested, memory_order_acquire))
+        return 0; /* complete: nothing of it runs */
+    struct mproc__job *j = &b->jobs[t->js];
+    if (!t->cancelled)
+        mproc__cancel_job(b, j);
+    t->cancelled = true;
+    /* seq_cst: the exchange and the loads (compare-and-swaps) of `live`
+       below are the killer's half of the store-buffering pair in board.c
+       (enter_chunk): a worker entering a chunk now either is seen live
+       here, or sees the cancel and starts nothing. The value is unchanged. */
+    atomic_exchange_explicit(&j->cancel, 1, memory_order_seq_cst);
+    int r = 0;
+    for (int w = 0; w < pool->workers; w++) {
+        struct mproc__slot *s = &b->slots[w];
+        if (pool->kind->kill) {
+            uint64_t live = t->id;
+            if (atomic_compare_exchange_strong_explicit(
+                    &s->live, &live, t->id | MPROC__LIVE_KILL,
+                    memory_order_seq_cst, memory_order_relaxed))
+                r |= MPROC__KILL_CONDEMNED;
+        } else if (atomic_load_explicit(&s->state, memory_order_acquire) ==
+                       MPROC__RUNNING &&
+                   atomic_load_explicit(&s->job, memory_order_relaxed) ==
+                       t->id) {
+            r |= MPROC__KILL_RUNNING;
+        }
+    }
+    return r;
+}
+
+int mproc_task_kill(mproc_task *t)
+{
+    if (!t)
+        return mproc__fail(MPROC_EINVAL, "mproc_task_kill: task is NULL");
+    mproc_pool *pool = t->pool;
+    if (!pool || mproc__task_final(t))
+        return 0;
+    if (getpid() != pool->owner)
+        return mproc__fail(MPROC_EPERM,
+                           "mproc_task_kill: the pool belongs to process "
+                           "%d; this is process %d, a copy forked from it",
+                           (int)pool->owner, (int)getpid());
+    pthread_mutex_lock(&pool->lock);
+    int r = mproc__task_kill_locked(t);
+    pthread_mutex_unlock(&pool->lock);
+    if (r & MPROC__KILL_CONDEMNED)
+        pool->kind->kill(pool);
+    return r & MPROC__KILL_RUNNING
+               ? mproc__fail(MPROC_ENOTSUP,
+                             "mproc_task_kill: a %s pool cannot kill a "
+                             "running item; its unstarted items are "
+                             "cancelled, the running ones go on",
+                             pool->kind->name)
+               : 0;
 }
 
 /* The pool is closing: the task keeps its results and what mproc_task_next
@@ -425,6 +602,9 @@ void mproc__task_detach(mproc_task *t)
         else
             left = 0;
     }
+    pthread_mutex_lock(&pool->lock);
+    mproc__unqueue(pool, t);
+    pthread_mutex_unlock(&pool->lock);
     mproc__unstage(pool, t);
     t->log = copy;
     atomic_store_explicit(&t->state, MPROC__TASK_DETACHED,
@@ -459,6 +639,7 @@ void mproc_task_free(mproc_task *t)
             mproc__task_finish(t);
         }
         pthread_mutex_lock(&pool->lock);
+        mproc__unqueue(pool, t);
         if (t->prev)
             t->prev->next = t->next;
         else
@@ -470,6 +651,7 @@ void mproc_task_free(mproc_task *t)
            (submit.c, under the lock too) and slot_free (a submitter waiting
            for the slot, without it). */
         bool in_slot =
+            atomic_load_explicit(&t->posted, memory_order_relaxed) &&
             !atomic_load_explicit(&t->harvested, memory_order_acquire) &&
             pool->tasks[t->js] == t;
         if (in_slot) {
@@ -486,6 +668,9 @@ void mproc_task_free(mproc_task *t)
                store above is what the woken submitter looks for. */
             atomic_fetch_add_explicit(&j->bell, 1, memory_order_release);
             mproc__futex_wake(&j->bell, INT_MAX, pool->isolated);
+            /* Its slot is free: a pending task may take it at once. */
+            if (atomic_load_explicit(&pool->npending, memory_order_relaxed))
+                mproc__pump(pool);
         }
     }
     if (atomic_load_explicit(&t->state, memory_order_relaxed) ==

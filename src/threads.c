@@ -35,6 +35,8 @@ static void *thread_main(void *p)
                           memory_order_relaxed);
     mproc__board_ready(b, 0, false);
     mproc__work(wk);
+    if (!pool->exec && pool->opt.fini)
+        pool->opt.fini(pool->opt.init_arg);
     free(wk->scratch);
     return NULL;
 }

@@ -533,6 +533,62 @@ static void init_runs_in_every_worker(void **state)
     munmap((void *)inits, 4096);
 }
 
+/* The system refuses every fork of a worker after the first two. */
+static _Atomic int *forks_left;
+
+static int refuse_forks(void)
+{
+    return atomic_fetch_sub(forks_left, 1) > 0 ? 0 : -EAGAIN;
+}
+
+static void replacement_that_cannot_be_forked(void **state)
+{
+    (void)state;
+    tu_default_signals();
+    forks_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    atomic_store(forks_left, 2);
+    mproc__test_fork = refuse_forks;
+    mproc_pool *p = open_opts((mproc_options){.workers = 2});
+    /* A crash with a chunk left over whose replacement is never forked:
+       the map ends (it stalled for as long as fork failed), the leftover
+       marked with the refusal, and the other worker maps on. */
+    struct item it[30];
+    long out[30];
+    int status[30];
+    plain_items(it, 30);
+    it[0].op = SEGV;
+    int r = mproc_map(p, &(mproc_job){.fn = faulty,
+                                      .in = it,
+                                      .in_size = sizeof it[0],
+                                      .out = out,
+                                      .out_size = sizeof out[0],
+                                      .n = 30,
+                                      .chunk = 10,
+                                      .status = status});
+    assert_int_equal(status[0], MPROC_ECRASHED);
+    int bad = 0;
+    for (int i = 1; i < 30; i++) {
+        if (status[i] == 0)
+            assert_int_equal(out[i], 2L * i);
+        else
+            assert_int_equal(status[i], MPROC_EAGAIN), bad++;
+    }
+    assert_int_equal(r, bad + 1);
+    plain_items(it, 30);
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
+                                               .in = it,
+                                               .in_size = sizeof it[0],
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = 30,
+                                               .status = status}),
+                     0);
+    mproc_pool_close(p);
+    mproc__test_fork = NULL;
+    munmap((void *)forks_left, 4096);
+}
+
 static int init_fails_later(void *arg)
 {
     /* The first three starts succeed, every later one fails. */
@@ -549,7 +605,9 @@ static void replacement_that_cannot_start(void **state)
     mproc_pool *p = open_opts((mproc_options){
         .workers = 3, .init = init_fails_later, .init_arg = (void *)n});
     /* One crash with a chunk left over: its replacement never starts, yet
-       the map ends, the leftover marked crashed rather than lost. */
+       the map ends, the leftover marked with the cause (MPROC_EINIT: not a
+       crash of its own, nor the supervisor's death) rather than lost, and
+       the pool goes on mapping on the workers it has. */
     struct item it[30];
     long out[30];
     int status[30];
@@ -570,9 +628,18 @@ static void replacement_that_cannot_start(void **state)
         if (status[i] == 0)
             assert_int_equal(out[i], 2L * i);
         else
-            assert_int_equal(status[i], MPROC_ECRASHED), bad++;
+            assert_int_equal(status[i], MPROC_EINIT), bad++;
     }
     assert_int_equal(r, bad + 1);
+    plain_items(it, 30);
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
+                                               .in = it,
+                                               .in_size = sizeof it[0],
+                                               .out = out,
+                                               .out_size = sizeof out[0],
+                                               .n = 30,
+                                               .status = status}),
+                     0);
     mproc_pool_close(p);
     tu_assert_released(before);
     munmap((void *)n, 4096);
@@ -1390,6 +1457,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(max_items_replaces_workers),
         cmocka_unit_test(init_runs_in_every_worker),
         cmocka_unit_test(replacement_that_cannot_start),
+        cmocka_unit_test(replacement_that_cannot_be_forked),
         cmocka_unit_test(caller_death_idle),
         cmocka_unit_test(caller_death_busy),
         cmocka_unit_test(opener_thread_may_exit),

@@ -387,20 +387,73 @@ int mproc__lifeline(int *keep)
 
 /* A descriptor readable when a child of this process changes state. The
    caller must have SIGCHLD blocked. */
+/* The supervisor's signals, read from a descriptor: its children's deaths,
+   and job control (a stop asked of it, its continuing). They must be
+   blocked. */
 int mproc__child_events(void)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGCONT);
+    sigaddset(&set, SIGTSTP);
+    sigaddset(&set, SIGTTIN);
+    sigaddset(&set, SIGTTOU);
     int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     return fd < 0 ? -errno : fd;
 }
 
-void mproc__child_events_drain(int fd)
+unsigned mproc__child_events_drain(int fd)
 {
     struct signalfd_siginfo si[8];
-    while (read(fd, si, sizeof si) > 0)
-        ;
+    unsigned ev = 0;
+    ssize_t r;
+    while ((r = read(fd, si, sizeof si)) > 0)
+        for (size_t i = 0; i < (size_t)r / sizeof si[0]; i++) {
+            if (si[i].ssi_signo == SIGCONT)
+                ev |= MPROC__EV_CONT;
+            else if (si[i].ssi_signo != SIGCHLD)
+                ev |= MPROC__EV_STOP;
+        }
+    return ev;
+}
+
+int mproc__subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) ? -errno : 0;
+}
+
+/* Every child of this (single-threaded) process, from the kernel's list;
+   one that appears while it is read may be missed, never a stranger. */
+void mproc__each_child(void (*fn)(pid_t pid, void *ctx), void *ctx)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    pid_t pid = 0;
+    bool in = false;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                pid = pid * 10 + (buf[i] - '0');
+                in = true;
+            } else if (in) {
+                fn(pid, ctx);
+                pid = 0;
+                in = false;
+            }
+        }
+    }
+    if (in)
+        fn(pid, ctx);
+    close(fd);
 }
 
 /* Has the child pid exited? Looks without reaping it. A child somebody else
@@ -411,6 +464,12 @@ bool mproc__child_exited(pid_t pid)
     if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
         return errno == ECHILD;
     return si.si_pid == pid;
+}
+
+/* Ask for sig when the thread that forked us ends. */
+void mproc__parent_death_signal(int sig)
+{
+    (void)prctl(PR_SET_PDEATHSIG, sig);
 }
 
 /* Ask for SIGKILL when the parent dies; fails if it already has, which is

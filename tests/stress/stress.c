@@ -1,7 +1,9 @@
 /*
  * Stress: random crashes (SIGSEGV, abort, _exit), hangs, error codes and
  * slow items over many maps, plus workers killed at random inside the
- * board's protocol windows. Every map must end in bounded time, every
+ * board's protocol windows, tasks killed at random moments
+ * (mproc_task_kill), the supervisor or a worker stopped and continued
+ * (SIGSTOP, SIGCONT), and one pool ended by mproc_pool_terminate. Every map must end in bounded time, every
  * healthy item's result must be right, every failed item must carry the
  * right code.
  *
@@ -242,13 +244,22 @@ static void *watchdog(void *unused)
     return NULL;
 }
 
-/* Check a finished batch against what its items asked for. */
-static int check(const struct batch *bt, int r, int map)
+/* Check a finished batch against what its items asked for; after a kill,
+   any item may instead be cancelled (killed while it ran, or never run). */
+static int check(const struct batch *bt, int r, int map, bool killed)
 {
     int failed = 0, bad = 0;
     for (size_t i = 0; i < bt->n; i++) {
         int want = want_code(&bt->it[i]);
         int ran = atomic_load(&runs[bt->it[i].slot]);
+        if (killed && bt->status[i] == MPROC_ECANCELED) {
+            failed++;
+            if (ran > 1) {
+                fprintf(stderr, "map %d item %zu: ran %d times\n", map, i, ran);
+                bad++;
+            }
+            continue;
+        }
         failed += want != 0;
         if (ran > 1 || (!want && ran != 1)) {
             fprintf(stderr, "map %d item %zu op %d: ran %d times\n", map, i,
@@ -342,7 +353,8 @@ int main(int argc, char **argv)
     long total = 0, crashed = 0;
     double worst = 0, t_all = now();
     for (int m = 0; m < maps && !bad; m++) {
-        int mode = rand() % 3, nb = mode == 2 ? 2 : 1;
+        int mode = rand() % 5, nb = mode == 2 ? 2 : 1;
+        bool killed = false;
         mproc_pool *p = pools[rand() % 2];
         int hangs = 0;
         for (int k = 0; k < nb; k++) {
@@ -387,6 +399,29 @@ int main(int argc, char **argv)
                 }
                 free(seen);
             }
+            if (mode == 3) {
+                /* Kill at a random moment: before anything ran, or while
+                   items run (hung ones included). */
+                usleep((useconds_t)(rand() % 3000));
+                if ((r = mproc_task_kill(t[0]))) {
+                    fprintf(stderr, "map %d: kill: %s\n", m, mproc_strerror(r));
+                    bad++;
+                }
+                killed = true;
+            }
+            if (mode == 4) {
+                /* Stop and continue the supervisor, or (where no timeout
+                   counts the time) a worker: nothing may change. */
+                struct mproc__board *b = p->board;
+                pid_t victim = p->zpid;
+                if (p == pools[1] && rand() % 2)
+                    victim = atomic_load(&b->slots[rand() % workers].pid);
+                usleep((useconds_t)(rand() % 2000));
+                if (victim > 0 && kill(victim, SIGSTOP) == 0) {
+                    usleep((useconds_t)(rand() % 5000));
+                    kill(victim, SIGCONT);
+                }
+            }
             for (int k = 0; k < nb; k++) {
                 res[k] = mproc_task_wait(t[k], -1);
                 mproc_task_free(t[k]);
@@ -401,13 +436,28 @@ int main(int argc, char **argv)
         if (took > worst)
             worst = took;
         for (int k = 0; k < nb; k++) {
-            bad += check(&bt[k], res[k], m);
+            bad += check(&bt[k], res[k], m, killed);
             total += (long)bt[k].n;
             crashed += res[k];
         }
     }
+    /* One pool closes, the other terminates: with a task still running on
+       it, whose items are then cancelled (killed or never run). */
+    mproc_pool_close(pools[0]);
+    fill(&bt[0], items, 0, false);
+    mproc_task *last;
+    mproc_job j = job_of(&bt[0]);
+    if ((r = mproc_submit(pools[1], &j, &last))) {
+        fprintf(stderr, "stress: submit: %s\n", mproc_strerror(r));
+        return 1;
+    }
+    if ((r = mproc_pool_terminate(pools[1]))) {
+        fprintf(stderr, "stress: terminate: %s\n", mproc_strerror(r));
+        bad++;
+    }
+    bad += check(&bt[0], mproc_task_wait(last, -1), maps, true);
+    mproc_task_free(last);
     for (int k = 0; k < 2; k++) {
-        mproc_pool_close(pools[k]);
         free(bt[k].it);
         free(bt[k].out);
         free(bt[k].status);
