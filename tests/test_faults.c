@@ -890,7 +890,10 @@ static void descriptors_close_on_exec(void **state)
             if (!(fl & FD_CLOEXEC))
                 fail_msg("descriptor %d is not close-on-exec", fd);
         }
-        assert_true(ours <= 2);
+        /* The eventfd to the supervisor, the lifeline's pipe end where
+           pidfds are missing (valgrind), and the results file of
+           MPROC_OUT_BYTES (data.c): at most three, each close-on-exec. */
+        assert_true(ours <= 3);
         mproc_pool_close(p);
     }
 }
