@@ -289,13 +289,6 @@ void *mproc_result(size_t size)
 
 /* ---- the item loop of MPROC_OUT_BYTES ------------------------------------ */
 
-static void condemned(void)
-{
-    /* As in board.c: the supervisor is killing this worker. */
-    for (;;)
-        pause();
-}
-
 /* A process worker starts a chunk: its results start on a fresh page (so
    that a record's pages are its own), or at 0 if all it made was taken. */
 static void region_chunk(void)
@@ -351,7 +344,7 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
         if (limit && !atomic_compare_exchange_strong_explicit(
                          &s->deadline, &d, 0, memory_order_acq_rel,
                          memory_order_acquire))
-            condemned();
+            mproc__condemned();
         if (j->status)
             j->status[i] = rc;
         failed += rc != 0;

@@ -362,6 +362,22 @@ struct mproc__worker {
 
 enum { MPROC__WORK_CLOSED, MPROC__WORK_RETIRE };
 
+/* A chunk a worker holds: items [start, end) of job id, in slot j. */
+struct mproc__claim {
+    struct mproc__job *j;
+    uint64_t id, start, end;
+};
+
+/* A worker whose item the supervisor judged late, or whose chunk a kill
+   condemned: nothing more of its may reach the board; it waits for the
+   SIGKILL that is on its way (run.c). */
+_Noreturn void mproc__condemned(void);
+
+/* Run items [c->start, c->end) and return how many ran; the rest were
+   cancelled before they started (run.c). */
+uint64_t mproc__run_chunk(struct mproc__worker *wk,
+                          const struct mproc__claim *c, uint64_t *failed);
+
 /* Run the worker loop in slot w until the pool closes or the worker must
    retire; returns which. */
 int mproc__work(struct mproc__worker *wk);
