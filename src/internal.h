@@ -175,12 +175,20 @@ void mproc__unstage(mproc_pool *pool, mproc_task *t);
 void mproc__pump(mproc_pool *pool);
 void mproc__unqueue(mproc_pool *pool, mproc_task *t);
 
-/* task.c */
+/* wait.c */
+int mproc__await(mproc_pool *pool, uint32_t js, uint32_t unit,
+                 bool (*cond)(void *), void *arg, uint64_t deadline);
+bool mproc__cond_done(void *task); /* every item counted, every record read */
+bool mproc__cond_next(void *task); /* a record to hand out, or the end */
+int mproc__posted_by(mproc_task *t, uint64_t deadline);
+uint64_t mproc__deadline_of(double timeout); /* 0: none */
 uint64_t mproc__task_fin(const mproc_task *t);
 void mproc__task_scan(mproc_task *t, uint64_t fin);
+bool mproc__job_complete(struct mproc__job *j, uint64_t id);
+
+/* task.c */
 void mproc__task_copy_range(mproc_task *t, uint64_t start, uint64_t len,
                             bool norun);
-bool mproc__job_complete(struct mproc__job *j, uint64_t id);
 void mproc__task_finish(mproc_task *t);
 void mproc__task_detach(mproc_task *t);
 enum { MPROC__KILL_CONDEMNED = 1, MPROC__KILL_RUNNING = 2 };
