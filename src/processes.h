@@ -5,6 +5,46 @@
 
 #include "kind.h"
 
+#include <signal.h>
+
+#define EXIT_INIT 0x6d /* a worker's exit status: its init returned nonzero */
+
+/* The supervisor's own state (supervisor.c, workers.c): it is single-
+   threaded, and nothing here is shared with any other process. */
+struct super {
+    mproc_pool *pool;
+    struct mproc__board *b;
+    int W;
+    pid_t self;
+    int caller_fd, event_fd, child_fd;
+    sigset_t user_mask;
+    struct sigaction user_chld;
+    bool initial; /* spawning the first workers */
+    pid_t *pid;
+    bool *alive;
+    bool *held;         /* waits for reconciliation before respawn */
+    int *fails;         /* failed starts in a row */
+    int *cause;         /* the last failed start's code (MPROC_EINIT, -errno) */
+    uint64_t close_at;  /* closing: when workers still alive are killed */
+    uint64_t *retry_at; /* 0: no respawn due */
+    struct mproc__dead *dead;
+    int ndead;
+    /* Job control: time stopped does not count toward a limit. A deadline
+       seen when the supervisor was continued is extended by how long it
+       had not looked (extra), until the slot's deadline changes. */
+    bool follow_stops; /* the program stops on SIGTSTP (default action) */
+    uint64_t last_look;
+    uint64_t *seen_d, *extra;
+};
+
+/* workers.c: fork worker w (0, or the -errno of a refused fork); kill
+   every child that is not a worker (what items left: the supervisor is a
+   subreaper); kill and reap every worker, then every descendant left. */
+int mproc__spawn(struct super *z, int w);
+void mproc__kill_orphans(struct super *z);
+void mproc__kill_all(struct super *z);
+void mproc__sweep(struct super *z);
+
 /* The supervisor's life, in the child forked by the caller at open with the
    registry lock held; caller_fd becomes readable when the caller dies. */
 _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd);

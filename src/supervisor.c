@@ -1,8 +1,9 @@
 /*
- * The supervisor of a process pool, and the worker processes it forks.
+ * The supervisor of a process pool: deaths, repair, respawns, timeouts,
+ * kills, job control and closing. The workers it forks are workers.c's.
  *
  * Who runs here: the supervisor (one process per pool, forked by the
- * caller at open, see processes.c) and its workers. The supervisor is
+ * caller at open, see processes.c). The supervisor is
  * single-threaded: everything in `struct super` is its own. Shared with the
  * caller and the workers: the board, in the pool's shared region.
  *
@@ -40,187 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_INIT 0x6d /* a worker's init returned nonzero */
-#define GIVE_UP \
-    5 /* failed starts in a row before a slot's inherited
-                          work, or with no worker alive all work, is given
-                          up with the cause's code */
-
-/* Open process pools, so that a new supervisor drops what it inherits of
-   the others (forget_others). */
-struct super {
-    mproc_pool *pool;
-    struct mproc__board *b;
-    int W;
-    pid_t self;
-    int caller_fd, event_fd, child_fd;
-    sigset_t user_mask;
-    struct sigaction user_chld;
-    bool initial; /* spawning the first workers */
-    pid_t *pid;
-    bool *alive;
-    bool *held;         /* waits for reconciliation before respawn */
-    int *fails;         /* failed starts in a row */
-    int *cause;         /* the last failed start's code (MPROC_EINIT, -errno) */
-    uint64_t close_at;  /* closing: when workers still alive are killed */
-    uint64_t *retry_at; /* 0: no respawn due */
-    struct mproc__dead *dead;
-    int ndead;
-    /* Job control: time stopped does not count toward a limit. A deadline
-       seen when the supervisor was continued is extended by how long it
-       had not looked (extra), until the slot's deadline changes. */
-    bool follow_stops; /* the program stops on SIGTSTP (default action) */
-    uint64_t last_look;
-    uint64_t *seen_d, *extra;
-};
-
-/* ---- the worker process ------------------------------------------------ */
-
-static _Noreturn void worker_main(struct super *z, int w)
-{
-    struct mproc__board *b = z->b;
-    struct mproc__slot *s = &b->slots[w];
-    MPROC__HOOK(MPROC__HOOK_FORKED);
-    if (mproc__die_with_parent(z->self) != 0)
-        _exit(0);
-    close(z->caller_fd);
-    close(z->event_fd);
-    close(z->child_fd);
-    sigaction(SIGCHLD, &z->user_chld, NULL);
-    /* A fault in an item must end the worker, whatever handler the program
-       installed: a handler that returns would fault again for ever, and one
-       that longjmps would carry the item on in a broken state. */
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE,
-                                 SIGILL,  SIGSYS, SIGTRAP};
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
-        sigaction(faults[i], &dfl, NULL);
-    sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
-    char name[32];
-    snprintf(name, sizeof name, "mproc-w%d", w);
-    mproc__set_name(name);
-    mproc__self_id = w;
-    mproc__self_pool = z->pool;
-
-    const mproc_options *o = &z->pool->opt;
-    mproc__results_worker(z->pool, w);
-    /* What init and the items print is flushed before the worker ends in
-       any way but a crash (board.c flushes after each chunk too). */
-    /* init runs under options.timeout (spawn set the deadline): as an
-       item's, the supervisor's swap to KILLED and ours back to 0 decide
-       whether it was late. */
-    uint64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
-    if (o->init && o->init(o->init_arg)) {
-        fflush(NULL);
-        if (z->initial)
-            mproc__board_ready(b, MPROC_EINIT, true);
-        _exit(EXIT_INIT);
-    }
-    fflush(NULL);
-    if (d && !atomic_compare_exchange_strong_explicit(&s->deadline, &d, 0,
-                                                      memory_order_acq_rel,
-                                                      memory_order_relaxed))
-        for (;;)
-            pause(); /* condemned: the kill is on its way */
-    /* Acquire: pairs with the supervisor's release of inherit (repair.c),
-       made before this worker was forked (the fork orders it anyway);
-       release: pairs with the supervisor's acquire of the state when this
-       worker dies (on_death), though an IDLE slot holds nothing to
-       publish. */
-    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
-        atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
-    if (z->initial)
-        mproc__board_ready(b, 0, true);
-    struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
-    mproc__work(&wk);
-    /* Ending normally (close, or max_items): fini runs in the state the
-       worker left work in, IDLE, so a crash in it costs no item. */
-    if (o->fini)
-        o->fini(o->init_arg);
-    /* What fini and the items printed is flushed before the worker ends. */
-    fflush(NULL);
-    /* Release: pairs with on_death's acquire of the state; EXITING holds
-       nothing, and the exit orders it anyway, so stronger than needed. */
-    atomic_store_explicit(&s->state, MPROC__EXITING, memory_order_release);
-    _exit(0);
-}
-
-/* ---- the supervisor ------------------------------------------------------ */
-
-static int spawn(struct super *z, int w)
-{
-    struct mproc__slot *s = &z->b->slots[w];
-    /* init, if any, runs under the pool's item limit, counted from here
-       (worker_main). */
-    uint64_t limit = z->pool->opt.init ? z->b->timeout_ns : 0;
-    atomic_store_explicit(&s->deadline, limit ? mproc__now() + limit : 0,
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
-    /* Release: pairs with the acquire of the state in on_death and the
-       seq_cst loads in busy and held_range, all in this process; the child
-       sees it through the fork. Stronger than needed. */
-    atomic_store_explicit(&s->state, MPROC__INIT, memory_order_release);
-    int refused = MPROC__FORK_FAULT();
-    if (refused)
-        return refused;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0)
-        worker_main(z, w);
-    z->pid[w] = pid;
-    z->alive[w] = true;
-    z->retry_at[w] = 0;
-    atomic_store_explicit(&s->pid, pid, memory_order_relaxed);
-    return 0;
-}
-
-/*
- * Process trees. The supervisor is a child subreaper: whatever an item
- * starts and leaves behind (its worker killed for a timeout or a kill,
- * crashed or retired, or a process that outlived its own parent, setsid
- * or not) is re-parented to the supervisor rather than to init. Every
- * child that is not a worker is such an orphan, and is killed whenever
- * the supervisor reaps anything (its own children are re-parented to us
- * as it dies, and killed in turn), and all of them before it exits.
- */
-static bool is_worker(struct super *z, pid_t pid)
-{
-    for (int w = 0; w < z->W; w++)
-        if (z->alive[w] && z->pid[w] == pid)
-            return true;
-    return false;
-}
-
-static void kill_orphan(pid_t pid, void *ctx)
-{
-    if (!is_worker(ctx, pid))
-        kill(pid, SIGKILL);
-}
-
-/* Before exiting: kill and reap every descendant left, down the tree. */
-static void sweep(struct super *z)
-{
-    for (;;) {
-        mproc__each_child(kill_orphan, z);
-        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
-            return;
-    }
-}
-
-static void kill_all(struct super *z)
-{
-    for (int w = 0; w < z->W; w++)
-        if (z->alive[w])
-            kill(z->pid[w], SIGKILL);
-    for (int w = 0; w < z->W; w++)
-        if (z->alive[w]) {
-            while (waitpid(z->pid[w], NULL, 0) < 0 && errno == EINTR)
-                ;
-            z->alive[w] = false;
-        }
-    sweep(z);
-}
+/* Failed starts in a row before a slot's inherited work, or with no worker
+   alive all work, is given up with the cause's code. */
+#define GIVE_UP 5
 
 static bool opened(struct super *z)
 {
@@ -537,7 +360,7 @@ static void reap(struct super *z)
             }
     }
     if (any)
-        mproc__each_child(kill_orphan, z);
+        mproc__kill_orphans(z);
     if (ev)
         job_control(z, ev);
 }
@@ -563,7 +386,7 @@ static _Noreturn void supervise(struct super *z)
             if (!z->alive[w] && !z->held[w] && z->retry_at[w] && !closing &&
                 !atomic_load_explicit(&b->broken, memory_order_relaxed)) {
                 if (z->retry_at[w] <= now) {
-                    int err = spawn(z, w);
+                    int err = mproc__spawn(z, w);
                     if (err) {
                         /* Refused a process: the same backoff and the
                            same giving up as an init that fails. */
@@ -580,7 +403,7 @@ static _Noreturn void supervise(struct super *z)
             }
         }
         if (closing && !live) {
-            sweep(z);
+            mproc__sweep(z);
             _exit(0);
         }
         if (closing) {
@@ -626,7 +449,7 @@ static _Noreturn void supervise(struct super *z)
             continue;
         if (fds[0].revents) {
             /* The caller is gone: so is the pool. */
-            kill_all(z);
+            mproc__kill_all(z);
             _exit(0);
         }
         if (fds[1].revents)
@@ -692,10 +515,10 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
 
     z.initial = true;
     for (int w = 0; w < z.W; w++) {
-        int r = spawn(&z, w);
+        int r = mproc__spawn(&z, w);
         if (r != 0) {
             fail_open(&z, r);
-            kill_all(&z);
+            mproc__kill_all(&z);
             _exit(1);
         }
     }
