@@ -9,8 +9,10 @@
 mproc=$1
 tries=${2:-20}
 . "$(dirname "$0")/lib.sh"
-# Under AddressSanitizer, SIGSEGV must stay a death by signal.
+# Under AddressSanitizer and ThreadSanitizer, SIGSEGV must stay a death by
+# signal.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}handle_segv=0"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-}${TSAN_OPTIONS:+:}handle_segv=0"
 u=$$
 # A command that starts a child and waits: both recognisable by "$u".
 cat >"$tmp/sleeper" <<EOS

@@ -21,8 +21,8 @@
  * group whose pid could have been reused.
  *
  * The child is made with vfork: it shares mproc run's memory until exec,
- * which is what makes starting a command cheap (no page tables copied) and
- * lets the child report why exec failed through `exec_errno`. mproc run is
+ * which is what makes starting a command cheap (no page tables copied); it
+ * reports why it could not exec on a close-on-exec pipe. mproc run is
  * single-threaded and every signal is blocked in it (the loop reads them
  * from a signalfd), so the child cannot be interrupted by a handler that
  * touches the shared memory; the child unblocks them just before exec.
@@ -127,30 +127,37 @@ void spawn_init(void)
     }
 }
 
+/* Why a child did not reach its command: which step failed, and errno. */
+static const char *const steps[] = {"prctl", "setpgid", "dup2", "exec"};
+struct failure {
+    int step, err;
+};
+
 /* The child, between vfork and exec: only system calls, nothing that
-   allocates or locks, since it runs on mproc run's memory. */
-static void child(const struct spawn_req *r, volatile int *err,
-                  const char *volatile *what)
+   allocates or locks, since it runs on mproc run's memory. A step that
+   fails is told on `report`, a close-on-exec pipe: an exec that succeeds
+   closes it unwritten. (A pipe, not the memory vfork shares, so that the
+   report arrives where vfork is a plain fork too, as under a sanitizer.) */
+static _Noreturn void fail_step(int report, int step)
 {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != self) {
-        *what = "prctl";
-        *err = errno ? errno : ESRCH;
-        _exit(127);
-    }
-    if (r->own_group && setpgid(0, 0) != 0) {
-        *what = "setpgid";
-        *err = errno;
-        _exit(127);
-    }
+    struct failure f = {step, errno ? errno : ESRCH};
+    ssize_t n = write(report, &f, sizeof f);
+    (void)n; /* nothing more a failing child can do */
+    _exit(127);
+}
+
+static _Noreturn void child(const struct spawn_req *r, int report)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != self)
+        fail_step(report, 0);
+    if (r->own_group && setpgid(0, 0) != 0)
+        fail_step(report, 1);
     if (r->own_group && table && r->slot >= 0 && r->slot < table_slots)
         atomic_store_explicit(&table[r->slot], getpid(), memory_order_relaxed);
     int fds[3] = {r->in, r->out, r->err};
     for (int i = 0; i < 3; i++)
-        if (fds[i] != i && dup2(fds[i], i) < 0) {
-            *what = "dup2";
-            *err = errno;
-            _exit(127);
-        }
+        if (fds[i] != i && dup2(fds[i], i) < 0)
+            fail_step(report, 2);
     if (nofile_raised)
         setrlimit(RLIMIT_NOFILE, &nofile);
     signal(SIGPIPE, SIG_DFL);
@@ -158,30 +165,53 @@ static void child(const struct spawn_req *r, volatile int *err,
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     execvp(r->argv[0], r->argv);
-    *what = "exec";
-    *err = errno;
-    _exit(127);
+    fail_step(report, 3);
 }
 
 pid_t spawn(const struct spawn_req *r, const char **what)
 {
-    volatile int err = 0;
-    const char *volatile w = NULL;
-    pid_t pid = vfork();
-    if (pid == 0)
-        child(r, &err, &w);
-    if (pid < 0) {
-        *what = "fork";
+    /* The report pipe must not be one of the descriptors 0 to 2 that the
+       child sets up for the command. */
+    int rep[2];
+    if (pipe2(rep, O_CLOEXEC) != 0) {
+        *what = "pipe";
         return -errno;
     }
-    if (err) {
+    for (int i = 0; i < 2; i++)
+        if (rep[i] < 3) {
+            int moved = fcntl(rep[i], F_DUPFD_CLOEXEC, 3);
+            int e = errno;
+            close(rep[i]);
+            rep[i] = moved;
+            if (moved < 0) {
+                close(rep[1 - i]);
+                *what = "pipe";
+                return -e;
+            }
+        }
+    pid_t pid = vfork();
+    if (pid == 0)
+        child(r, rep[1]);
+    int e = errno;
+    close(rep[1]);
+    if (pid < 0) {
+        close(rep[0]);
+        *what = "fork";
+        return -e;
+    }
+    struct failure f;
+    ssize_t got;
+    while ((got = read(rep[0], &f, sizeof f)) < 0 && errno == EINTR)
+        ;
+    close(rep[0]);
+    if (got == (ssize_t)sizeof f) {
         /* The child reached _exit: reap it here, it was never a command. */
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
         guard_clear(r->slot);
-        *what = w;
-        return -err;
+        *what = steps[f.step >= 0 && f.step < 4 ? f.step : 3];
+        return -f.err;
     }
     return pid;
 }
