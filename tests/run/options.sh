@@ -30,7 +30,7 @@ check "refused named with a hint" 1 \
 m -X echo ::: 1 2>"$tmp/e"
 check "refused short named" 1 "$(grep -c 'option -X is not supported' "$tmp/e")"
 m --no-such-option echo ::: 1 2>"$tmp/e"
-check "unknown named" 1 "$(grep -c "unknown option 'no-such-option'" "$tmp/e")"
+check "unknown named" 1 "$(grep -c "unknown option '--no-such-option'" "$tmp/e")"
 m --help >"$tmp/o"
 check "--help: 0" 0 $?
 check "--help is run's alone" "0 1" \
@@ -132,6 +132,10 @@ m --retries 3 sh -c 'echo x >>"$0"; exit 1' "$tmp/tries" ::: 1 2>/dev/null
 check "--retries 3: three attempts" 3 "$(lines "$tmp/tries")"
 m --retries 3 sh -c 'echo x >>"$0"; [ $(wc -l <"$0") -ge 2 ]' "$tmp/tries2" ::: 1
 check "--retries: a success ends it" "0 2" "$? $(lines "$tmp/tries2")"
+# Only the last attempt's output is printed, also for the job whose output
+# would otherwise go out as it comes (the first, in order).
+out=$(m -k --retries 3 sh -c 'echo try $1; exit 1' _ ::: a b 2>/dev/null | flat)
+check "--retries: the last attempt's output only" "try a try b" "$out"
 
 # --halt.
 m -j1 --halt now,fail=1 sh -c 'echo $1; exit $1' _ ::: 0 3 0 5 >"$tmp/o" 2>/dev/null

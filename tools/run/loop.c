@@ -200,8 +200,12 @@ static void print_ready(struct loop *l)
         print_job(l, j);
         job_free(j);
     }
+    /* The head job's output goes out as it comes, unless another attempt
+       may replace it (--retries): then it waits whole, so that only the
+       last attempt's output is printed. */
     struct job *h = l->head;
-    if (h && !h->live && l->o->order && !l->o->results && !h->retry) {
+    if (h && !h->live && l->o->order && !l->o->results && !h->retry &&
+        l->o->retries <= 1) {
         int e = out_spool(1, &h->so, h->tag);
         if (!e)
             e = out_spool(2, &h->se, h->tag);

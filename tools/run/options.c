@@ -240,8 +240,8 @@ static int refuse(const char *name)
             return RUN_BROKE;
         }
     fprintf(stderr,
-            "mproc run: unknown option '%s' (mproc run --help lists them)\n",
-            name);
+            "mproc run: unknown option '%s%s' (mproc run --help lists them)\n",
+            strlen(name) > 1 ? "--" : "-", name);
     return RUN_BROKE;
 }
 
