@@ -101,6 +101,15 @@ static int write_files(char *dir, char **paths, int n)
 int main(int argc, char **argv)
 {
     const char *word = argc > 1 ? argv[1] : "processes";
+    if (strcmp(word, "processes") && strcmp(word, "threads") &&
+        strcmp(word, "mpi")) {
+        fprintf(stderr,
+                "usage: word_count [processes|threads|mpi [FILE...]]\n"
+                "  (the first word is the pool's kind: '%s' is not "
+                "one)\n",
+                word);
+        return 2;
+    }
     mproc_options opt = {.kind = !strcmp(word, "threads") ? MPROC_THREADS
                                  : !strcmp(word, "mpi")   ? MPROC_MPI
                                                           : MPROC_PROCESSES};

@@ -251,7 +251,8 @@ typedef struct mproc_options {
        MPROC_ENOTSUP. */
     unsigned long max_items;
     /* Bytes reserved for mproc_shared_alloc. Address space is reserved at
-       open; memory is committed only as it is touched. 0: no arena. */
+       open; memory is committed only as it is touched. 0 (the default): no
+       arena, and mproc_shared_alloc returns NULL with ENOMEM. */
     size_t shared_size;
     /* Called once in each worker as it starts, before any item, also in a
        worker that replaces another. A nonzero return during
