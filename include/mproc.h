@@ -169,11 +169,14 @@ typedef enum mproc_kind {
        and SIGCHLD handling see only the supervisor, and only when it exits
        at close (mproc_pool_close copes with the program reaping it).
        What fn and init write through stdio reaches its file, pipe or
-       terminal before the item's result is handed back: a worker flushes
-       its streams (fflush(NULL)) after each chunk of items, after init, and
-       before it ends in any way but a crash (close, max_items, a failed
-       init). A crashed or timed-out item's output is what had been flushed
-       before it died: at least that of the items before its chunk.
+       terminal before the item's result is handed back: a worker's stdout
+       is line-buffered (as on a terminal), so each whole line is written
+       as it is printed, and a worker flushes every stream (fflush(NULL))
+       after each chunk of items, after init, and before it ends in any way
+       but a crash (close, max_items, a failed init). A crashed or timed-out
+       item's output is what had been written before it died: every whole
+       line it and the items before it printed to stdout, and for other
+       streams at least the output of the items before its chunk.
 
        Nothing an item starts outlives it: the supervisor is a child
        subreaper, and kills every process an item left behind (orphaned,

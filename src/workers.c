@@ -46,6 +46,13 @@ static _Noreturn void worker_main(struct super *z, int w)
     mproc__self_id = w;
     mproc__self_pool = z->pool;
 
+    /* stdout line-buffered, as on a terminal: every whole line an item
+       prints is written before the next item starts, so a crash later in
+       the same chunk loses none of it (other streams are flushed after
+       each chunk). A worker that prints nothing pays nothing; the caller
+       flushed every stream before the supervisor was forked (processes.c),
+       so the buffer is empty here. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const mproc_options *o = &z->pool->opt;
     mproc__results_worker(z->pool, w);
     /* What init and the items print is flushed before the worker ends in

@@ -911,6 +911,51 @@ static void stdout_to_a_pipe(void **state)
     }
 }
 
+static int say_or_crash(const void *in, void *out, void *arg)
+{
+    (void)out;
+    (void)arg;
+    long i = *(const long *)in;
+    if (i == 7)
+        raise(SIGSEGV);
+    printf("item %ld done\n", i);
+    return 0;
+}
+
+/* A crash later in the same chunk loses no line an earlier item printed:
+   every item but the crashed one has its line (before, the line of the
+   item just before the crash was lost with the worker's buffer). */
+static void lines_before_a_crash_in_the_chunk(void **state)
+{
+    (void)state;
+    tu_default_signals();
+    FILE *tmp = tmpfile();
+    int fd = fileno(tmp);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    mproc_pool *pool = NULL;
+    assert_int_equal(mproc_pool_open(&pool, &(mproc_options){.workers = 1}), 0);
+    long in[10];
+    int status[10];
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    int r = mproc_map(pool, &(mproc_job){.fn = say_or_crash,
+                                         .in = in,
+                                         .in_size = sizeof *in,
+                                         .n = 10,
+                                         .chunk = 10,
+                                         .status = status});
+    assert_int_equal(mproc_pool_close(pool), 0);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    assert_int_equal(r, 1);
+    assert_int_equal(status[7], MPROC_ECRASHED);
+    assert_int_equal(count_lines(fd), 9);
+    fclose(tmp);
+}
+
 static void a_file_opened_before_the_pool(void **state)
 {
     (void)state;
@@ -980,6 +1025,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_data_jobs),
         cmocka_unit_test(stdout_to_a_file),
         cmocka_unit_test(stdout_to_a_pipe),
+        cmocka_unit_test(lines_before_a_crash_in_the_chunk),
         cmocka_unit_test(a_file_opened_before_the_pool),
         cmocka_unit_test(init_output_reaches_a_file),
     };
