@@ -405,12 +405,14 @@ int mproc__results_open(mproc_pool *pool)
     struct mproc__results *r =
         calloc(1, sizeof *r + (size_t)W * sizeof(struct view));
     if (!r)
-        return MPROC_ENOMEM;
+        return mproc__fail(MPROC_ENOMEM, "no memory for the results file's "
+                                         "bookkeeping");
     r->fd = mproc__file_open("mproc-results", (uint64_t)W * REGION);
     if (r->fd < 0) {
         int err = -errno;
         free(r);
-        return err;
+        return mproc__fail(err, "the results file (a memfd): %s",
+                           mproc_strerror(err));
     }
     r->workers = W;
     r->page = (size_t)sysconf(_SC_PAGESIZE);

@@ -145,7 +145,10 @@ static int corrupt(mproc_pool *pool)
        in await; the pool serves no more. */
     atomic_store_explicit(&pool->board->broken, 1, memory_order_release);
     atomic_store_explicit(&pool->corrupt, true, memory_order_release);
-    return MPROC_EBROKEN;
+    return mproc__fail(MPROC_EBROKEN,
+                       "the pool's control memory was found written over (a "
+                       "stray write from an item?); what finished is kept, "
+                       "close the pool");
 }
 
 /*
@@ -239,7 +242,9 @@ int mproc__posted_by(mproc_task *t, uint64_t deadline)
             return 0;
         if (atomic_load_explicit(&pool->board->broken, memory_order_acquire) ||
             !pool->kind->alive(pool))
-            return MPROC_EBROKEN;
+            return mproc__fail(MPROC_EBROKEN,
+                               "the pool broke while the task waited its "
+                               "turn; close the pool");
         uint64_t now = mproc__now();
         if (deadline && now >= deadline)
             return MPROC_ETIMEDOUT;
