@@ -15,6 +15,12 @@ out=$( { echo a; until_true 30 gate_a && echo b || echo late; } |
     "$mproc" run sh -c 'touch "$0/gate_$1"; echo $1' "$tmp" | tr '\n' ' ')
 check "starts as input arrives" "a b " "$out"
 
+# A command that ends while mproc run's stdout is full (its reader asleep)
+# loses nothing of what is still in its pipe: 120 KiB fill stdout's pipe and
+# its own, and it exits at once (before, the last 56 KiB were lost).
+out=$("$mproc" run sh -c 'head -c 122880 /dev/zero' ::: 1 | (sleep 1; wc -c))
+check "ended while stdout was full: all of it" 122880 "$(echo $out)"
+
 # Endless input: read only as jobs start, so --halt ends it.
 yes | "$mproc" run -j 2 --halt soon,done=50 true 2>/dev/null
 check "endless input" 0 $?

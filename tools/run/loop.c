@@ -242,7 +242,7 @@ static void deliver(struct loop *l, struct job *j, int stream, const char *data,
    stdout with splice(2), without copying it through mproc run: 1 when it
    did, 0 when it cannot (stdout is neither a pipe nor a file, or a tag must
    be added) and the caller reads instead. */
-static int pass_through(struct job *j, int *fd, bool all)
+static int pass_through(struct job *j, int *fd)
 {
     static bool cannot;
     if (cannot || j->tag || out_error())
@@ -253,8 +253,6 @@ static int pass_through(struct job *j, int *fd, bool all)
         ssize_t n = splice(*fd, NULL, 1, NULL, 1 << 20, 0);
         if (n > 0) {
             j->so.total += (size_t)n;
-            if (all)
-                continue;
             return 1;
         }
         if (n < 0 && errno == EINTR)
@@ -278,7 +276,12 @@ static void drain(struct loop *l, struct job *j, int stream, bool all)
 {
     int *fd = stream == 1 ? &j->out : &j->err;
     char buf[65536];
-    if (stream == 1 && j->live && *fd >= 0 && pass_through(j, fd, all))
+    /* splice(2) from the command's pipe, which is non-blocking, is
+       non-blocking on mproc run's stdout too: EAGAIN can mean that stdout is
+       full, not that the pipe is empty. When every byte must be taken now
+       (the command has ended), read and write instead, which wait for
+       stdout. */
+    if (stream == 1 && j->live && *fd >= 0 && !all && pass_through(j, fd))
         return;
     while (*fd >= 0) {
         ssize_t n = read(*fd, buf, sizeof buf);
