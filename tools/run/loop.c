@@ -89,6 +89,10 @@ struct loop {
     int sfd;
     size_t failed, succeeded;
     bool broke;
+    /* The printing job's pipe has bytes but mproc run's stdout is full:
+       wait for stdout (POLLOUT), not for the pipe, or poll would wake at
+       once for ever while a slow reader catches up. */
+    bool out_stalled;
 };
 
 double now_mono(void)
@@ -258,7 +262,7 @@ static int pass_through(struct job *j, int *fd)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
-            return 1;
+            return 2; /* woken for bytes that did not move: stdout is full */
         if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EBADF)) {
             cannot = true;
             return 0;
@@ -281,8 +285,13 @@ static void drain(struct loop *l, struct job *j, int stream, bool all)
        full, not that the pipe is empty. When every byte must be taken now
        (the command has ended), read and write instead, which wait for
        stdout. */
-    if (stream == 1 && j->live && *fd >= 0 && !all && pass_through(j, fd))
-        return;
+    if (stream == 1 && j->live && *fd >= 0 && !all) {
+        int p = pass_through(j, fd);
+        if (p == 2)
+            l->out_stalled = true;
+        if (p)
+            return;
+    }
     while (*fd >= 0) {
         ssize_t n = read(*fd, buf, sizeof buf);
         if (n > 0) {
@@ -801,7 +810,8 @@ static int loop_body(struct loop *l)
            then stops at once, as a write would have told it, rather than
            running commands whose output has nowhere to go. */
         size_t out_at = n;
-        pfd[n++] = (struct pollfd){.fd = 1, .events = 0};
+        pfd[n++] =
+            (struct pollfd){.fd = 1, .events = l->out_stalled ? POLLOUT : 0};
         size_t first_job = n;
         for (int s = 0; s < o->jobs; s++) {
             struct job *j = l->slots[s];
@@ -809,7 +819,9 @@ static int loop_body(struct loop *l)
                 continue;
             if (j->out >= 0) {
                 owner[n] = j;
-                pfd[n++] = (struct pollfd){.fd = j->out, .events = POLLIN};
+                pfd[n++] = (struct pollfd){
+                    .fd = j->out,
+                    .events = l->out_stalled && j->live ? 0 : POLLIN};
             }
             if (j->err >= 0) {
                 owner[n] = j;
@@ -830,6 +842,8 @@ static int loop_body(struct loop *l)
             struct job *j = owner[i];
             if (!pfd[i].revents)
                 continue;
+            if (pfd[i].fd == j->out && !pfd[i].events)
+                continue; /* a hang-up while stdout is full: its end waits */
             if (pfd[i].fd == j->out)
                 drain(l, j, 1, false);
             else if (pfd[i].fd == j->err)
@@ -852,6 +866,8 @@ static int loop_body(struct loop *l)
         }
         if (r > 0 && (pfd[out_at].revents & POLLERR))
             out_broken(-EPIPE);
+        if (r > 0 && (pfd[out_at].revents & (POLLOUT | POLLERR)))
+            l->out_stalled = false;
         if (r > 0 && pfd[0].revents) {
             struct signalfd_siginfo si;
             while (read(l->sfd, &si, sizeof si) == (ssize_t)sizeof si)
