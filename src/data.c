@@ -421,20 +421,29 @@ int mproc__results_open(mproc_pool *pool)
     return 0;
 }
 
-void mproc__results_close(mproc_pool *pool)
+/* Unmap every view of the results file this process holds and close its
+   descriptor; the bookkeeping of old views is freed only if it is ours
+   (`own`), not a forked copy. */
+static void drop_views(struct mproc__results *r, bool own)
 {
-    struct mproc__results *r = pool->results;
-    if (!r)
-        return;
     for (int w = 0; w < r->workers; w++)
         mproc__region_unmap(atomic_load(&r->views[w].p),
                             atomic_load(&r->views[w].len));
     for (struct old_view *o = r->old, *next; o; o = next) {
         next = o->next;
         mproc__region_unmap(o->p, o->len);
-        free(o);
+        if (own)
+            free(o);
     }
     close(r->fd);
+}
+
+void mproc__results_close(mproc_pool *pool)
+{
+    struct mproc__results *r = pool->results;
+    if (!r)
+        return;
+    drop_views(r, true);
     pthread_mutex_destroy(&r->lock);
     free(r);
     pool->results = NULL;
@@ -446,14 +455,8 @@ void mproc__results_close(mproc_pool *pool)
 void mproc__results_forget(mproc_pool *pool)
 {
     struct mproc__results *r = pool->results;
-    if (!r)
-        return;
-    for (int w = 0; w < r->workers; w++)
-        mproc__region_unmap(atomic_load(&r->views[w].p),
-                            atomic_load(&r->views[w].len));
-    for (struct old_view *o = r->old; o; o = o->next)
-        mproc__region_unmap(o->p, o->len);
-    close(r->fd);
+    if (r)
+        drop_views(r, false);
 }
 
 /* In a new worker process: its slot is w, and so is its region. */
