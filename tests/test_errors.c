@@ -595,12 +595,14 @@ static void map_from_worker(void **state)
 }
 
 static _Atomic int gate_open;
+static _Atomic int held_started; /* set once a thread worker runs held */
 
 static int held(const void *in, void *out, void *arg)
 {
     (void)in;
     (void)out;
     (void)arg;
+    atomic_store(&held_started, 1);
     while (!atomic_load(&gate_open))
         usleep(1000);
     return 0;
@@ -638,11 +640,16 @@ static void task_calls_from_worker(void **state)
                                                           .workers = 2}),
                      0);
     atomic_store(&gate_open, 0);
+    atomic_store(&held_started, 0);
     mproc_task *t;
     int st = -1;
     assert_int_equal(
         mproc_submit(p, &(mproc_job){.fn = held, .n = 1, .status = &st}, &t),
         0);
+    /* The cancel below must find the held item running, not still on the
+       board (under valgrind a worker can take a while to claim it). */
+    while (!atomic_load(&held_started))
+        usleep(1000);
     int r[4] = {1, 1, 1, 1};
     assert_int_equal(mproc_map(p, &(mproc_job){.fn = task_calls_inside,
                                                .arg = t,
