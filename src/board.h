@@ -359,6 +359,12 @@ struct mproc__worker {
                              (the run of a worker that died inside it) */
     char *scratch;
     size_t scratch_cap;
+    /* The code of job `code_id` as this process sees it: the job's own
+       pointers, or a spawned worker's translation of them (spawn.c). */
+    uint64_t code_id;
+    mproc_fn fn;
+    mproc_batch_fn batch;
+    void (*reduce)(void *acc, const void *result, void *arg);
 };
 
 enum { MPROC__WORK_CLOSED, MPROC__WORK_RETIRE };

@@ -340,7 +340,7 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
             d = mproc__now() + limit;
             atomic_store_explicit(&s->deadline, d, memory_order_release);
         }
-        int rc = j->fn(ip, NULL, j->arg);
+        int rc = wk->fn(ip, NULL, j->arg);
         if (limit && !atomic_compare_exchange_strong_explicit(
                          &s->deadline, &d, 0, memory_order_acq_rel,
                          memory_order_acquire))
@@ -459,18 +459,24 @@ void mproc__results_forget(mproc_pool *pool)
         drop_views(r, false);
 }
 
-/* In a new worker process: its slot is w, and so is its region. */
-void mproc__results_worker(mproc_pool *pool, int w)
+/* In a new worker process: its slot is s (number w), and so is its region of the
+   results file fd (-1: the pool has none). */
+void mproc__results_worker(struct mproc__slot *s, int w, int fd)
 {
-    mproc__cur.slot = &pool->board->slots[w];
-    if (!pool->results)
+    mproc__cur.slot = s;
+    if (fd < 0)
         return;
-    reg.s = &pool->board->slots[w];
-    reg.fd = pool->results->fd;
+    reg.s = s;
+    reg.fd = fd;
     reg.base = (uint64_t)w * REGION;
     reg.view = NULL;
     reg.len = 0;
     reg.head = atomic_load_explicit(&reg.s->r_head, memory_order_relaxed);
+}
+
+int mproc__results_fd(const mproc_pool *pool)
+{
+    return pool->results ? pool->results->fd : -1;
 }
 
 /* The caller's view of slot w's region, covering [0, end); NULL if it

@@ -90,6 +90,12 @@ struct mproc_pool {
     /* Process pools: the results file of MPROC_OUT_BYTES (data.c). */
     struct mproc__results *results;
 
+    /* Spawned workers (spawn.c): the region's file, kept open for them to
+       map, the executable they run, and the program's objects. */
+    int region_fd; /* -1 unless options.start is MPROC_START_SPAWN */
+    char *exe;
+    struct mproc__program *program; /* in the region */
+
     /* The supervisor of a process pool (processes.c). */
     pid_t zpid;                   /* 0 once reaped */
     _Atomic bool corrupt;         /* the board was found written over */
@@ -230,8 +236,32 @@ uint64_t mproc__run_bytes(struct mproc__worker *wk, struct mproc__job *j,
 int mproc__results_open(mproc_pool *pool);
 void mproc__results_close(mproc_pool *pool);
 void mproc__results_forget(mproc_pool *pool);
-void mproc__results_worker(mproc_pool *pool, int w);
+void mproc__results_worker(struct mproc__slot *s, int w, int fd);
+int mproc__results_fd(const mproc_pool *pool); /* -1: none */
 void mproc__results_collect(mproc_task *t, uint64_t start, uint64_t len);
+
+/* ---- spawned workers (spawn.c) ---------------------------------------- */
+
+/* The caller at open: the executable and the program's objects, in the
+   region; init, fini and init_arg checked. On a spawn pool's submit: the
+   job's code and arg checked. (The supervisor's start of a worker is in
+   processes.h.) */
+int mproc__spawn_prepare(mproc_pool *pool);
+int mproc__spawn_check_job(const mproc_pool *pool, const mproc_job *job);
+
+/* In any worker: the job's code as this process sees it, for chunks of
+   job c->id; false when a spawned worker cannot find it. */
+bool mproc__code_view(struct mproc__worker *wk, const struct mproc__claim *c);
+
+/* The part of a process worker's life after its process is set up: init,
+   the items, fini (workers.c); spawned workers enter it from spawn.c. */
+_Noreturn void mproc__worker_body(const mproc_options *o,
+                                  struct mproc__board *b, int w, bool initial,
+                                  int results_fd);
+
+/* A spawned worker's exit statuses, before it could reach the board. */
+#define MPROC__EXIT_PLACE 0x6e /* the region's address is taken here */
+#define MPROC__EXIT_CODE  0x6f /* init or fini is not loaded here */
 
 /*
  * The pool whose map, submit, wait, next, close or terminate this thread is

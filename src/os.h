@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* ---- time, futexes (linux/sync.c) ------------------------------------ */
@@ -36,7 +37,8 @@ uint64_t mproc__ram(void);
 bool mproc__under_valgrind(void);
 void mproc__shared_written(void *p, size_t size);
 
-void *mproc__region_map(size_t size, bool shared);
+void *mproc__region_map(size_t size, bool shared, int *keep);
+void *mproc__region_map_at(int fd, void *at, size_t size);
 void mproc__region_unmap(void *p, size_t size);
 void mproc__no_dump(void *p, size_t size);
 void mproc__discard(void *p, size_t size, bool shared);
@@ -55,6 +57,11 @@ bool mproc__child_exited(pid_t pid);
 int mproc__die_with_parent(pid_t parent);
 void mproc__parent_death_signal(int sig);
 void mproc__set_name(const char *name);
+int mproc__self_exe(char *path, size_t cap);
+#ifdef _POSIX_C_SOURCE /* sigset_t is POSIX, and the MPI files are ISO C */
+pid_t mproc__exec(const char *path, char *const argv[], char *const envp[],
+                  const int *keep, int nkeep, const sigset_t *mask);
+#endif
 int mproc__event_open(void);
 int mproc__event_post(int fd);
 void mproc__event_drain(int fd);
@@ -78,5 +85,25 @@ struct mproc__code {
 
 int mproc__code_ref(void (*fn)(void), struct mproc__code *ref);
 void (*mproc__code_find(const struct mproc__code *ref))(void);
+
+/*
+ * The program's loaded objects as one process sees them, so that another
+ * run of the same program (a spawned worker) finds the first one's code and
+ * static data in its own address space: an address inside [lo, hi) of an
+ * object is at base + (address - lo's object base) there. Objects are told
+ * apart by name and build id, as above.
+ */
+struct mproc__object {
+    uint64_t lo, hi;          /* the loaded segments' span in the lister */
+    uint64_t base;            /* the object's load bias there (dlpi_addr) */
+    _Atomic uint32_t missing; /* 1: a spawned worker does not load it */
+    uint32_t id_len;
+    unsigned char id[36];
+    char object[464];
+};
+
+int mproc__objects(struct mproc__object *o, int cap);
+int mproc__object_of(const struct mproc__object *o, int n, uintptr_t addr);
+int mproc__object_here(const struct mproc__object *o, uintptr_t *base);
 
 #endif /* MPROC_OS_H */

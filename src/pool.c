@@ -77,11 +77,11 @@ static int check_options(const mproc_options *o)
                            "options.kind is MPROC_MPI, and this program does "
                            "not link libmproc_mpi (pkg-config mproc_mpi, or "
                            "CMake's mproc::mpi)");
-    /* Fresh runs of the executable are not built yet: say so, run nothing. */
-    if (o->start == MPROC_START_SPAWN)
+    if (o->start == MPROC_START_SPAWN && o->kind != MPROC_PROCESSES)
         return mproc__fail(MPROC_ENOTSUP,
-                           "options.start is MPROC_START_SPAWN, which this "
-                           "build does not have yet; use MPROC_START_FORK");
+                           "options.start is MPROC_START_SPAWN, which only "
+                           "process pools take (threads and MPI ranks are "
+                           "not forked)");
     return kind_of(o->kind)->check(o);
 }
 
@@ -127,7 +127,10 @@ static int map_shared(mproc_pool *p)
     for (;;) {
         p->region_size = p->board_size + p->arena_size + p->logs_size +
                          MPROC__ALIGN_UP((size_t)staging, page);
-        p->region = mproc__region_map(p->region_size, true);
+        /* Spawned workers map the region from its file (spawn.c). */
+        p->region = mproc__region_map(
+            p->region_size, true,
+            p->opt.start == MPROC_START_SPAWN ? &p->region_fd : NULL);
         if (p->region)
             break;
         if (staging > MIN_STAGING)
@@ -162,7 +165,7 @@ static int map_private(mproc_pool *p)
                            p->board_size);
     p->arena_size = MPROC__ALIGN_UP(p->opt.shared_size, page_size());
     if (p->arena_size) {
-        p->private_arena = mproc__region_map(p->arena_size, false);
+        p->private_arena = mproc__region_map(p->arena_size, false, NULL);
         if (!p->private_arena)
             return mproc__fail(-errno,
                                "could not reserve the arena's %zu bytes: %s",
@@ -171,7 +174,7 @@ static int map_private(mproc_pool *p)
     mproc__heap_init(&p->arena, p->private_arena, p->arena_size, true, 0,
                      false);
     p->logs_size = logs_size();
-    while (!(p->private_logs = mproc__region_map(p->logs_size, false)))
+    while (!(p->private_logs = mproc__region_map(p->logs_size, false, NULL)))
         if ((p->logs_size /= 2) < MIN_LOGS)
             return mproc__fail(-errno,
                                "could not reserve address space for job "
@@ -197,6 +200,12 @@ void mproc__pool_unmap(mproc_pool *p)
     mproc__heap_destroy(&p->arena);
     mproc__heap_destroy(&p->logs);
     mproc__results_close(p);
+    if (p->region_fd >= 0)
+        close(p->region_fd);
+    p->region_fd = -1;
+    free(p->exe);
+    p->exe = NULL;
+    p->program = NULL;
     if (p->region) {
         mproc__heap_destroy(&p->staging);
         mproc__region_unmap(p->region, p->region_size);
@@ -230,7 +239,7 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
     p->kind = kind_of(o.kind);
     p->isolated = p->kind->isolated;
     p->owner = getpid();
-    p->zevent = p->lifeline = -1;
+    p->zevent = p->lifeline = p->region_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
 
     /* On MPI ranks other than 0 this serves, and never returns. */

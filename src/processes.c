@@ -52,6 +52,8 @@ void mproc__forget_others(mproc_pool *self)
         if (p->region)
             munmap(p->region, p->region_size);
         mproc__results_forget(p);
+        if (p->region_fd >= 0)
+            close(p->region_fd);
         if (p->zevent >= 0)
             close(p->zevent);
         if (p->lifeline >= 0)
@@ -135,6 +137,15 @@ static int start(mproc_pool *pool)
     if (err == MPROC_ECRASHED)
         return mproc__fail(err, "a worker or the supervisor died while the "
                                 "pool opened");
+    if (err == -EADDRINUSE)
+        return mproc__fail(err, "a spawned worker found the address of the "
+                                "pool's shared memory taken in its own run "
+                                "of the program, several times");
+    if (err == MPROC_ENOTSUP && pool->opt.start == MPROC_START_SPAWN)
+        return mproc__fail(err, "a spawned worker does not load the object "
+                                "options.init, options.fini or "
+                                "options.init_arg lies in (the program "
+                                "dlopen'ed it?)");
     if (err)
         return mproc__fail(err, "a worker could not be started: %s",
                            mproc_strerror(err));
@@ -259,6 +270,11 @@ static int open_processes(mproc_pool *pool)
     pool->workers = pool->opt.workers ? pool->opt.workers : mproc__cpu_count();
     pthread_mutex_lock(&registry_lock);
     int err = mproc__pool_map(pool, true);
+    if (!err && pool->opt.start == MPROC_START_SPAWN) {
+        err = mproc__spawn_prepare(pool);
+        if (err)
+            mproc__pool_unmap(pool);
+    }
     if (!err) {
         pool->next_open = registry;
         registry = pool;
@@ -307,7 +323,9 @@ static int sleep_on(mproc_pool *pool, _Atomic uint32_t *bell, uint32_t val,
 
 static int check_job(const mproc_pool *pool, const mproc_job *job)
 {
-    (void)job;
+    int err = mproc__spawn_check_job(pool, job);
+    if (err)
+        return err;
     /* Acquire: pairs with the kernel's marking of the robust futex when the
        supervisor exits. */
     if (atomic_load_explicit(&pool->board->zlock, memory_order_acquire) &

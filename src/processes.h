@@ -45,6 +45,11 @@ void mproc__kill_orphans(struct super *z);
 void mproc__kill_all(struct super *z);
 void mproc__sweep(struct super *z);
 
+/* spawn.c: start worker w as a fresh run of the program, with the signal
+   mask `mask`: its pid, or -errno. */
+pid_t mproc__spawn_exec(const mproc_pool *pool, int w, bool initial,
+                        const sigset_t *mask);
+
 /* The supervisor's life, in the child forked by the caller at open with the
    registry lock held; caller_fd becomes readable when the caller dies. */
 _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd);

@@ -35,13 +35,14 @@ static char *scratch(struct mproc__worker *wk, size_t size)
     return wk->scratch;
 }
 
-/* No scratch: the chunk's items fail with MPROC_ENOMEM without running,
-   counted as run so that their code stands. */
-static uint64_t no_scratch(const struct mproc__claim *c, int *status,
+/* Every item of the chunk fails with code without running, counted as run
+   so that the code stands: no scratch memory (MPROC_ENOMEM), or a spawned
+   worker without the job's code (MPROC_ENOTSUP). */
+static uint64_t fail_chunk(const struct mproc__claim *c, int *status, int code,
                            uint64_t *failedp)
 {
     for (uint64_t i = c->start; status && i < c->end; i++)
-        status[i] = MPROC_ENOMEM;
+        status[i] = code;
     *failedp = c->end - c->start;
     return c->end - c->start;
 }
@@ -145,10 +146,10 @@ static uint64_t run_batch(struct mproc__worker *wk,
     struct mproc__board *b = wk->b;
     struct mproc__slot *s = &b->slots[wk->w];
     struct mproc__job *j = c->j;
-    mproc_batch_fn batch = j->batch;
+    mproc_batch_fn batch = wk->batch;
     void *arg = j->arg;
     int *status = j->status;
-    void (*reduce)(void *, const void *, void *) = j->reduce;
+    void (*reduce)(void *, const void *, void *) = wk->reduce;
     size_t isz = j->in_size, osz = j->out_size;
     const char *ip = j->in ? j->in + c->start * isz : NULL;
     char *op = j->out ? j->out + c->start * osz : NULL;
@@ -288,14 +289,16 @@ uint64_t mproc__run_chunk(struct mproc__worker *wk,
     struct mproc__job *j = c->j;
     if (wk->exec)
         return wk->exec(wk, j, c->id, c->start, c->end, failedp);
-    if (j->batch)
+    if (wk->code_id != c->id && !mproc__code_view(wk, c))
+        return fail_chunk(c, j->status, MPROC_ENOTSUP, failedp);
+    if (wk->batch)
         return run_batch(wk, c, failedp);
     if (j->flags & MPROC_OUT_BYTES)
         return mproc__run_bytes(wk, j, c->start, c->end, failedp);
-    mproc_fn fn = j->fn;
+    mproc_fn fn = wk->fn;
     void *arg = j->arg;
     int *status = j->status;
-    void (*reduce)(void *, const void *, void *) = j->reduce;
+    void (*reduce)(void *, const void *, void *) = wk->reduce;
     size_t isz = j->in_size, osz = j->out_size;
     const char *ip = j->in ? j->in + c->start * isz : NULL;
     char *op = NULL;
@@ -306,7 +309,7 @@ uint64_t mproc__run_chunk(struct mproc__worker *wk,
     } else if (osz) {
         op = scratch(wk, osz);
         if (!op)
-            return no_scratch(c, status, failedp);
+            return fail_chunk(c, status, MPROC_ENOMEM, failedp);
         /* Zeroed, so that a reduction never folds another job's bytes when
            fn writes nothing. */
         memset(op, 0, osz);

@@ -45,6 +45,24 @@
    alive all work, is given up with the cause's code. */
 #define GIVE_UP 5
 
+/* Immediate starts of a spawned worker of the opening whose run found the
+   region's address taken (spawn.c), before the open fails. */
+#define PLACE_TRIES 4
+
+/* How a spawned worker that never reached the board ended, as a code: its
+   run had the region's address taken (-EADDRINUSE), or lacks the object
+   of init or fini (MPROC_ENOTSUP); 0 for anything else. */
+static int spawn_failure(const struct super *z, int st)
+{
+    if (z->pool->opt.start != MPROC_START_SPAWN || !WIFEXITED(st))
+        return 0;
+    if (WEXITSTATUS(st) == MPROC__EXIT_PLACE)
+        return -EADDRINUSE;
+    if (WEXITSTATUS(st) == MPROC__EXIT_CODE)
+        return MPROC_ENOTSUP;
+    return 0;
+}
+
 static bool opened(struct super *z)
 {
     /* Acquire: pairs with mproc__board_ready's release (board.c); only the
@@ -91,21 +109,36 @@ static void on_death(struct super *z, int w, int st)
         bool late = atomic_load_explicit(&s->deadline, memory_order_relaxed) ==
                     MPROC__KILLED;
         atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+        int spawn_err = spawn_failure(z, st);
         if (!opened(z)) {
+            /* A spawned worker whose run of the program had the region's
+               address taken: another run lays its objects out elsewhere,
+               so try again at once, a few times. */
+            if (spawn_err == -EADDRINUSE && ++z->fails[w] < PLACE_TRIES) {
+                z->initial = true;
+                int r = mproc__spawn(z, w);
+                z->initial = false;
+                if (!r)
+                    return;
+                spawn_err = r;
+            }
             /* A worker of the opening failed: the open fails. */
             if (late)
                 fail_open(z, MPROC_ETIMEDOUT);
+            else if (spawn_err)
+                fail_open(z, spawn_err);
             else if (!(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_INIT))
                 fail_open(z, MPROC_ECRASHED);
             z->retry_at[w] = 0;
             return;
         }
         /* A replacement whose init failed (returned nonzero, crashed, or
-           ran past options.timeout): retry, more slowly each time, but do
-           not let the work it inherited wait on it for ever. */
-        z->cause[w] = MPROC_EINIT;
+           ran past options.timeout), or a spawned one that could not take
+           its place: retry, more slowly each time, but do not let the work
+           it inherited wait on it for ever. */
+        z->cause[w] = spawn_err ? spawn_err : MPROC_EINIT;
         if (++z->fails[w] >= GIVE_UP)
-            mproc__abandon(b, w, MPROC_EINIT, st);
+            mproc__abandon(b, w, z->cause[w], st);
         break;
     }
     case MPROC__RUNNING:

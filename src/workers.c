@@ -4,7 +4,8 @@
  * becomes of the processes its items start.
  *
  * Who runs here: the supervisor (spawn, the process tree) and the workers
- * it forks (worker_main). Shared: the board, in the pool's shared region.
+ * it forks (worker_main) or spawns (spawn.c), both in mproc__worker_body.
+ * Shared: the board, in the pool's shared region.
  */
 #define _GNU_SOURCE
 #include "processes.h"
@@ -20,10 +21,9 @@
 
 /* ---- the worker process ------------------------------------------------ */
 
+/* A forked worker: undo what it inherited of the supervisor, then work. */
 static _Noreturn void worker_main(struct super *z, int w)
 {
-    struct mproc__board *b = z->b;
-    struct mproc__slot *s = &b->slots[w];
     MPROC__HOOK(MPROC__HOOK_FORKED);
     if (mproc__die_with_parent(z->self) != 0)
         _exit(0);
@@ -31,6 +31,23 @@ static _Noreturn void worker_main(struct super *z, int w)
     close(z->event_fd);
     close(z->child_fd);
     sigaction(SIGCHLD, &z->user_chld, NULL);
+    sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
+    mproc__self_pool = z->pool;
+    mproc__worker_body(&z->pool->opt, z->b, w, z->initial,
+                       mproc__results_fd(z->pool));
+}
+
+/*
+ * A worker process from the moment it is itself (forked, or spawned and
+ * with the region mapped, spawn.c) to its exit. The caller's pool is
+ * mproc__self_pool already; o holds init, fini and init_arg as this
+ * process sees them.
+ */
+_Noreturn void mproc__worker_body(const mproc_options *o,
+                                  struct mproc__board *b, int w, bool initial,
+                                  int results_fd)
+{
+    struct mproc__slot *s = &b->slots[w];
     /* A fault in an item must end the worker, whatever handler the program
        installed: a handler that returns would fault again for ever, and one
        that longjmps would carry the item on in a broken state. */
@@ -39,12 +56,10 @@ static _Noreturn void worker_main(struct super *z, int w)
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
         sigaction(faults[i], &dfl, NULL);
-    sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
     char name[32];
     snprintf(name, sizeof name, "mproc-w%d", w);
     mproc__set_name(name);
     mproc__self_id = w;
-    mproc__self_pool = z->pool;
 
     /* stdout line-buffered, as on a terminal: every whole line an item
        prints is written before the next item starts, so a crash later in
@@ -53,8 +68,7 @@ static _Noreturn void worker_main(struct super *z, int w)
        flushed every stream before the supervisor was forked (processes.c),
        so the buffer is empty here. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const mproc_options *o = &z->pool->opt;
-    mproc__results_worker(z->pool, w);
+    mproc__results_worker(s, w, results_fd);
     /* What init and the items print is flushed before the worker ends in
        any way but a crash (board.c flushes after each chunk too). */
     /* init runs under options.timeout (spawn set the deadline): as an
@@ -63,7 +77,7 @@ static _Noreturn void worker_main(struct super *z, int w)
     uint64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
     if (o->init && o->init(o->init_arg)) {
         fflush(NULL);
-        if (z->initial)
+        if (initial)
             mproc__board_ready(b, MPROC_EINIT, true);
         _exit(EXIT_INIT);
     }
@@ -74,13 +88,13 @@ static _Noreturn void worker_main(struct super *z, int w)
         for (;;)
             pause(); /* condemned: the kill is on its way */
     /* Acquire: pairs with the supervisor's release of inherit (repair.c),
-       made before this worker was forked (the fork orders it anyway);
-       release: pairs with the supervisor's acquire of the state when this
-       worker dies (on_death), though an IDLE slot holds nothing to
-       publish. */
+       made before this worker was started (the fork or the exec orders it
+       anyway); release: pairs with the supervisor's acquire of the state
+       when this worker dies (on_death), though an IDLE slot holds nothing
+       to publish. */
     if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
         atomic_store_explicit(&s->state, MPROC__IDLE, memory_order_release);
-    if (z->initial)
+    if (initial)
         mproc__board_ready(b, 0, true);
     struct mproc__worker wk = {.b = b, .w = w, .budget = b->max_items};
     mproc__work(&wk);
@@ -112,11 +126,18 @@ int mproc__spawn(struct super *z, int w)
     int refused = MPROC__FORK_FAULT();
     if (refused)
         return refused;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0)
-        worker_main(z, w);
+    pid_t pid;
+    if (z->pool->opt.start == MPROC_START_SPAWN) {
+        pid = mproc__spawn_exec(z->pool, w, z->initial, &z->user_mask);
+        if (pid < 0)
+            return (int)pid;
+    } else {
+        pid = fork();
+        if (pid < 0)
+            return -errno;
+        if (pid == 0)
+            worker_main(z, w);
+    }
     z->pid[w] = pid;
     z->alive[w] = true;
     z->retry_at[w] = 0;

@@ -589,15 +589,18 @@ static void fini_on_retire_not_on_crash(void **state)
     close(fds[1]);
 }
 
-/* Spawn is not built: said plainly, nothing started. */
+/* Spawn is for process pools alone; an unknown start is refused. Said
+   plainly, nothing started. */
 static void start_option_checked(void **state)
 {
     (void)state;
     struct tu_held before = tu_held();
     mproc_pool *pool = (mproc_pool *)&pool;
     assert_int_equal(
-        mproc_pool_open(&pool, &(mproc_options){.start = MPROC_START_SPAWN}),
+        mproc_pool_open(&pool, &(mproc_options){.kind = MPROC_THREADS,
+                                                 .start = MPROC_START_SPAWN}),
         MPROC_ENOTSUP);
+    assert_non_null(strstr(mproc_last_error(), "only process pools"));
     assert_null(pool);
     assert_int_equal(
         mproc_pool_open(&pool, &(mproc_options){.start = (mproc_start)7}),

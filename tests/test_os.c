@@ -187,7 +187,7 @@ static void heap_zeroes_what_it_hands_out(void **state)
 {
     (void)state;
     size_t size = 1 << 20;
-    char *r = mproc__region_map(size, true);
+    char *r = mproc__region_map(size, true, NULL);
     assert_non_null(r);
     struct mproc__heap h;
     mproc__heap_init(&h, r, size, true, 0, true);

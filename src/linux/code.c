@@ -180,3 +180,98 @@ void (*mproc__code_find(const struct mproc__code *ref))(void)
     remember(&memo, cs.found, ref);
     return code_fn(cs.found);
 }
+
+/* ---- the program's objects, for spawned workers ------------------------ */
+
+struct object_list {
+    struct mproc__object *o;
+    int cap, n;
+};
+
+/* The span of the object's loaded segments, as addresses. */
+static void span(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi)
+{
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < *lo)
+            *lo = a;
+        if (a + ph->p_memsz > *hi)
+            *hi = a + ph->p_memsz;
+    }
+}
+
+static int list_one(struct dl_phdr_info *info, size_t size, void *p)
+{
+    (void)size;
+    struct object_list *l = p;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    uint64_t lo, hi;
+    span(info, &lo, &hi);
+    if (lo >= hi || strlen(name) >= sizeof l->o->object)
+        return 0; /* nothing loaded, or a name no worker could match */
+    if (l->n < l->cap) {
+        struct mproc__object *o = &l->o[l->n];
+        memset(o, 0, sizeof *o);
+        o->lo = lo;
+        o->hi = hi;
+        o->base = info->dlpi_addr;
+        strcpy(o->object, name);
+        o->id_len = build_id(info, o->id, sizeof o->id);
+    }
+    l->n++;
+    return 0;
+}
+
+/* List this process's loaded objects into o[0..cap); returns how many
+   there are (more than cap: call again with room for them). */
+int mproc__objects(struct mproc__object *o, int cap)
+{
+    struct object_list l = {.o = o, .cap = cap};
+    dl_iterate_phdr(list_one, &l);
+    return l.n;
+}
+
+/* The index of the object whose span holds addr, or -1. */
+int mproc__object_of(const struct mproc__object *o, int n, uintptr_t addr)
+{
+    for (int i = 0; i < n; i++)
+        if (addr >= o[i].lo && addr < o[i].hi)
+            return i;
+    return -1;
+}
+
+struct object_search {
+    const struct mproc__object *want;
+    uintptr_t base;
+};
+
+static int here_one(struct dl_phdr_info *info, size_t size, void *p)
+{
+    (void)size;
+    struct object_search *os = p;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (strcmp(name, os->want->object) != 0)
+        return 0;
+    unsigned char id[sizeof os->want->id];
+    uint32_t len = build_id(info, id, sizeof id);
+    if (len != os->want->id_len || memcmp(id, os->want->id, len) != 0)
+        return -1; /* the same name, another build */
+    os->base = info->dlpi_addr;
+    return 1;
+}
+
+/* Where this process loaded the object another run listed: its load bias
+   in *base; -1 when it is not loaded here, or is another build. */
+int mproc__object_here(const struct mproc__object *o, uintptr_t *base)
+{
+    struct object_search os = {.want = o};
+    if (dl_iterate_phdr(here_one, &os) != 1)
+        return -1;
+    *base = os.base;
+    return 0;
+}

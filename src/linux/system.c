@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,10 +274,12 @@ uint64_t mproc__ram(void)
  * a memfd named "mproc" so that the library's memory is easy to tell apart
  * in /proc/PID/maps. Shared: mapped MAP_SHARED, so that processes forked
  * later see the same pages at the same address. Private: MAP_PRIVATE, pages
- * of this process alone. The descriptor is closed at once; the mapping keeps
- * the memory alive. Returns NULL with errno set.
+ * of this process alone. The descriptor (close-on-exec) is handed back in
+ * *keep, for a process that is not forked to map the same pages
+ * (mproc__region_map_at); with keep NULL it is closed at once, and the
+ * mapping keeps the memory alive. Returns NULL with errno set.
  */
-void *mproc__region_map(size_t size, bool shared)
+void *mproc__region_map(size_t size, bool shared, int *keep)
 {
     int fd = memfd_create("mproc", MFD_CLOEXEC);
     if (fd < 0)
@@ -290,9 +293,30 @@ void *mproc__region_map(size_t size, bool shared)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_NORESERVE, fd, 0);
     int e = errno;
-    close(fd);
+    if (keep && p != MAP_FAILED)
+        *keep = fd;
+    else
+        close(fd);
     errno = e;
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Map the region file fd (size bytes, from mproc__region_map's keep) at
+   exactly `at`, as the process that made it did: a spawned worker reads
+   the board's pointers as they are. Never over a mapping of this process
+   (MAP_FIXED_NOREPLACE; EEXIST when one is in the way). NULL with errno. */
+void *mproc__region_map_at(int fd, void *at, size_t size)
+{
+    void *p = mmap(at, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (p != at) { /* a kernel before 4.17 takes the flag as a hint */
+        munmap(p, size);
+        errno = EEXIST;
+        return NULL;
+    }
+    return p;
 }
 
 /* Keep [p, p+size) out of core dumps: a crashing worker must not write
@@ -479,6 +503,66 @@ int mproc__die_with_parent(pid_t parent)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         return -errno;
     return getppid() == parent ? 0 : -ESRCH;
+}
+
+/*
+ * The program's own executable, for fresh runs of it (spawned workers): the
+ * path the kernel has for it, read once at open, so that a worker runs the
+ * same file even if the program changed its directory. A file deleted or
+ * replaced since the program started has no usable path (ENOENT).
+ */
+int mproc__self_exe(char *path, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", path, cap);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n >= cap)
+        return -ENAMETOOLONG;
+    path[n] = 0;
+    static const char deleted[] = " (deleted)";
+    size_t d = sizeof deleted - 1;
+    if ((size_t)n > d && !strcmp(path + n - d, deleted))
+        return -ENOENT;
+    return access(path, X_OK) == 0 ? 0 : -errno;
+}
+
+/*
+ * Start `path` as a child of this process with argv and envp and the signal
+ * mask `mask` (as exec does, handled signals start at their default action
+ * and ignored ones stay ignored, as in a fork), keeping open the
+ * descriptors in keep[0..nkeep) (their close-on-exec is cleared in the
+ * child alone). posix_spawn, which vforks: no page table is copied, so the
+ * cost does not grow with this process's memory. Returns the pid, or
+ * -errno (the exec's own failure included).
+ */
+pid_t mproc__exec(const char *path, char *const argv[], char *const envp[],
+                  const int *keep, int nkeep, const sigset_t *mask)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int err = posix_spawn_file_actions_init(&fa);
+    if (err)
+        return -err;
+    err = posix_spawnattr_init(&at);
+    if (err) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -err;
+    }
+    /* dup2 of a descriptor onto itself clears its close-on-exec flag
+       (POSIX.1-2024 posix_spawn_file_actions_adddup2; glibc 2.29 on). */
+    for (int i = 0; i < nkeep && !err; i++)
+        if (keep[i] >= 0)
+            err = posix_spawn_file_actions_adddup2(&fa, keep[i], keep[i]);
+    if (!err)
+        err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+    if (!err)
+        err = posix_spawnattr_setsigmask(&at, mask);
+    pid_t pid = -1;
+    if (!err)
+        err = posix_spawn(&pid, path, &fa, &at, argv, envp);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return err ? -err : pid;
 }
 
 void mproc__set_name(const char *name)
