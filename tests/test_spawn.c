@@ -1,0 +1,542 @@
+/*
+ * The spawn start (options.start = MPROC_START_SPAWN): workers that are
+ * fresh runs of this test program, entering the worker before main. What
+ * differs from fork: no caller state crosses (globals are as static
+ * initialisation and init leave them, no lock a caller thread holds), code
+ * crosses by its place in the program, arg needs arg_size or the arena.
+ * What must not differ: results, crashes, timeouts, kills, max_items,
+ * close, and nothing left behind.
+ */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static mproc_options spawn_options(int workers)
+{
+    return (mproc_options){.workers = workers, .start = MPROC_START_SPAWN};
+}
+
+/* ---- what crosses and what does not ---- */
+
+static int base = 5;             /* the caller changes it before open */
+static const int init_seed = 40; /* init_arg: the program's static data */
+
+static int init_base(void *arg)
+{
+    base += *(const int *)arg; /* 5 + 40: static value, not the caller's */
+    return 0;
+}
+
+static int add_base(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = *(const long *)in + base;
+    return 0;
+}
+
+/* Results in order; a spawned worker has the program's globals as static
+   initialisation and init leave them, not as the caller changed them. */
+static void maps_with_static_globals(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    base = 1000000; /* what a forked worker would see */
+    mproc_options o = spawn_options(2);
+    o.init = init_base;
+    o.init_arg = (void *)&init_seed;
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    enum { N = 5000 };
+    static long in[N], out[N];
+    for (long i = 0; i < N; i++)
+        in[i] = i;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = add_base,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = N}),
+                     0);
+    for (long i = 0; i < N; i++)
+        assert_int_equal(out[i], i + 45);
+    assert_int_equal(mproc_pool_close(p), 0);
+    base = 5;
+    tu_assert_released(before);
+}
+
+/* A lock a caller thread holds when the pool opens: a forked worker's copy
+   stays locked for ever (the reason for spawn); a spawned worker's is free. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int try_lock(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    int r = pthread_mutex_trylock(&held_lock);
+    if (r == 0)
+        pthread_mutex_unlock(&held_lock);
+    *(int *)out = r;
+    return 0;
+}
+
+static _Atomic int holder_go;
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&held_lock);
+    atomic_store(&holder_go, 1);
+    while (atomic_load(&holder_go) != 2)
+        usleep(1000);
+    pthread_mutex_unlock(&held_lock);
+    return NULL;
+}
+
+static void caller_locks_do_not_cross(void **state)
+{
+    (void)state;
+    atomic_store(&holder_go, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, holder, NULL), 0);
+    while (!atomic_load(&holder_go))
+        usleep(1000);
+    int got[2][4];
+    for (int k = 0; k < 2; k++) {
+        mproc_options o = spawn_options(2);
+        o.start = k ? MPROC_START_SPAWN : MPROC_START_FORK;
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &o), 0);
+        assert_int_equal(mproc_map(p, &(mproc_job){.fn = try_lock,
+                                                   .out = got[k],
+                                                   .out_size = sizeof(int),
+                                                   .n = 4}),
+                         0);
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+    atomic_store(&holder_go, 2);
+    pthread_join(th, NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(got[0][i], EBUSY); /* fork: the copy is locked */
+        assert_int_equal(got[1][i], 0);     /* spawn: a fresh lock */
+    }
+}
+
+/* ---- the rules, said at the call ---- */
+
+static int nothing(const void *in, void *out, void *arg)
+{
+    (void)in, (void)out, (void)arg;
+    return 0;
+}
+
+static int read_arg(const void *in, void *out, void *arg)
+{
+    (void)in;
+    *(int *)out = *(const int *)arg;
+    return 0;
+}
+
+static void arg_needs_size_or_arena(void **state)
+{
+    (void)state;
+    mproc_options o = spawn_options(1);
+    o.shared_size = 1 << 20;
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    int local = 7, out = 0;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_arg,
+                                               .arg = &local,
+                                               .out = &out,
+                                               .out_size = sizeof out,
+                                               .n = 1}),
+                     MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "arg_size"));
+    /* Copied: */
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_arg,
+                                               .arg = &local,
+                                               .arg_size = sizeof local,
+                                               .out = &out,
+                                               .out_size = sizeof out,
+                                               .n = 1}),
+                     0);
+    assert_int_equal(out, 7);
+    /* In the arena, at the same address in every worker: */
+    int *shared = mproc_shared_alloc(p, sizeof *shared);
+    assert_non_null(shared);
+    *shared = 11;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = read_arg,
+                                               .arg = shared,
+                                               .out = &out,
+                                               .out_size = sizeof out,
+                                               .n = 1}),
+                     0);
+    assert_int_equal(out, 11);
+    mproc_shared_free(p, shared);
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
+static int init_nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void init_arg_must_be_static(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    int on_stack = 1;
+    mproc_options o = spawn_options(1);
+    o.init = init_nothing;
+    o.init_arg = &on_stack;
+    mproc_pool *p = (mproc_pool *)&p;
+    assert_int_equal(mproc_pool_open(&p, &o), MPROC_EINVAL);
+    assert_null(p);
+    assert_non_null(strstr(mproc_last_error(), "init_arg"));
+    tu_assert_released(before);
+}
+
+/* Code the program dlopen'ed is not in a fresh run: refused at submit, with
+   the object named; a fork pool runs it. */
+static void dlopened_code_refused(void **state)
+{
+    (void)state;
+    void *h = dlopen(SPAWN_PLUGIN, RTLD_NOW);
+    assert_non_null(h);
+    mproc_fn fn;
+    void *sym = dlsym(h, "plugin_triple");
+    assert_non_null(sym);
+    memcpy(&fn, &sym, sizeof fn);
+    for (int k = 0; k < 2; k++) {
+        mproc_options o = spawn_options(1);
+        o.start = k ? MPROC_START_SPAWN : MPROC_START_FORK;
+        mproc_pool *p;
+        assert_int_equal(mproc_pool_open(&p, &o), 0);
+        int in = 5, out = 0;
+        int r = mproc_map(p, &(mproc_job){.fn = fn,
+                                          .in = &in,
+                                          .in_size = sizeof in,
+                                          .out = &out,
+                                          .out_size = sizeof out,
+                                          .n = 1});
+        if (k) {
+            assert_int_equal(r, MPROC_ENOTSUP);
+            assert_non_null(strstr(mproc_last_error(), "spawn_plugin"));
+        } else {
+            assert_int_equal(r, 0);
+            assert_int_equal(out, 15);
+        }
+        assert_int_equal(mproc_pool_close(p), 0);
+    }
+    dlclose(h);
+}
+
+/* ---- every kind of job ---- */
+
+static int upper(const void *in, void *out, void *arg)
+{
+    (void)out, (void)arg;
+    const char *s = *(const char *const *)in;
+    size_t n = strlen(s);
+    char *r = mproc_result(n);
+    if (!r)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        r[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    return 0;
+}
+
+static void strings_and_results_of_any_length(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    mproc_options o = spawn_options(2);
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    const char *words[] = {"spawn", "a", "", "fresh run of the program"};
+    mproc_bytes res[4];
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = upper,
+                                               .in = words,
+                                               .out = res,
+                                               .n = 4,
+                                               .flags = MPROC_IN_STRINGS |
+                                                        MPROC_OUT_BYTES}),
+                     0);
+    const char *want[] = {"SPAWN", "A", "", "FRESH RUN OF THE PROGRAM"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(res[i].size, strlen(want[i]));
+        assert_memory_equal(res[i].size ? res[i].data : "", want[i],
+                            res[i].size);
+        free(res[i].data);
+    }
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
+static int square_batch(const void *in, void *out, size_t count, void *arg,
+                        int *status)
+{
+    (void)arg, (void)status;
+    for (size_t i = 0; i < count; i++)
+        ((long *)out)[i] = ((const long *)in)[i] * ((const long *)in)[i];
+    return 0;
+}
+
+static int copy_long(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = *(const long *)in;
+    return 0;
+}
+
+static void sum(void *acc, const void *r, void *arg)
+{
+    (void)arg;
+    *(long *)acc += *(const long *)r;
+}
+
+static void batch_and_reduce(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    mproc_options o = spawn_options(2);
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    enum { N = 20000 };
+    static long in[N], out[N];
+    for (long i = 0; i < N; i++)
+        in[i] = i;
+    assert_int_equal(mproc_map(p, &(mproc_job){.batch = square_batch,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = N}),
+                     0);
+    for (long i = 0; i < N; i++)
+        assert_int_equal(out[i], i * i);
+    long total = 0;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = copy_long,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out_size = sizeof(long),
+                                               .reduce = sum,
+                                               .acc = &total,
+                                               .n = N}),
+                     0);
+    assert_int_equal(total, (long)N * (N - 1) / 2);
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
+/* ---- faults: as for fork ---- */
+
+static volatile int *volatile nowhere = (volatile int *)16;
+
+static int faulty(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    int v = *(const int *)in;
+    if (v == 3)
+        *nowhere = 1;
+    if (v == 5)
+        for (;;)
+            pause();
+    if (v == 7)
+        _exit(9);
+    *(int *)out = v * 10;
+    return 0;
+}
+
+static void crash_timeout_and_max_items(void **state)
+{
+    (void)state;
+    struct tu_held before = tu_held();
+    mproc_options o = spawn_options(2);
+    o.timeout = tu_timeout(0.5);
+    o.max_items = 3;
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    enum { N = 12 };
+    int in[N], out[N], st[N], ws[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .status = st,
+                                               .wstatus = ws,
+                                               .chunk = 1,
+                                               .n = N}),
+                     3);
+    for (int i = 0; i < N; i++) {
+        if (i == 3) {
+            assert_int_equal(st[i], MPROC_ECRASHED);
+            assert_true(WIFSIGNALED(ws[i]) && WTERMSIG(ws[i]) == SIGSEGV);
+        } else if (i == 5) {
+            assert_int_equal(st[i], MPROC_ETIMEDOUT);
+        } else if (i == 7) {
+            assert_int_equal(st[i], MPROC_ECRASHED);
+            assert_true(WIFEXITED(ws[i]) && WEXITSTATUS(ws[i]) == 9);
+        } else {
+            assert_int_equal(st[i], 0);
+            assert_int_equal(out[i], i * 10);
+        }
+    }
+    assert_int_equal(mproc_pool_close(p), 0);
+    tu_assert_released(before);
+}
+
+/* A hung item says it runs on the descriptor the environment names: a
+   spawned worker has the caller's environment as it was at open, and its
+   descriptors without close-on-exec. */
+static int hang(const void *in, void *out, void *arg)
+{
+    (void)in, (void)out, (void)arg;
+    const char *fd = getenv("TEST_SPAWN_RUNNING_FD");
+    if (fd && write(atoi(fd), "r", 1) != 1)
+        abort();
+    for (;;)
+        pause();
+}
+
+/* A pipe whose write end hung items tell of themselves on; the read end. */
+static int running_pipe(void)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char num[16];
+    snprintf(num, sizeof num, "%d", fds[1]);
+    setenv("TEST_SPAWN_RUNNING_FD", num, 1);
+    return fds[0];
+}
+
+static void await_running(int rd, int count)
+{
+    char b;
+    for (int i = 0; i < count; i++)
+        assert_int_equal(read(rd, &b, 1), 1);
+}
+
+/* A hung item killed on demand; the pool maps again on a new spawned
+   worker. */
+static void kill_then_map_again(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    int rd = running_pipe();
+    mproc_options o = spawn_options(1);
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    unsetenv("TEST_SPAWN_RUNNING_FD");
+    mproc_task *t;
+    int st = 0;
+    assert_int_equal(
+        mproc_submit(p, &(mproc_job){.fn = hang, .n = 1, .status = &st}, &t), 0);
+    await_running(rd, 1);
+    close(rd);
+    double t0 = tu_now();
+    assert_int_equal(mproc_task_kill(t), 0);
+    assert_int_equal(mproc_task_wait(t, -1), 1);
+    assert_true(tu_now() - t0 < 2.0 * tu_slow());
+    assert_int_equal(st, MPROC_ECANCELED);
+    mproc_task_free(t);
+    int in = 4, out = 0;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
+                                               .in = &in,
+                                               .in_size = sizeof in,
+                                               .out = &out,
+                                               .out_size = sizeof out,
+                                               .n = 1}),
+                     0);
+    assert_int_equal(out, 40);
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
+/* fini runs in each spawned worker as it ends: it writes to a descriptor
+   named in the environment (which a spawned worker inherits, as it
+   inherits descriptors without close-on-exec). */
+static void fini_note(void *arg)
+{
+    (void)arg;
+    const char *fd = getenv("TEST_SPAWN_FINI_FD");
+    if (fd && write(atoi(fd), "f", 1) != 1)
+        abort();
+}
+
+static void fini_runs_in_each_worker(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char num[16];
+    snprintf(num, sizeof num, "%d", fds[1]);
+    setenv("TEST_SPAWN_FINI_FD", num, 1);
+    mproc_options o = spawn_options(3);
+    o.fini = fini_note;
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    unsetenv("TEST_SPAWN_FINI_FD");
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = nothing, .n = 30}), 0);
+    assert_int_equal(mproc_pool_close(p), 0);
+    close(fds[1]);
+    char buf[8];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    assert_int_equal(n, 3);
+    close(fds[0]);
+}
+
+/* The caller's death ends the supervisor and every spawned worker, hung
+   items included. */
+static void caller_death_leaves_nothing(void **state)
+{
+    (void)state;
+    int rd = running_pipe();
+    pid_t c = fork();
+    if (c == 0) {
+        mproc_pool *p;
+        mproc_options o = spawn_options(2);
+        if (mproc_pool_open(&p, &o))
+            _exit(1);
+        mproc_task *t;
+        if (mproc_submit(p, &(mproc_job){.fn = hang, .n = 2, .chunk = 1}, &t))
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    unsetenv("TEST_SPAWN_RUNNING_FD");
+    await_running(rd, 2);
+    close(rd);
+    assert_true(tu_descendants() >= 4); /* caller, supervisor, 2 workers */
+    kill(c, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(c, &st, 0), c);
+    assert_int_equal(tu_wait_descendants(0, 10 * tu_slow()), 0);
+}
+
+int main(int argc, char **argv)
+{
+    tu_default_signals();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(maps_with_static_globals),
+        cmocka_unit_test(caller_locks_do_not_cross),
+        cmocka_unit_test(arg_needs_size_or_arena),
+        cmocka_unit_test(init_arg_must_be_static),
+        cmocka_unit_test(dlopened_code_refused),
+        cmocka_unit_test(strings_and_results_of_any_length),
+        cmocka_unit_test(batch_and_reduce),
+        cmocka_unit_test(crash_timeout_and_max_items),
+        cmocka_unit_test(kill_then_map_again),
+        cmocka_unit_test(fini_runs_in_each_worker),
+        cmocka_unit_test(caller_death_leaves_nothing),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
