@@ -259,6 +259,27 @@ bool mproc__code_view(struct mproc__worker *wk, const struct mproc__claim *c)
     return true;
 }
 
+#ifdef MPROC_TEST_HOOKS
+/* Tests: a run that removes one of the files $MPROC_TEST_PLACE_TAKEN.0 to
+   .15 acts as if the region's address were taken in it. */
+static bool place_taken(void)
+{
+    const char *pre = getenv("MPROC_TEST_PLACE_TAKEN");
+    char path[4096];
+    for (int i = 0; pre && i < 16; i++) {
+        snprintf(path, sizeof path, "%s.%d", pre, i);
+        if (unlink(path) == 0)
+            return true;
+    }
+    return false;
+}
+#else
+static bool place_taken(void)
+{
+    return false;
+}
+#endif
+
 /*
  * A fresh run of the program started by a supervisor: become worker w.
  * The environment says where everything is; it is removed at once, so that
@@ -279,7 +300,9 @@ __attribute__((constructor)) static void spawned(void)
         return; /* not one of ours: the program runs as usual */
     if (mproc__die_with_parent(zpid) != 0)
         _exit(0);
-    char *region = mproc__region_map_at(fd, (void *)(uintptr_t)at, size);
+    char *region = place_taken() ? NULL
+                                 : mproc__region_map_at(
+                                       fd, (void *)(uintptr_t)at, size);
     close(fd);
     if (!region)
         _exit(MPROC__EXIT_PLACE);

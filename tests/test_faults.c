@@ -1446,6 +1446,59 @@ static void many_cycles_leave_nothing(void **state)
     tu_assert_released(before);
 }
 
+/* A spawned worker whose run of the program finds the region's address
+   taken (an object of its own loaded there) is started again at once:
+   two such runs cost the open nothing; a run that never finds it free
+   fails the open with its own code and sentence, leaving nothing. */
+static void place_files(const char *pre, int count)
+{
+    char path[256];
+    for (int i = 0; i < count; i++) {
+        snprintf(path, sizeof path, "%s.%d", pre, i);
+        int fd = open(path, O_CREAT | O_WRONLY, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+}
+
+static int spawn_ten(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    *(int *)out = 10;
+    return 0;
+}
+
+static void spawn_place_taken_retried_then_refused(void **state)
+{
+    (void)state;
+    char pre[64];
+    snprintf(pre, sizeof pre, "/tmp/mproc-place-%d", (int)getpid());
+    setenv("MPROC_TEST_PLACE_TAKEN", pre, 1);
+    struct tu_held before = tu_held();
+    place_files(pre, 2);
+    mproc_pool *p;
+    mproc_options o = {.workers = 1, .start = MPROC_START_SPAWN};
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    int out = 0;
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = spawn_ten,
+                                               .out = &out,
+                                               .out_size = sizeof out,
+                                               .n = 1}),
+                     0);
+    assert_int_equal(out, 10);
+    assert_int_equal(mproc_pool_close(p), 0);
+    place_files(pre, 16);
+    assert_int_equal(mproc_pool_open(&p, &o), -EADDRINUSE);
+    assert_non_null(strstr(mproc_last_error(), "address"));
+    unsetenv("MPROC_TEST_PLACE_TAKEN");
+    char path[256];
+    for (int i = 0; i < 16; i++) {
+        snprintf(path, sizeof path, "%s.%d", pre, i);
+        unlink(path);
+    }
+    tu_assert_released(before);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1477,6 +1530,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(program_fault_handlers_do_not_hang_workers),
         cmocka_unit_test(worker_orphaned_before_pdeathsig_exits),
         cmocka_unit_test(concurrent_opens_keep_pools_apart),
+        cmocka_unit_test(spawn_place_taken_retried_then_refused),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
