@@ -9,6 +9,7 @@
  *
  *   stress [--maps N] [--items N] [--workers N] [--seed S] [--timeout SEC]
  *          [--points MASK]   (window kills only at these hook points)
+ *          [--start fork|spawn]
  *
  * A map that outlives its bound is a hang: the watchdog prints the board as
  * it stands (job slots, worker slots, the job's records) and fails the run
@@ -104,13 +105,39 @@ static void window_kill(int point)
         raise(SIGKILL);
 }
 
+/* A spawned worker (--start spawn) has none of the caller's memory: it maps
+   the counters from the descriptor the environment names, and sets the
+   window-kill hook and its points itself. */
+static void map_counters(int fd, size_t items);
+
 static int worker_init(void *arg)
 {
     (void)arg;
+    const char *shm = getenv("STRESS_SHM");
+    if (!runs && shm) {
+        int fd;
+        size_t items;
+        if (sscanf(shm, "%d,%zu,%x", &fd, &items, &kill_points) != 3)
+            return 1;
+        map_counters(fd, items);
+        if (!runs)
+            return 1;
+        mproc__test_hook = window_kill;
+    }
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
     signal(SIGSEGV, SIG_DFL);
     signal(SIGABRT, SIG_DFL);
     return 0;
+}
+
+static void map_counters(int fd, size_t items)
+{
+    size_t size = 4096 + 2 * items * sizeof *runs;
+    char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return;
+    kills_left = (_Atomic int *)(void *)m;
+    runs = (_Atomic int *)(void *)(m + 4096);
 }
 
 static double now(void)
@@ -285,6 +312,7 @@ static int check(const struct batch *bt, int r, int map, bool killed)
 int main(int argc, char **argv)
 {
     int maps = 50, workers = 3;
+    mproc_start start = MPROC_START_FORK;
     size_t items = 500;
     unsigned seed = 1;
     double timeout = 0.2;
@@ -301,6 +329,11 @@ int main(int argc, char **argv)
             timeout = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--points"))
             kill_points = (unsigned)strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--start") &&
+                 (!strcmp(argv[i + 1], "fork") ||
+                  !strcmp(argv[i + 1], "spawn")))
+            start = argv[i + 1][0] == 's' ? MPROC_START_SPAWN
+                                          : MPROC_START_FORK;
         else {
             fprintf(stderr, "stress: unknown option %s\n", argv[i]);
             return 2;
@@ -311,15 +344,22 @@ int main(int argc, char **argv)
         return 2;
     }
     srand(seed);
-    kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                      -1, 0);
-    atomic_store(kills_left, maps);
-    runs = mmap(NULL, 2 * items * sizeof *runs, PROT_READ | PROT_WRITE,
-                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (runs == MAP_FAILED) {
+    /* The counters workers share with us: in a memfd that spawned workers
+       inherit (no close-on-exec) and map in worker_init. */
+    int shm = memfd_create("stress", 0);
+    if (shm < 0 || ftruncate(shm, (off_t)(4096 + 2 * items * sizeof *runs))) {
+        perror("stress: memfd");
+        return 1;
+    }
+    map_counters(shm, items);
+    if (!runs) {
         perror("stress: mmap");
         return 1;
     }
+    atomic_store(kills_left, maps);
+    char env[64];
+    snprintf(env, sizeof env, "%d,%zu,%x", shm, items, kill_points);
+    setenv("STRESS_SHM", env, 1);
     mproc__test_hook = window_kill;
 
     /* Two pools: with a timeout, and without one, whose workers take the
@@ -329,7 +369,8 @@ int main(int argc, char **argv)
         int r = mproc_pool_open(&pools[k],
                                 &(mproc_options){.workers = workers,
                                                  .timeout = k ? 0 : timeout,
-                                                 .init = worker_init});
+                                                 .init = worker_init,
+                                                 .start = start});
         if (r) {
             fprintf(stderr, "stress: open: %s\n", mproc_strerror(r));
             return 1;
