@@ -220,9 +220,34 @@ typedef enum mproc_start {
     /* Forked from a snapshot of the caller taken at open: each worker has
        the program's globals as they were then. The default. */
     MPROC_START_FORK = 0,
-    /* Fresh runs of the program's own executable, for programs that are not
-       safe to fork (threads, locks, OpenMP runtimes). Not available in this
-       build: mproc_pool_open returns MPROC_ENOTSUP. */
+    /* Fresh runs of the program's own executable (/proc/self/exe, with the
+       caller's environment and its descriptors that are not close-on-exec),
+       for programs that are not safe to fork: a caller with threads, locks
+       or runtimes (OpenMP, a database client). Python's "spawn" start
+       method. A worker enters before main, from a constructor of
+       libmproc, so:
+       - globals are as static initialisation and init leave them, never as
+         the caller changed them; constructors that run after libmproc's
+         (a C++ program's own, when libmproc is a shared library) may not
+         have run: set up what items need in init.
+       - fn, batch, reduce, init and fini cross as their place in the
+         program (object, offset, build id), as for MPI: code in an object
+         the program dlopen'ed is refused at submit (MPROC_ENOTSUP), code
+         made at run time too (MPROC_EINVAL).
+       - job.arg needs arg_size (copied) or must lie in the shared arena
+         (MPROC_EINVAL otherwise); init_arg must be NULL or the address of
+         the program's static data (MPROC_EINVAL at open), and is read
+         there as static initialisation left it.
+       - a pool or task pointer of the caller means nothing in a worker;
+         mproc_map and mproc_submit on the worker's own pool still return
+         MPROC_EDEADLK.
+       The supervisor is still forked (it runs only this library's code);
+       workers are started with posix_spawn, which copies no page table, so
+       their start does not grow with the caller's memory. Crashes,
+       timeouts, max_items, kill, terminate and close are as for fork. A
+       worker's run whose loader put something where the caller has the
+       pool's shared memory is started again at once (up to 4 times at
+       open; then -EADDRINUSE). */
     MPROC_START_SPAWN = 1
 } mproc_start;
 
@@ -386,9 +411,15 @@ typedef struct mproc_job {
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
  *                  negative/NaN/too large, start unknown
  *   MPROC_ENOTSUP  timeout / max_items with threads or MPI;
- *                  MPROC_START_SPAWN (not in this build); MPI: see
+ *                  MPROC_START_SPAWN with threads or MPI, or a spawned
+ *                  worker lacks the object init or fini is in; MPI: see
  *                  MPROC_MPI (libmproc_mpi not linked, one rank only, ...)
- *   MPROC_EINVAL   (MPI) workers more than the other ranks
+ *   MPROC_EINVAL   (MPI) workers more than the other ranks; (spawn)
+ *                  init_arg outside the program's static data
+ *   -ENOENT        (spawn) the program's executable was deleted since it
+ *                  started
+ *   -EADDRINUSE    (spawn) no run of the program had the pool's shared
+ *                  memory's address free, after 4 tries
  *   MPROC_EINIT    init returned nonzero in a worker
  *   MPROC_ETIMEDOUT init ran past options.timeout in a worker
  *   MPROC_ECRASHED a worker died during init
@@ -458,8 +489,12 @@ MPROC_API int mproc_pool_size(const mproc_pool *pool);
  *                  negative, NaN or above one year; in an
  *                  MPI pool, also arg without arg_size, item, result or arg
  *                  above 2^30 bytes, or fn or batch (or, without out,
- *                  reduce) not in a loaded object of the program
- *   MPROC_ENOTSUP  a job timeout in a pool that cannot kill items
+ *                  reduce) not in a loaded object of the program; in a
+ *                  spawn pool, arg without arg_size outside the arena, or
+ *                  fn, batch or reduce not in an object loaded at open
+ *   MPROC_ENOTSUP  a job timeout in a pool that cannot kill items; in a
+ *                  spawn pool, fn, batch or reduce in an object a fresh
+ *                  run of the program does not load (one it dlopen'ed)
  *   MPROC_EDEADLK  called from inside a worker of this pool
  *   MPROC_EPERM    called in a process that did not open the pool
  *   MPROC_ENOMEM   the copies of the data do not fit in memory
