@@ -17,6 +17,7 @@ import random
 import statistics
 import sys
 import time
+import multiprocessing
 from multiprocessing import Pool
 from multiprocessing.pool import ThreadPool
 
@@ -135,7 +136,11 @@ def latency(a):
 
 
 def open_close(a):
-    for name, P in SYSTEMS:
+    # Pool's other start methods, as mproc's spawn start is measured too.
+    starts = [(n, lambda w, m=m: multiprocessing.get_context(m).Pool(w))
+              for n, m in (("pool-spawn", "spawn"),
+                           ("pool-forkserver", "forkserver"))]
+    for name, P in list(SYSTEMS) + starts:
         for w in a.n:
             def once():
                 p = P(w)

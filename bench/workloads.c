@@ -54,7 +54,10 @@ static const char *const names[] = {
 #define PROCS_SHARED  "mproc processes, shared arena"
 #define THREADS_BATCH "mproc threads, batch"
 #define PROCS_BATCH   "mproc processes, arena, batch"
+#define PROCS_SPAWN   "mproc processes, spawn"
 #define PY_POOL       "Python Pool"
+#define PY_SPAWN      "Python Pool, spawn"
+#define PY_FORKSERVER "Python Pool, forkserver"
 #define PY_THREADPOOL "Python ThreadPool"
 
 /* What one system runs: the map, and where. */
@@ -76,14 +79,20 @@ static const char *name_of(const struct run *r)
     return r->name ? r->name : names[r->sys];
 }
 
-static mproc_pool *open_pool(mproc_kind kind, int workers)
+static mproc_pool *open_started(mproc_kind kind, int workers,
+                                mproc_start start)
 {
     mproc_pool *p;
-    int rc =
-        mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers});
+    int rc = mproc_pool_open(
+        &p, &(mproc_options){.kind = kind, .workers = workers, .start = start});
     if (rc)
-        bench_fail("opening a pool of %d: %s", workers, mproc_strerror(rc));
+        bench_fail("opening a pool of %d: %s", workers, mproc_last_error());
     return p;
+}
+
+static mproc_pool *open_pool(mproc_kind kind, int workers)
+{
+    return open_started(kind, workers, MPROC_START_FORK);
 }
 
 static void settle(enum sys s)
@@ -211,7 +220,9 @@ static const char *py_name(const char *system)
 {
     return !strcmp(system, "pool")         ? PY_POOL
            : !strcmp(system, "threadpool") ? PY_THREADPOOL
-                                           : NULL;
+           : !strcmp(system, "pool-spawn") ? PY_SPAWN
+           : !strcmp(system, "pool-forkserver") ? PY_FORKSERVER
+                                                : NULL;
 }
 
 /* Run the Python side of a workload; on failure its rows say why. */
@@ -698,12 +709,17 @@ static void open_close(struct bench *b)
     const int ws[] = {1, 2, 8, 32};
     /* Processes first: opening one forks, which copies the caller's page
        tables, and a pool of 32 threads leaves 32 cached stacks behind. */
-    const mproc_kind kinds[] = {MPROC_PROCESSES, MPROC_THREADS};
+    const mproc_kind kinds[] = {MPROC_PROCESSES, MPROC_PROCESSES,
+                                MPROC_THREADS};
+    const mproc_start starts[] = {MPROC_START_FORK, MPROC_START_SPAWN,
+                                  MPROC_START_FORK};
     const char *params[4];
     char pbuf[4][24];
     double s[BENCH_MAX_REPS];
-    for (int k = 0; k < 2; k++) {
-        const char *name = names[kinds[k] == MPROC_THREADS ? THREADS : PROCS];
+    for (int k = 0; k < 3; k++) {
+        const char *name = kinds[k] == MPROC_THREADS ? names[THREADS]
+                           : starts[k] == MPROC_START_SPAWN ? PROCS_SPAWN
+                                                            : names[PROCS];
         for (int i = 0; i < 4; i++) {
             snprintf(pbuf[i], sizeof pbuf[i], "workers=%d", ws[i]);
             params[i] = pbuf[i];
@@ -714,7 +730,7 @@ static void open_close(struct bench *b)
                     bench_progress(b, "%s %s, run %d of %d", name, params[i],
                                    r + 1, b->reps);
                 double t0 = bench_now();
-                mproc_pool *p = open_pool(kinds[k], ws[i]);
+                mproc_pool *p = open_started(kinds[k], ws[i], starts[k]);
                 mproc_pool_close(p);
                 if (r >= 0)
                     s[r] = (bench_now() - t0) * 1e3;
@@ -741,7 +757,9 @@ static void open_close(struct bench *b)
  * caller's private memory (memory the workers must see as it was at open),
  * and each exit tears its copy down. So open + close grows with what the
  * caller holds. The anchor is one fork + _exit + waitpid of the same
- * caller: open + close of 8 workers costs about 9 of them.
+ * caller: open + close of 8 workers costs about 9 of them. The spawn start
+ * forks only the supervisor; its workers are posix_spawn'ed fresh runs,
+ * whose cost is the program's start-up, not the caller's size.
  */
 static double fork_once(void)
 {
@@ -788,6 +806,17 @@ static void large_open(struct bench *b)
         }
         bench_row("large_open", "mproc processes, workers=8", param, "ms", s,
                   b->reps);
+        for (int r = -1; r < b->reps; r++) {
+            bench_progress(b, "8 spawned workers, caller of +%zu MB, run %d",
+                           mbs[i], r + 1);
+            double t0 = bench_now();
+            mproc_pool *p = open_started(MPROC_PROCESSES, 8, MPROC_START_SPAWN);
+            mproc_pool_close(p);
+            if (r >= 0)
+                s[r] = (bench_now() - t0) * 1e3;
+        }
+        bench_row("large_open", "mproc processes, spawn, workers=8", param,
+                  "ms", s, b->reps);
         free(held);
     }
     /* Ratio: open + close over one fork of the same caller. */

@@ -2,8 +2,10 @@
 # its results and its lesson.
 #
 #   cmake -DTOOL=path/to/mproc [-DKIND=processes|threads|mpi]
-#         [-DLAUNCH="mpirun;-np;3"] -P demo_check.cmake
+#         [-DSTART=spawn] [-DLAUNCH="mpirun;-np;3"] -P demo_check.cmake
 #
+# START, when given, is passed as --start: the process pools' workers are
+# then fresh runs of the program, and cell 23's lesson says so.
 # KIND, when given, is passed as --kind; the Pool cells then run on it. With
 # mpi, LAUNCH starts the demo on 3 ranks: its Pool cells have 2 workers.
 set(args demo --quick)
@@ -11,6 +13,9 @@ if(KIND)
   list(APPEND args --kind ${KIND})
 else()
   set(KIND processes)
+endif()
+if(START)
+  list(APPEND args --start ${START})
 endif()
 set(name ${KIND})
 set(w5 5)
@@ -74,6 +79,14 @@ endif()
 check_cell("In [25 (new)]" "\nFinal result: 40\n")
 check_cell("In [26 (new)]" "200 items of" " on ${w26} ${name}\n" "200/200")
 check_cell("In [27 (new)]" "file1.txt: 1156 bytes: " "file3.txt: 5 bytes: short\n")
+
+if(START STREQUAL "spawn")
+  check_cell("In [23]" "each spawned worker is a fresh run of the program")
+  string(FIND "${out}" "(processes, spawned, quick)" found)
+  if(found EQUAL -1)
+    message(FATAL_ERROR "${shown}: the header does not say the workers are spawned:\n${out}")
+  endif()
+endif()
 
 string(REGEX MATCHALL "\n-> [^\n]+" lessons "${out}")
 list(LENGTH lessons n)

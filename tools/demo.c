@@ -19,6 +19,7 @@
 
 struct demo {
     mproc_kind kind;
+    mproc_start start; /* of the process pools */
     int workers; /* 0: the notebook's own counts */
     bool quick;
 };
@@ -41,6 +42,12 @@ static const char *kind_name(mproc_kind k)
    cell uses it, whatever worker count it names (mpirun -np 6 gives the
    notebook's 5). */
 static mproc_pool *ranks;
+
+/* How the demo's process pools start (--start). Items take what they need
+   from `in` or a copied `arg`, never from globals the demo set at run time,
+   so that every cell runs the same on spawned workers, which have only the
+   program's static initialisation. */
+static mproc_start start_method;
 
 static void cell(const char *in, const char *title)
 {
@@ -69,12 +76,12 @@ typedef struct pair {
 
 static long sleep_us;
 
-/* The notebook's add: returns xy[1] + xy[1] (sic), after a slow sleep. */
+/* The notebook's add: returns xy[1] + xy[1] (sic), after a slow sleep of
+   *arg microseconds. */
 static int slow_add(const void *in, void *out, void *arg)
 {
     const pair *xy = in;
-    (void)arg;
-    usleep((useconds_t)sleep_us);
+    usleep((useconds_t) * (const long *)arg);
     *(int *)out = xy->y + xy->y;
     return 0;
 }
@@ -92,9 +99,12 @@ static mproc_pool *open_pool(mproc_kind kind, int workers)
     if (kind == MPROC_MPI)
         return ranks;
     mproc_pool *p;
-    check(
-        mproc_pool_open(&p, &(mproc_options){.kind = kind, .workers = workers}),
-        "opening a pool");
+    check(mproc_pool_open(&p, &(mproc_options){.kind = kind,
+                                               .workers = workers,
+                                               .start = kind == MPROC_PROCESSES
+                                                            ? start_method
+                                                            : 0}),
+          "opening a pool");
     return p;
 }
 
@@ -111,7 +121,7 @@ static void sleep_cells(const struct demo *d)
 
     cell("3", "one slow add");
     t0 = now();
-    slow_add(&(pair){2, 3}, &one, NULL);
+    slow_add(&(pair){2, 3}, &one, &sleep_us);
     t1 = now();
     printf("result: %d\n%.3f seconds\n", one, t1 - t0);
     lesson("add sleeps: it stands for a slow calculation.");
@@ -119,7 +129,7 @@ static void sleep_cells(const struct demo *d)
     cell("4", "the 10 pairs, one after another");
     t0 = now();
     for (int i = 0; i < 10; i++) {
-        slow_add(&pairs[i], &res[i], NULL);
+        slow_add(&pairs[i], &res[i], &sleep_us);
         printf("result: %d\n", res[i]);
     }
     t1 = now();
@@ -133,7 +143,15 @@ static void sleep_cells(const struct demo *d)
              mproc_pool_size(p), kind_name(d->kind));
     cell("5", title);
     t0 = now();
-    check(MPROC_MAP(p, slow_add, pairs, res, 10), "map");
+    check(mproc_map(p, &(mproc_job){.fn = slow_add,
+                                    .in = pairs,
+                                    .in_size = sizeof *pairs,
+                                    .out = res,
+                                    .out_size = sizeof *res,
+                                    .n = 10,
+                                    .arg = &sleep_us,
+                                    .arg_size = sizeof sleep_us}),
+          "map");
     t1 = now();
     print_results(res, 10);
     printf("%.3f seconds\n", t1 - t0);
@@ -151,12 +169,12 @@ static void sleep_cells(const struct demo *d)
 
 static uint64_t spins;
 
-/* Burn `spins` iterations of a dependent multiply chain: real work the
-   compiler cannot remove, about a nanosecond each. */
-static uint64_t burn(uint64_t seed)
+/* Burn n iterations of a dependent multiply chain: real work the compiler
+   cannot remove, about a nanosecond each. */
+static uint64_t burn(uint64_t seed, uint64_t n)
 {
     uint64_t x = seed | 1;
-    for (uint64_t i = 0; i < spins; i++)
+    for (uint64_t i = 0; i < n; i++)
         x = x * 6364136223846793005u + 1442695040888963407u;
     return x;
 }
@@ -167,12 +185,11 @@ static void keep(uint64_t v)
     __asm__ __volatile__("" : : "r"(v));
 }
 
-/* The notebook's CPU-bound add: a long loop, then xy[0] + xy[1]. */
+/* The notebook's CPU-bound add: a loop of *arg steps, then xy[0] + xy[1]. */
 static int cpu_add(const void *in, void *out, void *arg)
 {
     const pair *xy = in;
-    (void)arg;
-    keep(burn((uint64_t)xy->y));
+    keep(burn((uint64_t)xy->y, *(const uint64_t *)arg));
     *(int *)out = xy->x + xy->y;
     return 0;
 }
@@ -191,7 +208,9 @@ static double time_map(mproc_kind kind, int workers, mproc_fn fn, int *res,
                                     .out = res,
                                     .out_size = sizeof *res,
                                     .n = 10,
-                                    .chunk = chunk}),
+                                    .chunk = chunk,
+                                    .arg = &spins,
+                                    .arg_size = sizeof spins}),
           "map");
     double t1 = now();
     close_pool(p);
@@ -239,7 +258,7 @@ static int cpu_task(const void *in, void *out, void *arg)
 {
     (void)in;
     (void)arg;
-    *(uint64_t *)out = burn(7);
+    *(uint64_t *)out = burn(7, spins); /* threads: the caller's globals */
     return 0;
 }
 
@@ -388,8 +407,12 @@ static void global_cells(const struct demo *d)
 
     cell("23", "total, in the caller, afterwards");
     printf("%d\n", total);
-    lesson("each worker process changes its own copy of the globals, made "
-           "when the pool opened; the caller's total stays 0.");
+    lesson(start_method == MPROC_START_SPAWN
+               ? "each spawned worker is a fresh run of the program and "
+                 "changes its own globals, as static initialisation left "
+                 "them; the caller's total stays 0."
+               : "each worker process changes its own copy of the globals, "
+                 "made when the pool opened; the caller's total stays 0.");
 }
 
 /* ---- New cells: the shared total done right --------------------------------- */
@@ -438,7 +461,8 @@ static void arena_cell(const struct demo *d)
     mproc_pool *p;
     check(mproc_pool_open(&p, &(mproc_options){.kind = d->kind,
                                                .workers = 2,
-                                               .shared_size = 1 << 20}),
+                                               .shared_size = 1 << 20,
+                                               .start = d->start}),
           "open");
     _Atomic long *shared_total = mproc_shared_alloc(p, sizeof *shared_total);
     if (!shared_total)
@@ -619,21 +643,24 @@ static void files_cell(const struct demo *d)
 }
 
 static const char usage_text[] =
-    "usage: mproc demo [--kind processes|threads|mpi] [--workers N] [--quick]\n"
+    "usage: mproc demo [--kind processes|threads|mpi] [--workers N]\n"
+    "                  [--start fork|spawn] [--quick]\n"
     "\n"
     "  demo   the multiprocessing notebook's cells, in C, each with its\n"
     "         results, its time and its lesson. --kind and --workers set the\n"
-    "         pool of the Pool cells; --quick shortens sleeps and loops.\n"
-    "         --kind mpi runs under mpirun -np N: the Pool cells use the\n"
-    "         N-1 ranks other than 0.\n";
+    "         pool of the Pool cells; --start how process workers start\n"
+    "         (forked, the default, or spawned: fresh runs of the program);\n"
+    "         --quick shortens sleeps and loops. --kind mpi runs under\n"
+    "         mpirun -np N: the Pool cells use the N-1 ranks other than 0.\n";
 
 /* The options into d: -1 to run the demo, else the exit status to return
    at once (after --help, or a usage error). */
 static int options(struct demo *d, int argc, char **argv)
 {
-    enum { KIND = 256, WORKERS, QUICK };
+    enum { KIND = 256, WORKERS, QUICK, START };
     static const struct option longs[] = {
         {"kind", required_argument, NULL, KIND},
+        {"start", required_argument, NULL, START},
         {"workers", required_argument, NULL, WORKERS},
         {"quick", no_argument, NULL, QUICK},
         {"help", no_argument, NULL, 'h'},
@@ -661,6 +688,15 @@ static int options(struct demo *d, int argc, char **argv)
                     "demo", "--kind is processes, threads or mpi, not '%s'",
                     optarg);
             break;
+        case START:
+            if (!strcmp(optarg, "fork"))
+                d->start = MPROC_START_FORK;
+            else if (!strcmp(optarg, "spawn"))
+                d->start = MPROC_START_SPAWN;
+            else
+                return tool_usage_error(
+                    "demo", "--start is fork or spawn, not '%s'", optarg);
+            break;
         case WORKERS:
             w = strtol(optarg, &end, 10);
             if (*end || w < 1 || w > 1024)
@@ -678,6 +714,9 @@ static int options(struct demo *d, int argc, char **argv)
     if (optind < argc)
         return tool_usage_error("demo", "unexpected argument '%s'",
                                 argv[optind]);
+    if (d->start == MPROC_START_SPAWN && d->kind == MPROC_MPI)
+        return tool_usage_error("demo", "--start spawn is for processes; MPI "
+                                        "ranks are started by mpirun");
     return -1;
 }
 
@@ -687,6 +726,7 @@ int tool_demo(int argc, char **argv)
     int status = options(&d, argc, argv);
     if (status >= 0)
         return status;
+    start_method = d.start;
     for (int i = 0; i < 10; i++)
         pairs[i] = (pair){10, i + 1};
 
@@ -703,8 +743,10 @@ int tool_demo(int argc, char **argv)
               "more)");
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("mproc demo: the multiprocessing notebook, in C (%s%s)\n",
-           kind_name(d.kind), d.quick ? ", quick" : "");
+    printf("mproc demo: the multiprocessing notebook, in C (%s%s%s)\n",
+           kind_name(d.kind),
+           d.start == MPROC_START_SPAWN ? ", spawned" : "",
+           d.quick ? ", quick" : "");
     sleep_cells(&d);
     cpu_cells(&d);
     thread_cells();
