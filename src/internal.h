@@ -93,6 +93,7 @@ struct mproc_pool {
     /* Spawned workers (spawn.c): the region's file, kept open for them to
        map, the executable they run, and the program's objects. */
     int region_fd; /* -1 unless options.start is MPROC_START_SPAWN */
+    int exe_fd;    /* the executable, and its path through the descriptor */
     char *exe;
     struct mproc__program *program; /* in the region */
 
@@ -262,6 +263,10 @@ _Noreturn void mproc__worker_body(const mproc_options *o,
 /* A spawned worker's exit statuses, before it could reach the board. */
 #define MPROC__EXIT_PLACE 0x6e /* the region's address is taken here */
 #define MPROC__EXIT_CODE  0x6f /* init or fini is not loaded here */
+
+/* Starts at open of a spawned process whose run found the region's
+   address taken, before the open fails with -EADDRINUSE. */
+#define MPROC__PLACE_TRIES 4
 
 /*
  * The pool whose map, submit, wait, next, close or terminate this thread is

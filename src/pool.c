@@ -202,7 +202,9 @@ void mproc__pool_unmap(mproc_pool *p)
     mproc__results_close(p);
     if (p->region_fd >= 0)
         close(p->region_fd);
-    p->region_fd = -1;
+    if (p->exe_fd >= 0)
+        close(p->exe_fd);
+    p->region_fd = p->exe_fd = -1;
     free(p->exe);
     p->exe = NULL;
     p->program = NULL;
@@ -239,7 +241,7 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
     p->kind = kind_of(o.kind);
     p->isolated = p->kind->isolated;
     p->owner = getpid();
-    p->zevent = p->lifeline = p->region_fd = -1;
+    p->zevent = p->lifeline = p->region_fd = p->exe_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
 
     /* On MPI ranks other than 0 this serves, and never returns. */

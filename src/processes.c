@@ -54,6 +54,8 @@ void mproc__forget_others(mproc_pool *self)
         mproc__results_forget(p);
         if (p->region_fd >= 0)
             close(p->region_fd);
+        if (p->exe_fd >= 0)
+            close(p->exe_fd);
         if (p->zevent >= 0)
             close(p->zevent);
         if (p->lifeline >= 0)
@@ -94,21 +96,37 @@ static int start(mproc_pool *pool)
                            mproc_strerror(ev));
     }
     pool->zevent = ev;
-    pid_t pid = fork();
-    if (pid == 0)
-        mproc__supervisor_main(pool, watch);
-    int err = pid < 0 ? -errno : 0;
-    close(watch);
-    pthread_mutex_unlock(&registry_lock);
-    if (err)
-        return mproc__fail(err, "fork of the pool's supervisor: %s",
-                           mproc_strerror(err));
+    bool spawn = pool->opt.start == MPROC_START_SPAWN;
+    pid_t pid;
+    int err = 0;
+    if (spawn) {
+        /* A fresh run of the program: nothing of this process is copied,
+           so the lock is not needed past here, and the lifeline is kept
+           until the supervisor is known to be in place (a run that found
+           the region's address taken is started again). */
+        pthread_mutex_unlock(&registry_lock);
+        pid = mproc__spawn_supervisor(pool, watch);
+        err = pid < 0 ? (int)pid : 0;
+    } else {
+        pid = fork();
+        if (pid == 0)
+            mproc__supervisor_main(pool, watch);
+        err = pid < 0 ? -errno : 0;
+        close(watch);
+        pthread_mutex_unlock(&registry_lock);
+    }
+    if (err) {
+        if (spawn)
+            close(watch);
+        return mproc__fail(err, "%s of the pool's supervisor: %s",
+                           spawn ? "posix_spawn" : "fork", mproc_strerror(err));
+    }
     pool->zpid = pid;
 
     /* Wait until every worker has run init, or the open failed. The
        supervisor might die before it holds zlock, so look at it between
        short sleeps rather than trusting the robust futex here. */
-    for (;;) {
+    for (int tries = 1;;) {
         /* Acquire of ready: pairs with mproc__board_ready's release
            (board.c), after its store of open_error. Acquire of open_error:
            it is stored relaxed (board_ready, before its release of ready),
@@ -118,18 +136,41 @@ static int start(mproc_pool *pool)
             atomic_load_explicit(&b->open_error, memory_order_acquire))
             break;
         if (mproc__child_exited(pid)) {
-            int32_t none = 0;
+            int32_t code = MPROC_ECRASHED, none = 0;
+            if (spawn) {
+                int st = 0;
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                    ;
+                pool->zpid = 0;
+                bool placed = !(WIFEXITED(st) &&
+                                WEXITSTATUS(st) == MPROC__EXIT_PLACE);
+                if (!placed && tries++ < MPROC__PLACE_TRIES) {
+                    pid = mproc__spawn_supervisor(pool, watch);
+                    if (pid > 0) {
+                        pool->zpid = pid;
+                        continue;
+                    }
+                    code = (int32_t)pid;
+                } else if (!placed) {
+                    code = -EADDRINUSE;
+                } else if (WIFEXITED(st) &&
+                           WEXITSTATUS(st) == MPROC__EXIT_CODE) {
+                    code = MPROC_ENOMEM;
+                }
+            }
             /* Relaxed: only the compare-and-swap's atomicity matters, so
                that a worker's first error (board_ready), should one still
                come, and this one do not overwrite each other; this thread
                alone reads the word after, below. */
             atomic_compare_exchange_strong_explicit(
-                &b->open_error, &none, MPROC_ECRASHED, memory_order_relaxed,
+                &b->open_error, &none, code, memory_order_relaxed,
                 memory_order_relaxed);
             break;
         }
         mproc__futex_wait(&b->ready, r, mproc__now() + 10000000, true);
     }
+    if (spawn)
+        close(watch);
     /* Acquire, as above: only the value. */
     err = atomic_load_explicit(&b->open_error, memory_order_acquire);
     if (err == MPROC_EINIT)

@@ -17,6 +17,8 @@ struct super {
     int W;
     pid_t self;
     int caller_fd, event_fd, child_fd;
+    int results_fd;  /* the pool's results file, or -1 */
+    bool init_limit; /* init runs, under options.timeout */
     sigset_t user_mask;
     struct sigaction user_chld;
     bool initial; /* spawning the first workers */
@@ -47,12 +49,22 @@ void mproc__sweep(struct super *z);
 
 /* spawn.c: start worker w as a fresh run of the program, with the signal
    mask `mask`: its pid, or -errno. */
-pid_t mproc__spawn_exec(const mproc_pool *pool, int w, bool initial,
-                        const sigset_t *mask);
+pid_t mproc__spawn_exec(const mproc_pool *pool, int results_fd, int w,
+                        bool initial, const sigset_t *mask);
+
+/* spawn.c, in the caller: start the supervisor as a fresh run of the
+   program, holding `watch` (the caller's lifeline): its pid, or -errno. */
+pid_t mproc__spawn_supervisor(const mproc_pool *pool, int watch);
 
 /* The supervisor's life, in the child forked by the caller at open with the
    registry lock held; caller_fd becomes readable when the caller dies. */
 _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd);
+
+/* The same in a supervisor that is a fresh run of the program (spawn.c,
+   MPROC_START_SPAWN), which knows of the caller what it was told. */
+_Noreturn void mproc__supervisor_spawned(mproc_pool *pool, int caller_fd,
+                                         int results_fd, bool init_limit,
+                                         bool follow_stops);
 
 /* How long close gives workers to end once idle before killing them
    (supervisor.c), and, with a margin, the supervisor (processes.c). */

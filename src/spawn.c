@@ -4,12 +4,15 @@
  * safe to fork (a caller with OpenMP's threads, a database client's locks).
  * Python's multiprocessing calls this start method "spawn".
  *
- * The supervisor is still forked from the caller at open (it runs only this
- * library's code, single-threaded), and starts each worker, first or
- * replacement, with posix_spawn of the executable the caller runs (read from
- * /proc/self/exe at open). The new process enters the worker in a
- * constructor, before main, when it finds MPROC_SPAWN in its environment:
- * it maps the pool's shared region (a memfd it inherits) at the caller's
+ * The caller starts the supervisor with posix_spawn of the executable it
+ * runs (opened through /proc/self/exe at open, so that a rebuild of the file
+ * meanwhile changes nothing), and the supervisor starts each worker, first
+ * or replacement, the same way: no process of the pool is a fork of the
+ * caller, and posix_spawn (a vfork) copies no page table, so opening does
+ * not grow with the caller's memory. A new process enters its role in a
+ * constructor, before main, when it finds MPROC_SPAWN_SUPER (supervisor) or
+ * MPROC_SPAWN (worker) in its environment. A worker
+ * maps the pool's shared region (a memfd it inherits) at the caller's
  * address, so that every pointer on the board, the arena and the staged
  * copies reads as it does in the caller, and runs the same worker body as a
  * forked worker (workers.c). From there on nothing differs: the board, the
@@ -33,8 +36,9 @@
  * initialised after libmproc's may not have run (a C++ program's, when
  * libmproc is a shared library) when the worker starts.
  *
- * Who runs here: the caller (prepare, check_job), the supervisor (exec),
- * and a spawned worker from its first instruction of ours (spawned) on.
+ * Who runs here: the caller (prepare, check_job, spawn_supervisor), the
+ * supervisor (spawn_exec), and a spawned supervisor or worker from its
+ * first instruction of ours (the constructor, spawned) on.
  */
 #define _GNU_SOURCE
 #include "processes.h"
@@ -42,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +54,9 @@
 
 extern char **environ;
 
-#define ENV "MPROC_SPAWN"
+#define EXE_PATH  32 /* "/proc/self/fd/N" */
+#define ENV       "MPROC_SPAWN"       /* a worker's */
+#define ENV_SUPER "MPROC_SPAWN_SUPER" /* a supervisor's */
 
 /* In the region: what a spawned worker needs beyond the board. */
 struct mproc__program {
@@ -84,17 +91,18 @@ static const char *object_name(const struct mproc__object *o)
 int mproc__spawn_prepare(mproc_pool *pool)
 {
     const mproc_options *o = &pool->opt;
-    pool->exe = malloc(PATH_MAX);
+    pool->exe = malloc(EXE_PATH);
     if (!pool->exe)
         return mproc__fail(MPROC_ENOMEM, "no memory for the executable's "
                                          "path");
-    int err = mproc__self_exe(pool->exe, PATH_MAX);
-    if (err)
-        return mproc__fail(err,
+    int fd = mproc__self_exe(pool->exe, EXE_PATH);
+    if (fd < 0)
+        return mproc__fail(fd,
                            "options.start is MPROC_START_SPAWN and the "
-                           "program's executable cannot be run again "
-                           "(/proc/self/exe: %s)",
-                           mproc_strerror(err));
+                           "program's executable cannot be opened to run it "
+                           "again (/proc/self/exe: %s)",
+                           mproc_strerror(fd));
+    pool->exe_fd = fd;
     /* The list, in staging; a dlopen between the count and the list makes
        it longer: count again. */
     struct mproc__program *prog = NULL;
@@ -188,8 +196,10 @@ int mproc__spawn_check_job(const mproc_pool *pool, const mproc_job *job)
 
 /* ---- the supervisor ---------------------------------------------------- */
 
-pid_t mproc__spawn_exec(const mproc_pool *pool, int w, bool initial,
-                        const sigset_t *mask)
+/* Run the program again with `mine` (NAME=value) added to this process's
+   environment, in place of any other MPROC_SPAWN* it has. */
+static pid_t run_again(const mproc_pool *pool, const char *mine,
+                       const int *keep, int nkeep, const sigset_t *mask)
 {
     size_t n = 0;
     while (environ && environ[n])
@@ -197,32 +207,64 @@ pid_t mproc__spawn_exec(const mproc_pool *pool, int w, bool initial,
     char **envp = malloc((n + 2) * sizeof *envp);
     if (!envp)
         return -ENOMEM;
-    char mine[160];
-    int rfd = mproc__results_fd(pool);
-    snprintf(mine, sizeof mine, ENV "=%d,%lx,%zu,%zu,%d,%d,%d,%d",
-             pool->region_fd, (unsigned long)(uintptr_t)pool->region,
-             pool->region_size, (size_t)((char *)pool->program - pool->region),
-             w, initial ? 1 : 0, (int)getpid(), rfd);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], ENV "=", sizeof ENV))
+        if (strncmp(environ[i], ENV, sizeof ENV - 1))
             envp[k++] = environ[i];
-    envp[k++] = mine;
+    envp[k++] = (char *)mine;
     envp[k] = NULL;
     char *argv[] = {program_invocation_name, NULL};
-    int keep[] = {pool->region_fd, rfd};
-    pid_t pid = mproc__exec(pool->exe, argv, envp, keep, 2, mask);
+    pid_t pid = mproc__exec(pool->exe, argv, envp, keep, nkeep, mask);
     free(envp);
     return pid;
 }
 
+/* Where the region is, as every spawned process is told. */
+static int region_words(const mproc_pool *pool, char *at, size_t cap)
+{
+    return snprintf(at, cap, "%d,%lx,%zu,%zu", pool->region_fd,
+                    (unsigned long)(uintptr_t)pool->region, pool->region_size,
+                    (size_t)((char *)pool->program - pool->region));
+}
+
+pid_t mproc__spawn_exec(const mproc_pool *pool, int results_fd, int w,
+                        bool initial, const sigset_t *mask)
+{
+    char mine[192];
+    int at = snprintf(mine, sizeof mine, ENV "=");
+    at += region_words(pool, mine + at, sizeof mine - (size_t)at);
+    snprintf(mine + at, sizeof mine - (size_t)at, ",%d,%d,%d,%d", w,
+             initial ? 1 : 0, (int)getpid(), results_fd);
+    int keep[] = {pool->region_fd, results_fd};
+    return run_again(pool, mine, keep, 2, mask);
+}
+
+pid_t mproc__spawn_supervisor(const mproc_pool *pool, int watch)
+{
+    struct sigaction tstp;
+    sigaction(SIGTSTP, NULL, &tstp);
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, NULL, &mask);
+    int rfd = mproc__results_fd(pool);
+    char mine[224];
+    int at = snprintf(mine, sizeof mine, ENV_SUPER "=");
+    at += region_words(pool, mine + at, sizeof mine - (size_t)at);
+    snprintf(mine + at, sizeof mine - (size_t)at, ",%d,%d,%d,%d,%d,%d,%d",
+             pool->workers, watch, pool->zevent, rfd,
+             pool->opt.init != NULL, tstp.sa_handler == SIG_DFL,
+             (int)getpid());
+    int keep[] = {pool->region_fd, watch, pool->zevent, rfd};
+    return run_again(pool, mine, keep, 4, &mask);
+}
+
 /* ---- a spawned worker ---------------------------------------------------- */
 
-/* Set in a spawned worker before anything else runs: the caller's objects,
+/* Set in a spawned process before anything else runs: the caller's objects,
    whether each is loaded here, and its load bias here. */
 static const struct mproc__program *program;
 static bool *found;
 static uintptr_t *here;
+static char *region_start; /* the board */
 
 /* The caller's address a, here; 0 if its object is not loaded here. */
 static uintptr_t translate(uint64_t a)
@@ -280,34 +322,17 @@ static bool place_taken(void)
 }
 #endif
 
-/*
- * A fresh run of the program started by a supervisor: become worker w.
- * The environment says where everything is; it is removed at once, so that
- * what items start never sees it.
- */
-__attribute__((constructor)) static void spawned(void)
+/* Map the region a spawned process was told of (fd, address, size) and
+   find the program's objects in this run; exits if the address is taken. */
+static const struct mproc__program *adopt(int fd, unsigned long at,
+                                          size_t size, size_t off)
 {
-    const char *e = getenv(ENV);
-    if (!e)
-        return;
-    int fd, w, initial, zpid, rfd;
-    unsigned long at;
-    size_t size, off;
-    int got = sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d", &fd, &at, &size, &off,
-                     &w, &initial, &zpid, &rfd);
-    unsetenv(ENV);
-    if (got != 8 || getppid() != zpid)
-        return; /* not one of ours: the program runs as usual */
-    if (mproc__die_with_parent(zpid) != 0)
-        _exit(0);
     char *region = place_taken() ? NULL
                                  : mproc__region_map_at(
                                        fd, (void *)(uintptr_t)at, size);
-    close(fd);
     if (!region)
         _exit(MPROC__EXIT_PLACE);
-    if (rfd >= 0)
-        fcntl(rfd, F_SETFD, FD_CLOEXEC);
+    region_start = region;
     const struct mproc__program *prog = (const void *)(region + off);
     here = calloc((size_t)prog->nobj + 1, sizeof *here);
     found = calloc((size_t)prog->nobj + 1, sizeof *found);
@@ -322,6 +347,25 @@ __attribute__((constructor)) static void spawned(void)
                 1, memory_order_relaxed);
     }
     program = prog;
+    return prog;
+}
+
+/* A fresh run started by a supervisor: become worker w. */
+static void become_worker(const char *e)
+{
+    int fd, w, initial, zpid, rfd;
+    unsigned long at;
+    size_t size, off;
+    if (sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d", &fd, &at, &size, &off, &w,
+               &initial, &zpid, &rfd) != 8 ||
+        getppid() != zpid)
+        return; /* not one of ours: the program runs as usual */
+    if (mproc__die_with_parent(zpid) != 0)
+        _exit(0);
+    const struct mproc__program *prog = adopt(fd, at, size, off);
+    close(fd);
+    if (rfd >= 0)
+        fcntl(rfd, F_SETFD, FD_CLOEXEC);
     mproc_options o = {.start = MPROC_START_SPAWN};
     o.init = (int (*)(void *))addr_fn(translate(prog->init));
     o.fini = (void (*)(void *))addr_fn(translate(prog->fini));
@@ -330,6 +374,58 @@ __attribute__((constructor)) static void spawned(void)
         (prog->init_arg && !o.init_arg))
         _exit(MPROC__EXIT_CODE);
     mproc__self_pool = (const mproc_pool *)(uintptr_t)prog->pool;
-    mproc__worker_body(&o, (struct mproc__board *)(void *)region, w, initial,
-                       rfd);
+    mproc__worker_body(&o, (struct mproc__board *)(void *)region_start,
+                       w, initial, rfd);
+}
+
+/* A fresh run started by the caller at open: become the pool's supervisor.
+   Its pool is rebuilt from what it was told; it keeps the region's file and
+   the executable's path for the workers it spawns. */
+static void become_supervisor(const char *e)
+{
+    int fd, W, watch, ev, rfd, init_limit, follow, caller;
+    unsigned long at;
+    size_t size, off;
+    if (sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d,%d,%d,%d", &fd, &at, &size,
+               &off, &W, &watch, &ev, &rfd, &init_limit, &follow,
+               &caller) != 11 ||
+        getppid() != caller)
+        return;
+    static mproc_pool pool;
+    adopt(fd, at, size, off);
+    pool.opt.start = MPROC_START_SPAWN;
+    pool.workers = W;
+    pool.region = region_start;
+    pool.region_size = size;
+    pool.region_fd = fd;
+    pool.board = (struct mproc__board *)(void *)pool.region;
+    pool.program = (struct mproc__program *)(uintptr_t)program;
+    pool.zevent = ev;
+    pool.lifeline = -1;
+    pool.exe = malloc(EXE_PATH);
+    if (!pool.exe || (pool.exe_fd = mproc__self_exe(pool.exe, EXE_PATH)) < 0)
+        _exit(MPROC__EXIT_CODE);
+    mproc__supervisor_spawned(&pool, watch, rfd, init_limit, follow);
+}
+
+/*
+ * A fresh run of the program started by the library: become what the
+ * environment says, before main. The environment is removed at once, so
+ * that what items start never sees it; a run that finds a value it did not
+ * expect runs the program as usual.
+ */
+__attribute__((constructor)) static void spawned(void)
+{
+    const char *e = getenv(ENV);
+    const char *z = getenv(ENV_SUPER);
+    char copy[256];
+    if (!e && !z)
+        return;
+    snprintf(copy, sizeof copy, "%s", e ? e : z);
+    unsetenv(ENV);
+    unsetenv(ENV_SUPER);
+    if (e)
+        become_worker(copy);
+    else
+        become_supervisor(copy);
 }

@@ -45,10 +45,6 @@
    alive all work, is given up with the cause's code. */
 #define GIVE_UP 5
 
-/* Immediate starts of a spawned worker of the opening whose run found the
-   region's address taken (spawn.c), before the open fails. */
-#define PLACE_TRIES 4
-
 /* How a spawned worker that never reached the board ended, as a code: its
    run had the region's address taken (-EADDRINUSE), or lacks the object
    of init or fini (MPROC_ENOTSUP); 0 for anything else. */
@@ -114,7 +110,7 @@ static void on_death(struct super *z, int w, int st)
             /* A spawned worker whose run of the program had the region's
                address taken: another run lays its objects out elsewhere,
                so try again at once, a few times. */
-            if (spawn_err == -EADDRINUSE && ++z->fails[w] < PLACE_TRIES) {
+            if (spawn_err == -EADDRINUSE && ++z->fails[w] < MPROC__PLACE_TRIES) {
                 z->initial = true;
                 int r = mproc__spawn(z, w);
                 z->initial = false;
@@ -490,71 +486,109 @@ static _Noreturn void supervise(struct super *z)
     }
 }
 
-/* Drop what this new process inherited of the other open pools. */
+/*
+ * The supervisor's life once its process is itself: z has the pool, the
+ * board, the caller's lifeline and eventfd, and what it knows of the
+ * caller's signals (user_mask, user_chld, follow_stops).
+ */
+static _Noreturn void run(struct super *z)
+{
+    /* The lifeline needs the supervisor running: one stopped (SIGSTOP)
+       when the caller dies would stay, with its workers. The kernel sends
+       SIGCONT when the thread that forked (or spawned) us ends, which
+       continues a stopped supervisor (blocked or not); it then finds the
+       lifeline readable if the caller is gone, and ends everything as
+       usual. A thread that ends before the process costs a harmless
+       continue. */
+    mproc__parent_death_signal(SIGCONT);
+    mproc__set_name("mproc-super");
+    /* Best effort: without it (a kernel before 3.4) what items leave
+       behind goes to init instead, as it would without a pool. */
+    (void)mproc__subreaper();
+    z->self = getpid();
+    z->child_fd = mproc__child_events();
+    if (z->child_fd < 0 || mproc__robust_hold(&z->b->zlock) != 0) {
+        fail_open(z, z->child_fd < 0 ? z->child_fd : MPROC_ENOTSUP);
+        _exit(1);
+    }
+
+    size_t W = (size_t)z->W;
+    z->pid = calloc(W, sizeof *z->pid);
+    z->alive = calloc(W, sizeof *z->alive);
+    z->held = calloc(W, sizeof *z->held);
+    z->fails = calloc(W, sizeof *z->fails);
+    z->cause = calloc(W, sizeof *z->cause);
+    z->seen_d = calloc(W, sizeof *z->seen_d);
+    z->extra = calloc(W, sizeof *z->extra);
+    z->retry_at = calloc(W, sizeof *z->retry_at);
+    z->dead = calloc(W, sizeof *z->dead);
+    if (!z->pid || !z->alive || !z->held || !z->fails || !z->cause ||
+        !z->retry_at || !z->dead || !z->seen_d || !z->extra) {
+        fail_open(z, MPROC_ENOMEM);
+        _exit(1);
+    }
+
+    z->initial = true;
+    for (int w = 0; w < z->W; w++) {
+        int r = mproc__spawn(z, w);
+        if (r != 0) {
+            fail_open(z, r);
+            mproc__kill_all(z);
+            _exit(1);
+        }
+    }
+    z->initial = false;
+    supervise(z);
+}
+
+/* Forked: drop what this new process inherited of the other open pools,
+   and take the caller's signals as they are. */
 _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
 {
     struct super z = {
         .pool = pool,
         .b = pool->board,
         .W = pool->workers,
-        .self = getpid(),
         .caller_fd = caller_fd,
         .event_fd = pool->zevent,
+        .results_fd = mproc__results_fd(pool),
+        .init_limit = pool->opt.init != NULL,
     };
     mproc__forget_others(pool);
     if (pool->lifeline >= 0)
         close(pool->lifeline);
-    /* The lifeline needs the supervisor running: one stopped (SIGSTOP)
-       when the caller dies would stay, with its workers. The kernel sends
-       SIGCONT when the thread that forked us ends, which continues a
-       stopped supervisor (blocked or not); it then finds the lifeline
-       readable if the caller is gone, and ends everything as usual. A
-       thread that ends before the process costs a harmless continue. */
-    mproc__parent_death_signal(SIGCONT);
-
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &z.user_mask);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGCHLD, &dfl, &z.user_chld);
-    mproc__set_name("mproc-super");
     struct sigaction tstp;
     sigaction(SIGTSTP, NULL, &tstp);
     z.follow_stops = tstp.sa_handler == SIG_DFL;
-    /* Best effort: without it (a kernel before 3.4) what items leave
-       behind goes to init instead, as it would without a pool. */
-    (void)mproc__subreaper();
-    z.child_fd = mproc__child_events();
-    if (z.child_fd < 0 || mproc__robust_hold(&z.b->zlock) != 0) {
-        fail_open(&z, z.child_fd < 0 ? z.child_fd : MPROC_ENOTSUP);
-        _exit(1);
-    }
+    run(&z);
+}
 
-    size_t W = (size_t)z.W;
-    z.pid = calloc(W, sizeof *z.pid);
-    z.alive = calloc(W, sizeof *z.alive);
-    z.held = calloc(W, sizeof *z.held);
-    z.fails = calloc(W, sizeof *z.fails);
-    z.cause = calloc(W, sizeof *z.cause);
-    z.seen_d = calloc(W, sizeof *z.seen_d);
-    z.extra = calloc(W, sizeof *z.extra);
-    z.retry_at = calloc(W, sizeof *z.retry_at);
-    z.dead = calloc(W, sizeof *z.dead);
-    if (!z.pid || !z.alive || !z.held || !z.fails || !z.cause || !z.retry_at ||
-        !z.dead || !z.seen_d || !z.extra) {
-        fail_open(&z, MPROC_ENOMEM);
-        _exit(1);
-    }
-
-    z.initial = true;
-    for (int w = 0; w < z.W; w++) {
-        int r = mproc__spawn(&z, w);
-        if (r != 0) {
-            fail_open(&z, r);
-            mproc__kill_all(&z);
-            _exit(1);
-        }
-    }
-    z.initial = false;
-    supervise(&z);
+/* Spawned (spawn.c): a fresh run of the program, whose signal mask is the
+   caller's and whose dispositions exec reset; whether the caller stops on
+   SIGTSTP is told. Nothing of other pools was inherited. */
+_Noreturn void mproc__supervisor_spawned(mproc_pool *pool, int caller_fd,
+                                         int results_fd, bool init_limit,
+                                         bool follow_stops)
+{
+    struct super z = {
+        .pool = pool,
+        .b = pool->board,
+        .W = pool->workers,
+        .caller_fd = caller_fd,
+        .event_fd = pool->zevent,
+        .results_fd = results_fd,
+        .init_limit = init_limit,
+        .follow_stops = follow_stops,
+    };
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &z.user_mask);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGCHLD, &dfl, &z.user_chld);
+    run(&z);
 }

@@ -33,8 +33,7 @@ static _Noreturn void worker_main(struct super *z, int w)
     sigaction(SIGCHLD, &z->user_chld, NULL);
     sigprocmask(SIG_SETMASK, &z->user_mask, NULL);
     mproc__self_pool = z->pool;
-    mproc__worker_body(&z->pool->opt, z->b, w, z->initial,
-                       mproc__results_fd(z->pool));
+    mproc__worker_body(&z->pool->opt, z->b, w, z->initial, z->results_fd);
 }
 
 /*
@@ -115,7 +114,7 @@ int mproc__spawn(struct super *z, int w)
     struct mproc__slot *s = &z->b->slots[w];
     /* init, if any, runs under the pool's item limit, counted from here
        (worker_main). */
-    uint64_t limit = z->pool->opt.init ? z->b->timeout_ns : 0;
+    uint64_t limit = z->init_limit ? z->b->timeout_ns : 0;
     atomic_store_explicit(&s->deadline, limit ? mproc__now() + limit : 0,
                           memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
@@ -128,7 +127,8 @@ int mproc__spawn(struct super *z, int w)
         return refused;
     pid_t pid;
     if (z->pool->opt.start == MPROC_START_SPAWN) {
-        pid = mproc__spawn_exec(z->pool, w, z->initial, &z->user_mask);
+        pid = mproc__spawn_exec(z->pool, z->results_fd, w, z->initial,
+                                &z->user_mask);
         if (pid < 0)
             return (int)pid;
     } else {

@@ -520,8 +520,82 @@ static void caller_death_leaves_nothing(void **state)
     assert_int_equal(tu_wait_descendants(0, 10 * tu_slow()), 0);
 }
 
+/* The executable rebuilt while the pool is open: replacements (max_items
+   1: each item on a new worker) still run the file the program runs, not
+   the new one at its path. The program is a copy of this test, run with
+   "replaced-child": it opens, says so, waits for the go, maps. */
+static int replaced_child(void)
+{
+    mproc_pool *p;
+    mproc_options o = spawn_options(1);
+    o.max_items = 1;
+    if (mproc_pool_open(&p, &o))
+        return 2;
+    if (write(1, "o", 1) != 1)
+        return 3;
+    char go;
+    if (read(0, &go, 1) != 1)
+        return 4;
+    long in[5] = {1, 2, 3, 4, 5}, out[5] = {0};
+    int r = mproc_map(p, &(mproc_job){.fn = add_base,
+                                      .in = in,
+                                      .in_size = sizeof *in,
+                                      .out = out,
+                                      .out_size = sizeof *out,
+                                      .n = 5});
+    mproc_pool_close(p);
+    for (int i = 0; i < 5; i++)
+        if (out[i] != in[i] + 5)
+            return 5;
+    return r ? 6 : 0;
+}
+
+static void executable_replaced_while_open(void **state)
+{
+    (void)state;
+    char copy[64];
+    snprintf(copy, sizeof copy, "/tmp/mproc-exe-%d", (int)getpid());
+    /* readlink, not /proc/PID/exe from a shell: under valgrind that is
+       valgrind's own binary, and only the program's own readlink is told
+       the program's. */
+    char self[4096], cmd[8300];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = 0;
+    snprintf(cmd, sizeof cmd, "cp '%s' %s", self, copy);
+    assert_int_equal(system(cmd), 0);
+    int to[2], from[2];
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    pid_t c = fork();
+    if (c == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        execl(copy, copy, "replaced-child", (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    char b;
+    assert_int_equal(read(from[0], &b, 1), 1);
+    /* A rebuild: the old file unlinked, another at its path. */
+    assert_int_equal(unlink(copy), 0);
+    snprintf(cmd, sizeof cmd, "cp /bin/true %s", copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(write(to[1], "g", 1), 1);
+    int st;
+    assert_int_equal(waitpid(c, &st, 0), c);
+    unlink(copy);
+    close(to[1]);
+    close(from[0]);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "replaced-child"))
+        return replaced_child();
     tu_default_signals();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(maps_with_static_globals),
@@ -535,6 +609,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(kill_then_map_again),
         cmocka_unit_test(fini_runs_in_each_worker),
         cmocka_unit_test(caller_death_leaves_nothing),
+        cmocka_unit_test(executable_replaced_while_open),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

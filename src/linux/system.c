@@ -506,24 +506,22 @@ int mproc__die_with_parent(pid_t parent)
 }
 
 /*
- * The program's own executable, for fresh runs of it (spawned workers): the
- * path the kernel has for it, read once at open, so that a worker runs the
- * same file even if the program changed its directory. A file deleted or
- * replaced since the program started has no usable path (ENOENT).
+ * The program's own executable, for fresh runs of it (spawned processes):
+ * a descriptor (close-on-exec) of the file the kernel ran, so that they run
+ * that very file even if it was deleted or replaced (rebuilt) since, and
+ * the path that names it in this process and in a child's copy of its
+ * descriptors, *path (cap bytes). Returns the descriptor, or -errno.
  */
 int mproc__self_exe(char *path, size_t cap)
 {
-    ssize_t n = readlink("/proc/self/exe", path, cap);
-    if (n < 0)
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    if ((size_t)n >= cap)
+    if ((size_t)snprintf(path, cap, "/proc/self/fd/%d", fd) >= cap) {
+        close(fd);
         return -ENAMETOOLONG;
-    path[n] = 0;
-    static const char deleted[] = " (deleted)";
-    size_t d = sizeof deleted - 1;
-    if ((size_t)n > d && !strcmp(path + n - d, deleted))
-        return -ENOENT;
-    return access(path, X_OK) == 0 ? 0 : -errno;
+    }
+    return fd;
 }
 
 /*
