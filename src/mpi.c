@@ -14,8 +14,23 @@
  * Shared: nothing but messages, on a private duplicate of MPI_COMM_WORLD, so
  * that they never meet the program's own. Between rank 0 and rank r there is
  * one conversation, held by r's proxy, and MPI keeps the messages of a pair
- * in order: JOB (once per job), then CHUNK and RESULT in turn, and STOP at
- * close. The proxies talk at once: MPI must give MPI_THREAD_MULTIPLE.
+ * in order: JOB (once per job), then CHUNKs, each answered by a RESULT (and
+ * its DATA) in the same order, and STOP at close. The proxies talk at once:
+ * MPI must give MPI_THREAD_MULTIPLE.
+ *
+ * Pieces in flight. A claimed chunk goes to the rank in pieces, at least
+ * PIECES of them and each at most a message's worth (MSG_BYTES), IN_FLIGHT
+ * on the way at once: while the rank runs one, the next waits in its queue,
+ * so that it starts it as soon as it has answered, instead of idling for a
+ * round trip (its answer to the proxy, the proxy's wake-up, the next piece
+ * copied and sent) per piece. It still idles for one per claim: the next
+ * claim is the board's, made once this one is finished. Each piece in
+ * flight has its own pair of buffers. Two receives posted for the same
+ * rank and tag match its answers in the order they were posted (MPI's
+ * non-overtaking rule), which is the order of the pieces, so the proxy
+ * takes them, and their DATA, in order. Cancel is seen before each piece
+ * is sent; pieces sent run, and are taken, before the claim is settled, so
+ * that no answer outlives it.
  *
  * What crosses: a function as (loaded object, offset) (linux/code.c), found
  * again on the other side in the same program; arg and a reduction's
@@ -44,8 +59,10 @@
 
 struct proxy {
     uint64_t sent; /* id of the job its rank holds */
-    char *sbuf, *rbuf, *dbuf;
-    size_t scap, rcap, dcap;
+    /* A CHUNK's and its RESULT's buffers for each piece in flight; DATA
+       is taken one piece at a time, into dbuf. */
+    char *sbuf[IN_FLIGHT], *rbuf[IN_FLIGHT], *dbuf;
+    size_t scap[IN_FLIGHT], rcap[IN_FLIGHT], dcap;
 };
 
 /* One MPI pool a run: its state is the file's. */
@@ -81,8 +98,9 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     size_t arg_at = SECTION(sizeof(struct job_msg));
     size_t id_at = arg_at + SECTION(j->arg_size);
     size_t size = id_at + id_size;
-    grow(&px->sbuf, &px->scap, size);
-    struct job_msg *m = (struct job_msg *)px->sbuf;
+    /* No piece is in flight between claims: sbuf[0] is free. */
+    grow(&px->sbuf[0], &px->scap[0], size);
+    struct job_msg *m = (struct job_msg *)px->sbuf[0];
     memset(m, 0, sizeof *m);
     m->in_size = j->in_size;
     m->out_size = j->out_size;
@@ -97,10 +115,10 @@ static void send_job(struct proxy *px, int rank, const struct mproc__job *j,
     if (flags & FOLD_THERE)
         mproc__code_ref((void (*)(void))j->reduce, &m->reduce);
     if (j->arg_size)
-        memcpy(px->sbuf + arg_at, j->arg, j->arg_size);
+        memcpy(px->sbuf[0] + arg_at, j->arg, j->arg_size);
     if (id_size)
-        memcpy(px->sbuf + id_at, j->acc, id_size);
-    MPI_Send(px->sbuf, (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
+        memcpy(px->sbuf[0] + id_at, j->acc, id_size);
+    MPI_Send(px->sbuf[0], (int)size, MPI_BYTE, rank, TAG_JOB, the.comm);
 }
 
 /* Take the DATA messages of a RESULT whose results have these sizes into
@@ -138,7 +156,107 @@ static void take_results(struct proxy *px, int rank, mproc_bytes *out,
     }
 }
 
-/* Run items [start, end) of j on the proxy's rank (see mproc__exec_fn). */
+/* A piece of a claim on its way to the rank: items [at, at + len), sent
+   from sbuf[k] and answered into rbuf[k], k its place in the queue. */
+struct flight {
+    uint64_t at, len;
+    size_t out_at; /* where the RESULT's results start */
+    MPI_Request recv, send;
+};
+
+/* Send items [at, at + len) of j to the rank as one CHUNK from buffer k,
+   its RESULT's receive posted first; returns how many items it holds
+   (fewer than len when they are runs that fill a message). */
+static uint64_t send_piece(struct proxy *px, int rank,
+                           const struct mproc__job *j, uint32_t flags,
+                           size_t osz, int k, struct flight *f, uint64_t at,
+                           uint64_t len)
+{
+    bool runs = j->flags & (MPROC_IN_STRINGS | MPROC_IN_BYTES);
+    size_t isz = j->in_size;
+    size_t in_at = SECTION(sizeof(struct chunk_msg));
+    size_t ssize = in_at + len * isz;
+    if (runs) {
+        /* As many runs as fit a message, at least one (at most ITEM_MAX:
+           check_job). */
+        ssize = in_at;
+        uint64_t x = 0;
+        for (; x < len; x++) {
+            size_t add = run_bytes_of(item_run(j, at + x).size);
+            if (x && ssize + add > MSG_BYTES)
+                break;
+            ssize += add;
+        }
+        len = x;
+    }
+    size_t rsize = result_size(flags, len, osz, &f->out_at);
+    grow(&px->sbuf[k], &px->scap[k], ssize);
+    grow(&px->rbuf[k], &px->rcap[k], rsize);
+    char *sb = px->sbuf[k];
+    struct chunk_msg *cm = (struct chunk_msg *)sb;
+    cm->start = at;
+    cm->len = len;
+    if (runs) {
+        char *to = sb + in_at;
+        for (uint64_t x = 0; x < len; x++) {
+            mproc_bytes r = item_run(j, at + x);
+            memset(to, 0, RUN_HEAD);
+            memcpy(to, &(uint64_t){r.size}, sizeof(uint64_t));
+            if (r.size)
+                memcpy(to + RUN_HEAD, r.data, r.size);
+            to += run_bytes_of(r.size);
+        }
+    } else if (isz) {
+        memcpy(sb + in_at, j->in + at * isz, len * isz);
+    }
+    f->at = at;
+    f->len = len;
+    /* The receive is posted first, so that the rank's answer never waits
+       for it. */
+    MPI_Irecv(px->rbuf[k], (int)rsize, MPI_BYTE, rank, TAG_RESULT, the.comm,
+              &f->recv);
+    MPI_Isend(sb, (int)ssize, MPI_BYTE, rank, TAG_CHUNK, the.comm, &f->send);
+    return len;
+}
+
+/* Wait for the answer to piece f, sent from buffer k, and write what it
+   carries in place: statuses, results (and their DATA), folds. Returns
+   how many of its items failed. */
+static uint64_t take_piece(struct proxy *px, int rank, struct mproc__job *j,
+                           uint32_t flags, size_t osz, int k, struct flight *f,
+                           char *partial)
+{
+    await_request(&f->recv);
+    /* Answered, so the rank has the CHUNK: its send is complete, or
+       completes at this test, and sbuf[k] is free again. */
+    await_request(&f->send);
+    const char *rb = px->rbuf[k];
+    const struct result_msg *rm = (const struct result_msg *)rb;
+    const char *at = rb + f->out_at;
+    uint64_t i = f->at, len = f->len;
+    if (flags & HAS_STATUS)
+        memcpy(j->status + i, rb + SECTION(sizeof *rm), len * sizeof(int));
+    if (rm->missing) {
+        /* No results: the caller's out keeps what it held. */
+    } else if (j->flags & MPROC_OUT_BYTES) {
+        take_results(px, rank, (mproc_bytes *)(void *)j->out + i,
+                     (const uint64_t *)(const void *)at, len);
+    } else if (flags & HAS_OUT) {
+        memcpy(j->out + i * osz, at, len * osz);
+        if (j->reduce)
+            for (uint64_t x = 0; x < len; x++)
+                j->reduce(partial, j->out + (i + x) * osz, j->arg);
+    } else if (flags & FOLD_THERE) {
+        j->reduce(partial, at, j->arg);
+    }
+    return rm->failed;
+}
+
+/*
+ * Run items [start, end) of j on the proxy's rank (see mproc__exec_fn). The
+ * claim goes in pieces, IN_FLIGHT of them on the way at once (see "Pieces
+ * in flight" above), their answers taken in the order they were sent.
+ */
 static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
                            uint64_t id, uint64_t start, uint64_t end,
                            uint64_t *failedp)
@@ -147,7 +265,6 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     int rank = wk->w + 1;
     if (!px->sent)
         mproc__sleep_precisely(); /* this thread's naps, from its first job */
-    bool runs = j->flags & (MPROC_IN_STRINGS | MPROC_IN_BYTES);
     bool bytes_out = j->flags & MPROC_OUT_BYTES;
     size_t isz = j->in_size;
     /* With results of any length, a RESULT carries their sizes. */
@@ -155,87 +272,43 @@ static uint64_t proxy_exec(struct mproc__worker *wk, struct mproc__job *j,
     uint32_t flags = (j->out ? HAS_OUT : 0) | (j->status ? HAS_STATUS : 0) |
                      (j->reduce && !j->out ? FOLD_THERE : 0) |
                      (j->batch ? IS_BATCH : 0);
-    uint64_t failed = 0, i = start;
 
     if (px->sent != id) {
         send_job(px, rank, j, flags);
         px->sent = id;
     }
+    /* A piece is at most a message's worth, and at most 1 / PIECES of the
+       claim, so that the rank finds the next one waiting when it answers. */
     size_t per = isz > osz + sizeof(int) ? isz : osz + sizeof(int);
     uint64_t piece = MSG_BYTES / (per ? per : 1);
+    uint64_t split = (end - start + PIECES - 1) / PIECES;
+    if (split < piece)
+        piece = split;
     if (piece < 1)
         piece = 1;
     char *partial = j->reduce ? mproc__partial_buf(j, wk->w, 0) : NULL;
-    while (i < end) {
-        if (atomic_load_explicit(&j->cancel, memory_order_relaxed))
+    struct flight q[IN_FLIGHT];
+    uint64_t failed = 0, next = start, done = start;
+    int head = 0, count = 0;
+    for (;;) {
+        /* Cancel stops what is not yet sent; what is sent runs, and is
+           taken, so that the rank's answers never outlive the claim. */
+        while (count < IN_FLIGHT && next < end &&
+               !atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
+            int k = (head + count) % IN_FLIGHT;
+            uint64_t len = end - next < piece ? end - next : piece;
+            next += send_piece(px, rank, j, flags, osz, k, &q[k], next, len);
+            count++;
+        }
+        if (!count)
             break;
-        uint64_t len = end - i < piece ? end - i : piece;
-        size_t in_at = SECTION(sizeof(struct chunk_msg)), out_at;
-        size_t ssize = in_at + len * isz;
-        if (runs) {
-            /* As many runs as fit a message, at least one (at most
-               ITEM_MAX: check_job). */
-            ssize = in_at;
-            uint64_t k = 0;
-            for (; k < len; k++) {
-                size_t add = run_bytes_of(item_run(j, i + k).size);
-                if (k && ssize + add > MSG_BYTES)
-                    break;
-                ssize += add;
-            }
-            len = k;
-        }
-        size_t rsize = result_size(flags, len, osz, &out_at);
-        grow(&px->sbuf, &px->scap, ssize);
-        grow(&px->rbuf, &px->rcap, rsize);
-        struct chunk_msg *cm = (struct chunk_msg *)px->sbuf;
-        cm->start = i;
-        cm->len = len;
-        if (runs) {
-            char *at = px->sbuf + in_at;
-            for (uint64_t k = 0; k < len; k++) {
-                mproc_bytes r = item_run(j, i + k);
-                memset(at, 0, RUN_HEAD);
-                memcpy(at, &(uint64_t){r.size}, sizeof(uint64_t));
-                if (r.size)
-                    memcpy(at + RUN_HEAD, r.data, r.size);
-                at += run_bytes_of(r.size);
-            }
-        } else if (isz) {
-            memcpy(px->sbuf + in_at, j->in + i * isz, len * isz);
-        }
-
-        /* The receive is posted first, so that the rank's answer never
-           waits for it. */
-        MPI_Request req;
-        MPI_Irecv(px->rbuf, (int)rsize, MPI_BYTE, rank, TAG_RESULT, the.comm,
-                  &req);
-        MPI_Send(px->sbuf, (int)ssize, MPI_BYTE, rank, TAG_CHUNK, the.comm);
-        await_request(&req);
-
-        const struct result_msg *rm = (const struct result_msg *)px->rbuf;
-        const char *at = px->rbuf + out_at;
-        if (flags & HAS_STATUS)
-            memcpy(j->status + i, px->rbuf + SECTION(sizeof *rm),
-                   len * sizeof(int));
-        if (rm->missing) {
-            /* No results: the caller's out keeps what it held. */
-        } else if (bytes_out) {
-            take_results(px, rank, (mproc_bytes *)(void *)j->out + i,
-                         (const uint64_t *)(const void *)at, len);
-        } else if (flags & HAS_OUT) {
-            memcpy(j->out + i * osz, at, len * osz);
-            if (j->reduce)
-                for (uint64_t k = 0; k < len; k++)
-                    j->reduce(partial, j->out + (i + k) * osz, j->arg);
-        } else if (flags & FOLD_THERE) {
-            j->reduce(partial, at, j->arg);
-        }
-        failed += rm->failed;
-        i += len;
+        failed += take_piece(px, rank, j, flags, osz, head, &q[head], partial);
+        done = q[head].at + q[head].len;
+        head = (head + 1) % IN_FLIGHT;
+        count--;
     }
     *failedp = failed;
-    return i - start;
+    return done - start;
 }
 
 /* ---- opening and closing ------------------------------------------------------- */
@@ -364,8 +437,10 @@ static void close_mpi(mproc_pool *pool)
     for (int r = 1; r < the.size; r++)
         MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, the.comm);
     for (int w = 0; the.proxies && w < pool->workers; w++) {
-        free(the.proxies[w].sbuf);
-        free(the.proxies[w].rbuf);
+        for (int k = 0; k < IN_FLIGHT; k++) {
+            free(the.proxies[w].sbuf[k]);
+            free(the.proxies[w].rbuf[k]);
+        }
         free(the.proxies[w].dbuf);
     }
     free(the.proxies);

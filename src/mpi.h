@@ -20,6 +20,8 @@
 #define PROXY_NAP_NS 200000
 #define IDLE_NAP_NS  1000000
 #define MSG_BYTES    (8u << 20) /* a chunk is sent in pieces of about this */
+#define IN_FLIGHT    2          /* pieces on the way to a rank at once */
+#define PIECES       2          /* a claim goes in at least this many */
 
 enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP, TAG_DATA };
 
@@ -45,7 +47,9 @@ struct job_msg {
     struct mproc__code fn, reduce;
 };
 
-/* CHUNK: followed by len * in_size bytes of items; with MPROC_IN_STRINGS
+/* CHUNK: one piece of a claim, answered by one RESULT; a rank may have
+   IN_FLIGHT of them waiting, and answers them in the order they came.
+   Followed by len * in_size bytes of items; with MPROC_IN_STRINGS
    or MPROC_IN_BYTES, by len runs instead, each a 16-byte header (its size)
    then its bytes, padded to 16 (a string's run holds its NUL).
 

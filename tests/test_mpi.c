@@ -776,6 +776,130 @@ static void result_needs_the_flag(void **state)
         assert_int_equal(out[i], i);
 }
 
+/*
+ * Pieces in flight. A rank serves its pool on a private communicator; the
+ * test learns it as the rank receives on it, through the profiling
+ * interface: this MPI_Recv is the one the library calls (linked into this
+ * program, as a tool that wraps MPI would be), and PMPI_Recv is MPI's.
+ */
+static MPI_Comm served = MPI_COMM_NULL;
+
+int MPI_Recv(void *buf, int count, MPI_Datatype type, int source, int tag,
+             MPI_Comm comm, MPI_Status *status)
+{
+    if (source == 0 && comm != MPI_COMM_WORLD)
+        served = comm;
+    return PMPI_Recv(buf, count, type, source, tag, comm, status);
+}
+
+/* On its rank, item 0 looks for a message from rank 0 that waits behind
+   the one it came in, for up to 10 s: the next piece of its chunk. */
+static int sees_next_piece(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    int waits = 0;
+    for (int k = 0; mproc_item_index() == 0 && !waits && k < 10000; k++) {
+        PMPI_Iprobe(0, MPI_ANY_TAG, served, &waits, MPI_STATUS_IGNORE);
+        if (!waits)
+            usleep(1000);
+    }
+    *(int *)out = waits;
+    return 0;
+}
+
+/* A chunk goes to its rank in pieces, the next sent before the first is
+   answered, so that the rank finds it waiting when it answers. */
+static void next_piece_waits_at_the_rank(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    int out[N];
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = sees_next_piece,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = N,
+                                                  .chunk = N}),
+                     0);
+    if (!out[0])
+        fail_msg("item 0 ran alone at its rank: the rest of its chunk was "
+                 "not sent until it was answered");
+}
+
+enum { TAG_STARTED = 77, TAG_GO };
+
+/* Item 0 tells rank 0 it runs, item 1 waits for rank 0's go (on the
+   program's own communicator, which the pool never uses); each item's
+   result is its index, as text. */
+static int told(const void *in, void *out, void *arg)
+{
+    (void)in, (void)out, (void)arg;
+    size_t i = mproc_item_index();
+    int me = 0, go = 0;
+    if (i == 0) {
+        MPI_Comm_rank(MPI_COMM_WORLD, &me);
+        MPI_Send(&me, 1, MPI_INT, 0, TAG_STARTED, MPI_COMM_WORLD);
+    } else if (i == 1) {
+        MPI_Recv(&go, 1, MPI_INT, 0, TAG_GO, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+    char *r = mproc_result(32);
+    if (!r)
+        return errno;
+    snprintf(r, 32, "item %zu", i);
+    return 0;
+}
+
+/*
+ * A cancel that comes while pieces of a chunk are on their way: they run
+ * and bring their results, and the pieces not yet sent are cancelled. One
+ * chunk of 16 items of 3 MiB each, so two to a message: items 0 and 1 go
+ * first and items 2 and 3 behind them. The cancel comes while item 1 runs,
+ * so items 0 to 3 run and 4 to 15 do not.
+ */
+static void cancel_with_pieces_in_flight(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    size_t big = (size_t)3 << 20;
+    unsigned char *same = calloc(big, 1);
+    mproc_bytes in[N], out[N];
+    int status[N];
+    for (int i = 0; i < N; i++)
+        in[i] = (mproc_bytes){same, big}, out[i] = (mproc_bytes){NULL, 0};
+    mproc_task *t;
+    assert_int_equal(
+        mproc_submit(pool,
+                     &(mproc_job){.fn = told,
+                                  .in = in,
+                                  .out = out,
+                                  .n = N,
+                                  .chunk = N,
+                                  .status = status,
+                                  .flags = MPROC_IN_BYTES | MPROC_OUT_BYTES},
+                     &t),
+        0);
+    int rank = 0, go = 1;
+    MPI_Recv(&rank, 1, MPI_INT, MPI_ANY_SOURCE, TAG_STARTED, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
+    assert_int_equal(mproc_task_cancel(t), 0);
+    MPI_Send(&go, 1, MPI_INT, rank, TAG_GO, MPI_COMM_WORLD);
+    assert_int_equal(mproc_task_wait(t, -1), N - 4);
+    for (int i = 0; i < N; i++) {
+        if (i >= 4) {
+            assert_int_equal(status[i], MPROC_ECANCELED);
+            assert_null(out[i].data);
+            continue;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "item %d", i);
+        assert_int_equal(status[i], 0);
+        assert_int_equal(out[i].size, 32);
+        assert_string_equal(out[i].data, want);
+        free(out[i].data);
+    }
+    mproc_task_free(t);
+    free(same);
+}
+
 int main(int argc, char **argv)
 {
     rank0 = getpid();
@@ -822,6 +946,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(no_stale_results),
         cmocka_unit_test(result_needs_the_flag),
         cmocka_unit_test(batch_on_the_ranks),
+        cmocka_unit_test(next_piece_waits_at_the_rank),
+        cmocka_unit_test(cancel_with_pieces_in_flight),
         cmocka_unit_test(one_mpi_pool_a_run),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
