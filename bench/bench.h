@@ -124,6 +124,12 @@ struct bench_py {
 };
 int bench_python(const struct bench *b, const char *workload, const char *args,
                  struct bench_py *rows, int max, const char **why);
+/* python.c: run mproc-open-probe (bench/open_probe.c), a small caller that
+   opens and closes `workers` process workers b->reps times, forked then
+   spawned: its lines as above ("fork" and "spawn"), in seconds; -1 with
+   *why set. */
+int bench_probe(const struct bench *b, int workers, struct bench_py *rows,
+                int max, const char **why);
 
 /* ---- rows and reports (report.c) -------------------------------------- */
 

@@ -132,6 +132,37 @@ static int run_child(char **argv, char *buf, size_t size, double limit)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? CHILD_OK : CHILD_FAILED;
 }
 
+int bench_probe(const struct bench *b, int workers, struct bench_py *rows,
+                int max, const char **why)
+{
+    const char *dirs[] = {MPROC_BENCH_BINARY_DIR, MPROC_BENCH_LIBEXEC_DIR};
+    char exe[4096];
+    bool there = false;
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !there; i++) {
+        snprintf(exe, sizeof exe, "%s/mproc-open-probe", dirs[i]);
+        there = access(exe, X_OK) == 0;
+    }
+    if (!there) {
+        *why = "mproc-open-probe not found";
+        return -1;
+    }
+    char w[16], reps[16];
+    snprintf(w, sizeof w, "%d", workers);
+    snprintf(reps, sizeof reps, "%d", b->reps);
+    char *argv[] = {exe, w, reps, NULL};
+    static char buf[1 << 12];
+    if (run_child(argv, buf, sizeof buf, 120) != CHILD_OK) {
+        *why = "mproc-open-probe failed (see its error above)";
+        return -1;
+    }
+    int n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line && n < max;
+         line = strtok_r(NULL, "\n", &save))
+        n += parse(line, &rows[n]);
+    return n;
+}
+
 bool bench_python_version(char *buf, size_t size)
 {
     char *argv[] = {"python3", "-c",

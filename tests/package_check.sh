@@ -47,6 +47,7 @@ depends libmproc-dev 'libmproc0 (= '
 has mproc '/bin/mproc$'
 has mproc '/man1/mproc\.1'
 has mproc '/man1/mproc-run\.1'
+has mproc '/libexec/mproc/mproc-open-probe$'
 debs="$(deb libmproc0) $(deb libmproc-dev) $(deb mproc)"
 if [ -n "$mpiexec" ]; then
     has libmproc-mpi0 '/libmproc_mpi\.so\.0 '
