@@ -238,9 +238,12 @@ typedef enum mproc_start {
          (MPROC_EINVAL otherwise); init_arg must be NULL or the address of
          the program's static data (MPROC_EINVAL at open), and is read
          there as static initialisation left it.
-       - a pool or task pointer of the caller means nothing in a worker;
-         mproc_map and mproc_submit on the worker's own pool still return
-         MPROC_EDEADLK.
+       - a pool or task pointer of the caller is an address of memory the
+         worker does not have: mproc_map, mproc_submit (MPROC_EDEADLK),
+         mproc_pool_size and mproc_shared_alloc (MPROC_EPERM) on the
+         worker's own pool answer without following it; any other call on
+         a caller's pointer (a task's, another pool's) is undefined: pass
+         none to a spawned worker.
        The supervisor is still forked (it runs only this library's code);
        workers are started with posix_spawn, which copies no page table, so
        their start does not grow with the caller's memory. Crashes,

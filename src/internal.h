@@ -209,6 +209,10 @@ void mproc__salvage(mproc_task *t);
 extern _Thread_local int mproc__self_id;
 extern _Thread_local const mproc_pool *mproc__self_pool;
 
+/* A spawned worker's own pool pointer is the caller's address, never its
+   memory (spawn.c): calls on it must not follow it. */
+bool mproc__foreign_pool(const mproc_pool *pool);
+
 /* ---- strings, byte runs, results of any length (data.c) ------------- */
 
 /* The item a thread is running, for mproc_item_index and mproc_result. */

@@ -270,8 +270,20 @@ fail:
     return err;
 }
 
+/* In a spawned worker, its pool's pointer is the caller's address. */
+static int foreign(const char *call)
+{
+    return mproc__fail(MPROC_EPERM,
+                       "%s: called in a spawned worker of the pool, which "
+                       "has none of the caller's memory (the pool is the "
+                       "caller's)",
+                       call);
+}
+
 int mproc_pool_size(const mproc_pool *pool)
 {
+    if (mproc__foreign_pool(pool))
+        return foreign("mproc_pool_size");
     return pool ? pool->workers
                 : mproc__fail(MPROC_EINVAL, "mproc_pool_size: pool is NULL");
 }
@@ -385,6 +397,11 @@ void *mproc_shared_alloc(mproc_pool *pool, size_t size)
         errno = EINVAL;
         return NULL;
     }
+    if (mproc__foreign_pool(pool)) {
+        foreign("mproc_shared_alloc");
+        errno = EPERM;
+        return NULL;
+    }
     if (getpid() != pool->owner) {
         mproc__fail(0,
                     "mproc_shared_alloc: called in process %d, not in the "
@@ -404,7 +421,7 @@ void *mproc_shared_alloc(mproc_pool *pool, size_t size)
 
 void mproc_shared_free(mproc_pool *pool, void *p)
 {
-    if (!pool || !p || getpid() != pool->owner)
+    if (!pool || !p || mproc__foreign_pool(pool) || getpid() != pool->owner)
         return;
     mproc__heap_free(&pool->arena, p);
 }

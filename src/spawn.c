@@ -266,6 +266,11 @@ static bool *found;
 static uintptr_t *here;
 static char *region_start; /* the board */
 
+bool mproc__foreign_pool(const mproc_pool *pool)
+{
+    return program && pool && pool == mproc__self_pool;
+}
+
 /* The caller's address a, here; 0 if its object is not loaded here. */
 static uintptr_t translate(uint64_t a)
 {

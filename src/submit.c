@@ -38,6 +38,12 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
 {
     if (!pool)
         return mproc__fail(MPROC_EINVAL, "pool is NULL");
+    /* First: in a worker of this pool (a spawned one included, where the
+       pointer is the caller's address and must not be followed), or in a
+       forked copy of the caller, nothing else of the pool is read. */
+    int err = mproc__usable(pool);
+    if (err)
+        return err;
     if (!j)
         return mproc__fail(MPROC_EINVAL, "job is NULL");
     if (!j->fn == !j->batch) /* exactly one of the two */
@@ -99,10 +105,7 @@ static int check_job(const mproc_pool *pool, const mproc_job *j)
                            "job.batch with MPROC_OUT_BYTES: mproc_result "
                            "makes one item's result, so results of any "
                            "length need job.fn");
-    int err = mproc__data_check(j);
-    if (err)
-        return err;
-    err = mproc__usable(pool);
+    err = mproc__data_check(j);
     if (err)
         return err;
     /* Acquire: pairs with the release stores of `corrupt` and `broken` by

@@ -240,6 +240,48 @@ static void dlopened_code_refused(void **state)
     dlclose(h);
 }
 
+/* The caller's pool pointer, copied into a spawned worker, is an address of
+   the caller's memory: the calls on it that a worker may make answer
+   without following it (before: the item crashed). */
+static int calls_on_own_pool(const void *in, void *out, void *arg)
+{
+    (void)in;
+    mproc_pool *p = *(mproc_pool *const *)arg;
+    int *r = out;
+    r[0] = mproc_map(p, &(mproc_job){.fn = nothing, .n = 1});
+    r[1] = mproc_pool_size(p);
+    errno = 0;
+    r[2] = mproc_shared_alloc(p, 64) == NULL ? errno : 0;
+    mproc_shared_free(p, (void *)p); /* ignored, as any foreign pointer */
+    mproc_task *t = (mproc_task *)&r;
+    r[3] = mproc_submit(p, &(mproc_job){.fn = nothing, .n = 1}, &t);
+    r[4] = t == NULL;
+    return 0;
+}
+
+static void own_pool_in_a_spawned_worker(void **state)
+{
+    (void)state;
+    mproc_options o = spawn_options(1);
+    o.shared_size = 1 << 16;
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    int r[5] = {1, 1, 1, 1, 0};
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = calls_on_own_pool,
+                                               .arg = &p,
+                                               .arg_size = sizeof p,
+                                               .out = r,
+                                               .out_size = sizeof r,
+                                               .n = 1}),
+                     0);
+    assert_int_equal(r[0], MPROC_EDEADLK);
+    assert_int_equal(r[1], MPROC_EPERM);
+    assert_int_equal(r[2], EPERM);
+    assert_int_equal(r[3], MPROC_EDEADLK);
+    assert_int_equal(r[4], 1);
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
 /* ---- every kind of job ---- */
 
 static int upper(const void *in, void *out, void *arg)
@@ -603,6 +645,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(arg_needs_size_or_arena),
         cmocka_unit_test(init_arg_must_be_static),
         cmocka_unit_test(dlopened_code_refused),
+        cmocka_unit_test(own_pool_in_a_spawned_worker),
         cmocka_unit_test(strings_and_results_of_any_length),
         cmocka_unit_test(batch_and_reduce),
         cmocka_unit_test(crash_timeout_and_max_items),
