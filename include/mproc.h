@@ -244,12 +244,21 @@ typedef enum mproc_start {
          worker's own pool answer without following it; any other call on
          a caller's pointer (a task's, another pool's) is undefined: pass
          none to a spawned worker.
-       The supervisor is still forked (it runs only this library's code);
-       workers are started with posix_spawn, which copies no page table, so
-       their start does not grow with the caller's memory. Crashes,
-       timeouts, max_items, kill, terminate and close are as for fork. A
-       worker's run whose loader put something where the caller has the
-       pool's shared memory is started again at once (up to 4 times at
+       - libmproc must be part of the program at its start (linked into
+         it, or a library it needs): a libmproc the program dlopen'ed is
+         refused at open (MPROC_ENOTSUP), since a fresh run would not load
+         it. Constructors that run before libmproc's run in every spawned
+         process too.
+       - a spawned worker has none of the caller's signal handlers: a
+         signal the caller handles (Ctrl-C's SIGINT) is at its default
+         action there and ends the worker (the item: MPROC_ECRASHED);
+         signals the caller ignores stay ignored (SIGCHLD excepted: its
+         default), and those it blocks stay blocked.
+       The supervisor and the workers are started with posix_spawn, which
+       copies no page table: opening does not grow with the caller's
+       memory. Crashes, timeouts, max_items, kill, terminate and close are
+       as for fork. A run whose loader put something where the caller has
+       the pool's shared memory is started again at once (up to 4 times at
        open; then -EADDRINUSE). */
     MPROC_START_SPAWN = 1
 } mproc_start;
@@ -414,13 +423,13 @@ typedef struct mproc_job {
  *   MPROC_EINVAL   pool is NULL, kind unknown, workers < 0 or > 1024, timeout
  *                  negative/NaN/too large, start unknown
  *   MPROC_ENOTSUP  timeout / max_items with threads or MPI;
- *                  MPROC_START_SPAWN with threads or MPI, or a spawned
- *                  worker lacks the object init or fini is in; MPI: see
+ *                  MPROC_START_SPAWN with threads or MPI, with a libmproc
+ *                  the program dlopen'ed, or a spawned process that does
+ *                  not take its role (within 10 s) or lacks the object
+ *                  init or fini is in; MPI: see
  *                  MPROC_MPI (libmproc_mpi not linked, one rank only, ...)
  *   MPROC_EINVAL   (MPI) workers more than the other ranks; (spawn)
  *                  init_arg outside the program's static data
- *   -ENOENT        (spawn) the program's executable was deleted since it
- *                  started
  *   -EADDRINUSE    (spawn) no run of the program had the pool's shared
  *                  memory's address free, after 4 tries
  *   MPROC_EINIT    init returned nonzero in a worker

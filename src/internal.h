@@ -104,6 +104,7 @@ struct mproc_pool {
     int lifeline;                 /* pipe write end the supervisor watches,
                      where pidfds are missing; else -1 */
     struct mproc_pool *next_open; /* registry of open process pools */
+    struct mproc_pool *next_here; /* every pool this process opened */
 };
 
 /*
@@ -210,8 +211,10 @@ extern _Thread_local int mproc__self_id;
 extern _Thread_local const mproc_pool *mproc__self_pool;
 
 /* A spawned worker's own pool pointer is the caller's address, never its
-   memory (spawn.c): calls on it must not follow it. */
+   memory (spawn.c): calls on it must not follow it. A pool this process
+   opened may have the same address (pool.c keeps the list). */
 bool mproc__foreign_pool(const mproc_pool *pool);
+bool mproc__opened_here(const mproc_pool *pool);
 
 /* ---- strings, byte runs, results of any length (data.c) ------------- */
 
@@ -267,6 +270,7 @@ _Noreturn void mproc__worker_body(const mproc_options *o,
 /* A spawned worker's exit statuses, before it could reach the board. */
 #define MPROC__EXIT_PLACE 0x6e /* the region's address is taken here */
 #define MPROC__EXIT_CODE  0x6f /* init or fini is not loaded here */
+#define MPROC__EXIT_NOMEM 0x70 /* no memory (or address space) to start */
 
 /* Starts at open of a spawned process whose run found the region's
    address taken, before the open fails with -EADDRINUSE. */

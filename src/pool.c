@@ -222,6 +222,40 @@ void mproc__pool_unmap(mproc_pool *p)
 
 /* ---- opening and closing ---------------------------------------------- */
 
+/* The pools this process opened: a spawned worker's pool pointer is the
+   caller's address, which a pool opened here may have too (spawn.c). */
+static pthread_mutex_t here_lock = PTHREAD_MUTEX_INITIALIZER;
+static mproc_pool *opened;
+
+static void note_open(mproc_pool *p)
+{
+    pthread_mutex_lock(&here_lock);
+    p->next_here = opened;
+    opened = p;
+    pthread_mutex_unlock(&here_lock);
+}
+
+static void note_close(mproc_pool *p)
+{
+    pthread_mutex_lock(&here_lock);
+    for (mproc_pool **pp = &opened; *pp; pp = &(*pp)->next_here)
+        if (*pp == p) {
+            *pp = p->next_here;
+            break;
+        }
+    pthread_mutex_unlock(&here_lock);
+}
+
+bool mproc__opened_here(const mproc_pool *pool)
+{
+    pthread_mutex_lock(&here_lock);
+    const mproc_pool *p = opened;
+    while (p && p != pool)
+        p = p->next_here;
+    pthread_mutex_unlock(&here_lock);
+    return p != NULL;
+}
+
 int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
 {
     if (!pool)
@@ -261,6 +295,7 @@ int mproc_pool_open(mproc_pool **pool, const mproc_options *opt)
         p->kind->close(p);
         goto fail;
     }
+    note_open(p);
     *pool = p;
     return 0;
 
@@ -293,7 +328,7 @@ int mproc_pool_size(const mproc_pool *pool)
    no workers and no supervisor of its own). */
 int mproc__usable(const mproc_pool *pool)
 {
-    if (mproc__self_pool == pool)
+    if (mproc__self_pool == pool || mproc__foreign_pool(pool))
         return mproc__fail(MPROC_EDEADLK,
                            "called inside a worker of the same pool, which "
                            "would wait for itself");
@@ -336,6 +371,7 @@ static int close_pool(mproc_pool *pool)
 
     pool->kind->stop(pool);
     pool->kind->close(pool);
+    note_close(pool);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
     return 0;

@@ -66,6 +66,9 @@ void mproc__forget_others(mproc_pool *self)
 
 /* ---- the caller's side --------------------------------------------------- */
 
+/* How long a spawned supervisor has to take its role (spawn.c). */
+#define SPAWN_ROLE_NS (UINT64_C(10) * MPROC__NS)
+
 static int start(mproc_pool *pool)
 {
     struct mproc__board *b = pool->board;
@@ -125,7 +128,12 @@ static int start(mproc_pool *pool)
 
     /* Wait until every worker has run init, or the open failed. The
        supervisor might die before it holds zlock, so look at it between
-       short sleeps rather than trusting the robust futex here. */
+       short sleeps rather than trusting the robust futex here. A spawned
+       supervisor takes its role in libmproc's constructor: one that ends,
+       or does not hold zlock in time, without doing so is a run of the
+       program that does not load libmproc at its start. */
+    uint64_t role_by = mproc__now() + SPAWN_ROLE_NS;
+    bool no_role = false;
     for (int tries = 1;;) {
         /* Acquire of ready: pairs with mproc__board_ready's release
            (board.c), after its store of open_error. Acquire of open_error:
@@ -135,27 +143,35 @@ static int start(mproc_pool *pool)
         if (r >= (uint32_t)pool->workers ||
             atomic_load_explicit(&b->open_error, memory_order_acquire))
             break;
-        if (mproc__child_exited(pid)) {
+        /* Relaxed: only whether the supervisor ever held it. */
+        bool held = atomic_load_explicit(&b->zlock, memory_order_relaxed);
+        bool late = spawn && !held && mproc__now() > role_by;
+        if (late)
+            kill(pid, SIGKILL);
+        if (late || mproc__child_exited(pid)) {
             int32_t code = MPROC_ECRASHED, none = 0;
             if (spawn) {
                 int st = 0;
                 while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                     ;
                 pool->zpid = 0;
-                bool placed = !(WIFEXITED(st) &&
-                                WEXITSTATUS(st) == MPROC__EXIT_PLACE);
-                if (!placed && tries++ < MPROC__PLACE_TRIES) {
+                int ex = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+                if (ex == MPROC__EXIT_PLACE &&
+                    tries++ < MPROC__PLACE_TRIES) {
                     pid = mproc__spawn_supervisor(pool, watch);
                     if (pid > 0) {
                         pool->zpid = pid;
+                        role_by = mproc__now() + SPAWN_ROLE_NS;
                         continue;
                     }
                     code = (int32_t)pid;
-                } else if (!placed) {
+                } else if (ex == MPROC__EXIT_PLACE) {
                     code = -EADDRINUSE;
-                } else if (WIFEXITED(st) &&
-                           WEXITSTATUS(st) == MPROC__EXIT_CODE) {
+                } else if (ex == MPROC__EXIT_NOMEM) {
                     code = MPROC_ENOMEM;
+                } else if (!held) {
+                    code = MPROC_ENOTSUP;
+                    no_role = true;
                 }
             }
             /* Relaxed: only the compare-and-swap's atomicity matters, so
@@ -169,19 +185,31 @@ static int start(mproc_pool *pool)
         }
         mproc__futex_wait(&b->ready, r, mproc__now() + 10000000, true);
     }
-    if (spawn)
+    if (spawn) {
+        /* Only the supervisor's start needed them. */
         close(watch);
+        close(pool->exe_fd);
+        pool->exe_fd = -1;
+    }
     /* Acquire, as above: only the value. */
     err = atomic_load_explicit(&b->open_error, memory_order_acquire);
+    if (no_role)
+        return mproc__fail(err,
+                           "the spawned supervisor, a fresh run of %s, did "
+                           "not take its role: MPROC_START_SPAWN needs "
+                           "libmproc linked into the program and loaded at "
+                           "its start (not dlopen'ed, not run through ld.so)",
+                           program_invocation_name);
     if (err == MPROC_EINIT)
         return mproc__fail(err, "options.init returned nonzero in a worker");
     if (err == MPROC_ECRASHED)
         return mproc__fail(err, "a worker or the supervisor died while the "
                                 "pool opened");
     if (err == -EADDRINUSE)
-        return mproc__fail(err, "a spawned worker found the address of the "
+        return mproc__fail(err, "a spawned process found the address of the "
                                 "pool's shared memory taken in its own run "
-                                "of the program, several times");
+                                "of the program, %d times",
+                           MPROC__PLACE_TRIES);
     if (err == MPROC_ENOTSUP && pool->opt.start == MPROC_START_SPAWN)
         return mproc__fail(err, "a spawned worker does not load the object "
                                 "options.init, options.fini or "

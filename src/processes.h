@@ -64,7 +64,8 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd);
    MPROC_START_SPAWN), which knows of the caller what it was told. */
 _Noreturn void mproc__supervisor_spawned(mproc_pool *pool, int caller_fd,
                                          int results_fd, bool init_limit,
-                                         bool follow_stops);
+                                         bool follow_stops,
+                                         const sigset_t *user_mask);
 
 /* How long close gives workers to end once idle before killing them
    (supervisor.c), and, with a margin, the supervisor (processes.c). */

@@ -43,6 +43,7 @@
 #define _GNU_SOURCE
 #include "processes.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -88,6 +89,31 @@ static const char *object_name(const struct mproc__object *o)
     return o->object[0] ? o->object : "the program's executable";
 }
 
+/*
+ * A spawned process takes its role in libmproc's constructor, which runs at
+ * the program's start only if libmproc is part of the program: linked into
+ * the executable, or a library it needs. A libmproc a program dlopen'ed
+ * (Python's ctypes, a plugin) is not there in a fresh run, which would run
+ * the program's main instead. Loaded with RTLD_LOCAL (ctypes' default), its
+ * symbols are not in the program's global scope: refuse that at open. (One
+ * dlopen'ed RTLD_GLOBAL passes this test; its fresh runs take their role
+ * only at the dlopen, documented.)
+ */
+static bool at_start(const struct mproc__program *prog)
+{
+    uintptr_t mine = fn_addr((void (*)(void))mproc_pool_open);
+    int i = mproc__object_of(prog->obj, prog->nobj, mine);
+    if (i >= 0 && !prog->obj[i].object[0])
+        return true; /* in the executable itself */
+    /* The program's handle searches its global scope alone (RTLD_DEFAULT
+       would search ours too, which holds us even when dlopen'ed local). */
+    void *prog_scope = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+    void *global = prog_scope ? dlsym(prog_scope, "mproc_pool_open") : NULL;
+    if (prog_scope)
+        dlclose(prog_scope);
+    return global && (uintptr_t)global == mine;
+}
+
 int mproc__spawn_prepare(mproc_pool *pool)
 {
     const mproc_options *o = &pool->opt;
@@ -127,6 +153,13 @@ int mproc__spawn_prepare(mproc_pool *pool)
     prog->fini = o->fini ? fn_addr((void (*)(void))o->fini) : 0;
     prog->init_arg = (uint64_t)(uintptr_t)o->init_arg;
     pool->program = prog;
+    if (!at_start(prog))
+        return mproc__fail(MPROC_ENOTSUP,
+                           "options.start is MPROC_START_SPAWN and libmproc "
+                           "was dlopen'ed by the program: a fresh run of it "
+                           "would not load libmproc at its start; link "
+                           "libmproc into the program, or use "
+                           "MPROC_START_FORK");
     if ((prog->init && mproc__object_of(prog->obj, prog->nobj, prog->init) < 0) ||
         (prog->fini && mproc__object_of(prog->obj, prog->nobj, prog->fini) < 0))
         return mproc__fail(MPROC_EINVAL,
@@ -196,11 +229,26 @@ int mproc__spawn_check_job(const mproc_pool *pool, const mproc_job *job)
 
 /* ---- the supervisor ---------------------------------------------------- */
 
-/* Run the program again with `mine` (NAME=value) added to this process's
-   environment, in place of any other MPROC_SPAWN* it has. */
-static pid_t run_again(const mproc_pool *pool, const char *mine,
-                       const int *keep, int nkeep, const sigset_t *mask)
+/* Is the environment entry e our variable `name`? */
+static bool is_var(const char *e, const char *name)
 {
+    size_t n = strlen(name);
+    return !strncmp(e, name, n) && e[n] == '=';
+}
+
+/*
+ * Run the program again with `mine` (NAME=value) added to this process's
+ * environment, in place of either of ours. It starts with every signal
+ * blocked: until its constructor has set up its role, a terminal's SIGINT
+ * or SIGTSTP must not end or stop it, and a thread that another library's
+ * constructor starts before ours must not take the SIGCHLD a supervisor
+ * reads from its signalfd. The mask the role runs with is told in `mine`.
+ */
+static pid_t run_again(const mproc_pool *pool, const char *mine,
+                       const int *keep, int nkeep)
+{
+    sigset_t all;
+    sigfillset(&all);
     size_t n = 0;
     while (environ && environ[n])
         n++;
@@ -209,14 +257,33 @@ static pid_t run_again(const mproc_pool *pool, const char *mine,
         return -ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], ENV, sizeof ENV - 1))
+        if (!is_var(environ[i], ENV) && !is_var(environ[i], ENV_SUPER))
             envp[k++] = environ[i];
     envp[k++] = (char *)mine;
     envp[k] = NULL;
     char *argv[] = {program_invocation_name, NULL};
-    pid_t pid = mproc__exec(pool->exe, argv, envp, keep, nkeep, mask);
+    pid_t pid = mproc__exec(pool->exe, argv, envp, keep, nkeep, &all);
     free(envp);
     return pid;
+}
+
+/* A signal mask as a word (signals 1 to 64: every one Linux has), and
+   back. */
+static unsigned long long mask_word(const sigset_t *m)
+{
+    unsigned long long w = 0;
+    for (int sig = 1; sig <= 64; sig++)
+        if (sigismember(m, sig) == 1)
+            w |= 1ULL << (sig - 1);
+    return w;
+}
+
+static void mask_of(unsigned long long w, sigset_t *m)
+{
+    sigemptyset(m);
+    for (int sig = 1; sig <= 64; sig++)
+        if (w >> (sig - 1) & 1)
+            sigaddset(m, sig);
 }
 
 /* Where the region is, as every spawned process is told. */
@@ -233,10 +300,10 @@ pid_t mproc__spawn_exec(const mproc_pool *pool, int results_fd, int w,
     char mine[192];
     int at = snprintf(mine, sizeof mine, ENV "=");
     at += region_words(pool, mine + at, sizeof mine - (size_t)at);
-    snprintf(mine + at, sizeof mine - (size_t)at, ",%d,%d,%d,%d", w,
-             initial ? 1 : 0, (int)getpid(), results_fd);
+    snprintf(mine + at, sizeof mine - (size_t)at, ",%d,%d,%d,%d,%llx", w,
+             initial ? 1 : 0, (int)getpid(), results_fd, mask_word(mask));
     int keep[] = {pool->region_fd, results_fd};
-    return run_again(pool, mine, keep, 2, mask);
+    return run_again(pool, mine, keep, 2);
 }
 
 pid_t mproc__spawn_supervisor(const mproc_pool *pool, int watch)
@@ -249,12 +316,12 @@ pid_t mproc__spawn_supervisor(const mproc_pool *pool, int watch)
     char mine[224];
     int at = snprintf(mine, sizeof mine, ENV_SUPER "=");
     at += region_words(pool, mine + at, sizeof mine - (size_t)at);
-    snprintf(mine + at, sizeof mine - (size_t)at, ",%d,%d,%d,%d,%d,%d,%d",
-             pool->workers, watch, pool->zevent, rfd,
-             pool->opt.init != NULL, tstp.sa_handler == SIG_DFL,
-             (int)getpid());
+    snprintf(mine + at, sizeof mine - (size_t)at,
+             ",%d,%d,%d,%d,%d,%d,%d,%llx", pool->workers, watch, pool->zevent,
+             rfd, pool->opt.init != NULL, tstp.sa_handler == SIG_DFL,
+             (int)getpid(), mask_word(&mask));
     int keep[] = {pool->region_fd, watch, pool->zevent, rfd};
-    return run_again(pool, mine, keep, 4, &mask);
+    return run_again(pool, mine, keep, 4);
 }
 
 /* ---- a spawned worker ---------------------------------------------------- */
@@ -268,7 +335,9 @@ static char *region_start; /* the board */
 
 bool mproc__foreign_pool(const mproc_pool *pool)
 {
-    return program && pool && pool == mproc__self_pool;
+    return program && pool &&
+           pool == (const mproc_pool *)(uintptr_t)program->pool &&
+           !mproc__opened_here(pool);
 }
 
 /* The caller's address a, here; 0 if its object is not loaded here. */
@@ -285,7 +354,9 @@ static uintptr_t translate(uint64_t a)
 bool mproc__code_view(struct mproc__worker *wk, const struct mproc__claim *c)
 {
     const struct mproc__job *j = c->j;
-    if (!program) {
+    /* Only the caller's pool has the caller's addresses: a pool an item
+       opens here has this run's own. */
+    if (!program || (const void *)wk->b != (const void *)region_start) {
         wk->fn = j->fn;
         wk->batch = j->batch;
         wk->reduce = j->reduce;
@@ -332,17 +403,17 @@ static bool place_taken(void)
 static const struct mproc__program *adopt(int fd, unsigned long at,
                                           size_t size, size_t off)
 {
-    char *region = place_taken() ? NULL
-                                 : mproc__region_map_at(
-                                       fd, (void *)(uintptr_t)at, size);
-    if (!region)
+    if (place_taken())
         _exit(MPROC__EXIT_PLACE);
+    char *region = mproc__region_map_at(fd, (void *)(uintptr_t)at, size);
+    if (!region)
+        _exit(errno == EEXIST ? MPROC__EXIT_PLACE : MPROC__EXIT_NOMEM);
     region_start = region;
     const struct mproc__program *prog = (const void *)(region + off);
     here = calloc((size_t)prog->nobj + 1, sizeof *here);
     found = calloc((size_t)prog->nobj + 1, sizeof *found);
     if (!here || !found)
-        _exit(MPROC__EXIT_CODE);
+        _exit(MPROC__EXIT_NOMEM);
     for (int i = 0; i < prog->nobj; i++) {
         if (mproc__object_here(&prog->obj[i], &here[i]) == 0)
             found[i] = true;
@@ -360,11 +431,12 @@ static void become_worker(const char *e)
 {
     int fd, w, initial, zpid, rfd;
     unsigned long at;
+    unsigned long long mask;
     size_t size, off;
-    if (sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d", &fd, &at, &size, &off, &w,
-               &initial, &zpid, &rfd) != 8 ||
-        getppid() != zpid)
+    if (sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d,%llx", &fd, &at, &size, &off,
+               &w, &initial, &zpid, &rfd, &mask) != 9)
         return; /* not one of ours: the program runs as usual */
+    /* Ours, and the supervisor already gone: end, never run main. */
     if (mproc__die_with_parent(zpid) != 0)
         _exit(0);
     const struct mproc__program *prog = adopt(fd, at, size, off);
@@ -378,7 +450,12 @@ static void become_worker(const char *e)
     if ((prog->init && !o.init) || (prog->fini && !o.fini) ||
         (prog->init_arg && !o.init_arg))
         _exit(MPROC__EXIT_CODE);
-    mproc__self_pool = (const mproc_pool *)(uintptr_t)prog->pool;
+    /* mproc__self_pool stays NULL: the caller's pool is known by its
+       address alone (mproc__foreign_pool), which a pool this run opens may
+       share. */
+    sigset_t user;
+    mask_of(mask, &user);
+    sigprocmask(SIG_SETMASK, &user, NULL);
     mproc__worker_body(&o, (struct mproc__board *)(void *)region_start,
                        w, initial, rfd);
 }
@@ -390,12 +467,21 @@ static void become_supervisor(const char *e)
 {
     int fd, W, watch, ev, rfd, init_limit, follow, caller;
     unsigned long at;
+    unsigned long long mask;
     size_t size, off;
-    if (sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d,%d,%d,%d", &fd, &at, &size,
-               &off, &W, &watch, &ev, &rfd, &init_limit, &follow,
-               &caller) != 11 ||
-        getppid() != caller)
-        return;
+    if (sscanf(e, "%d,%lx,%zu,%zu,%d,%d,%d,%d,%d,%d,%d,%llx", &fd, &at, &size,
+               &off, &W, &watch, &ev, &rfd, &init_limit, &follow, &caller,
+               &mask) != 12)
+        return; /* not one of ours: the program runs as usual */
+    /* Ours, and the caller already gone: end, never run main. */
+    if (getppid() != caller)
+        _exit(0);
+    /* Close-on-exec again (posix_spawn cleared it for us): what the
+       supervisor spawns keeps only what it is given. */
+    const int fds[] = {fd, watch, ev, rfd};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (fds[i] >= 0)
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC);
     static mproc_pool pool;
     adopt(fd, at, size, off);
     pool.opt.start = MPROC_START_SPAWN;
@@ -409,8 +495,10 @@ static void become_supervisor(const char *e)
     pool.lifeline = -1;
     pool.exe = malloc(EXE_PATH);
     if (!pool.exe || (pool.exe_fd = mproc__self_exe(pool.exe, EXE_PATH)) < 0)
-        _exit(MPROC__EXIT_CODE);
-    mproc__supervisor_spawned(&pool, watch, rfd, init_limit, follow);
+        _exit(MPROC__EXIT_NOMEM);
+    sigset_t user;
+    mask_of(mask, &user);
+    mproc__supervisor_spawned(&pool, watch, rfd, init_limit, follow, &user);
 }
 
 /*

@@ -46,8 +46,9 @@
 #define GIVE_UP 5
 
 /* How a spawned worker that never reached the board ended, as a code: its
-   run had the region's address taken (-EADDRINUSE), or lacks the object
-   of init or fini (MPROC_ENOTSUP); 0 for anything else. */
+   run had the region's address taken (-EADDRINUSE), lacks the object of
+   init or fini (MPROC_ENOTSUP), or had no memory to start
+   (MPROC_ENOMEM); 0 for anything else. */
 static int spawn_failure(const struct super *z, int st)
 {
     if (z->pool->opt.start != MPROC_START_SPAWN || !WIFEXITED(st))
@@ -56,6 +57,8 @@ static int spawn_failure(const struct super *z, int st)
         return -EADDRINUSE;
     if (WEXITSTATUS(st) == MPROC__EXIT_CODE)
         return MPROC_ENOTSUP;
+    if (WEXITSTATUS(st) == MPROC__EXIT_NOMEM)
+        return MPROC_ENOMEM;
     return 0;
 }
 
@@ -397,8 +400,16 @@ static void reap(struct super *z)
 static _Noreturn void supervise(struct super *z)
 {
     struct mproc__board *b = z->b;
+    bool open_done = false;
     for (;;) {
         reap(z);
+        /* The opening's starts again after a taken address (on_death) do
+           not count against a replacement's later tries. */
+        if (!open_done && opened(z)) {
+            open_done = true;
+            for (int w = 0; w < z->W; w++)
+                z->fails[w] = 0;
+        }
         kills(z);
         uint64_t now = mproc__now();
         uint64_t wake = timeouts(z, now);
@@ -568,12 +579,13 @@ _Noreturn void mproc__supervisor_main(mproc_pool *pool, int caller_fd)
     run(&z);
 }
 
-/* Spawned (spawn.c): a fresh run of the program, whose signal mask is the
-   caller's and whose dispositions exec reset; whether the caller stops on
-   SIGTSTP is told. Nothing of other pools was inherited. */
+/* Spawned (spawn.c): a fresh run of the program, started with every signal
+   blocked, whose dispositions exec reset; the caller's mask and whether it
+   stops on SIGTSTP are told. Nothing of other pools was inherited. */
 _Noreturn void mproc__supervisor_spawned(mproc_pool *pool, int caller_fd,
                                          int results_fd, bool init_limit,
-                                         bool follow_stops)
+                                         bool follow_stops,
+                                         const sigset_t *user_mask)
 {
     struct super z = {
         .pool = pool,
@@ -584,10 +596,11 @@ _Noreturn void mproc__supervisor_spawned(mproc_pool *pool, int caller_fd,
         .results_fd = results_fd,
         .init_limit = init_limit,
         .follow_stops = follow_stops,
+        .user_mask = *user_mask,
     };
     sigset_t all;
     sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, &z.user_mask);
+    sigprocmask(SIG_SETMASK, &all, NULL);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGCHLD, &dfl, &z.user_chld);
     run(&z);

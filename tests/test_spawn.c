@@ -21,6 +21,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Every run of this program, the caller and each spawned supervisor and
+   worker, has a thread that a constructor started before libmproc's own
+   could run: it must take no signal meant for the library (a supervisor's
+   SIGCHLD above all: crash_timeout_and_max_items would hang). */
+static void *idle(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+__attribute__((constructor)) static void start_idle_thread(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle, NULL) == 0)
+        pthread_detach(t);
+}
+
 static mproc_options spawn_options(int workers)
 {
     return (mproc_options){.workers = workers, .start = MPROC_START_SPAWN};
@@ -280,6 +299,126 @@ static void own_pool_in_a_spawned_worker(void **state)
     assert_int_equal(r[3], MPROC_EDEADLK);
     assert_int_equal(r[4], 1);
     assert_int_equal(mproc_pool_close(p), 0);
+}
+
+/* What a spawned worker holds: none of the pool's control descriptors
+   (the caller's pidfd, the supervisor's eventfd), which the processes its
+   items start would inherit; before, both were open in every worker. */
+static int control_fds(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    int n = 0;
+    char path[64], link[128];
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        if (k <= 0)
+            continue;
+        link[k] = 0;
+        n += strstr(link, "pidfd") || strstr(link, "eventfd") ||
+             strstr(link, "signalfd");
+    }
+    *(int *)out = n;
+    return 0;
+}
+
+static void workers_hold_no_control_descriptors(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    mproc_options o = spawn_options(2);
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    int got[4] = {-1, -1, -1, -1};
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = control_fds,
+                                               .out = got,
+                                               .out_size = sizeof *got,
+                                               .chunk = 1,
+                                               .n = 4}),
+                     0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(got[i], 0);
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
+/* A pool an item opens inside a spawned worker has this run's own
+   addresses: its jobs are not translated as the caller's (before: every
+   inner item failed MPROC_ENOTSUP), and its size is its own. */
+static int inner_twice(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(long *)out = 2 * *(const long *)in;
+    return 0;
+}
+
+static int nested_map(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    mproc_pool *inner;
+    if (mproc_pool_open(&inner, &(mproc_options){.kind = MPROC_THREADS,
+                                                  .workers = 2}))
+        return 1;
+    long v[4], r[4] = {0};
+    for (int i = 0; i < 4; i++)
+        v[i] = *(const long *)in + i;
+    int rc = mproc_map(inner, &(mproc_job){.fn = inner_twice,
+                                           .in = v,
+                                           .in_size = sizeof *v,
+                                           .out = r,
+                                           .out_size = sizeof *r,
+                                           .n = 4});
+    int size = mproc_pool_size(inner);
+    mproc_pool_close(inner);
+    *(long *)out = rc ? rc : size == 2 ? r[0] + r[1] + r[2] + r[3] : -2;
+    return 0;
+}
+
+static void pool_opened_inside_a_spawned_worker(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    mproc_options o = spawn_options(2);
+    assert_int_equal(mproc_pool_open(&p, &o), 0);
+    long in[3] = {0, 10, 100}, out[3];
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = nested_map,
+                                               .in = in,
+                                               .in_size = sizeof *in,
+                                               .out = out,
+                                               .out_size = sizeof *out,
+                                               .n = 3}),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(out[i], 2 * (4 * in[i] + 6));
+    assert_int_equal(mproc_pool_close(p), 0);
+}
+
+/* The constructor's test of its environment: a value that is not whole is
+   not ours (the program runs); a whole one whose parent is gone ends the
+   run before main (a caller that died as it spawned). */
+static void environment_not_ours_or_orphaned(void **state)
+{
+    (void)state;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = 0;
+    const char *vars[] = {
+        "MPROC_SPAWN=garbage",
+        "MPROC_SPAWN_SUPER=3,7f0000000000,4096,0,1,4,5,-1,0,1,1,0",
+        "MPROC_SPAWN=3,7f0000000000,4096,0,0,1,1,-1,0",
+    };
+    const int want[] = {42, 0, 0}; /* main's own status, or none */
+    for (int k = 0; k < 3; k++) {
+        pid_t c = fork();
+        if (c == 0) {
+            char *env[] = {(char *)vars[k], NULL};
+            execle(self, self, "say-main", (char *)NULL, env);
+            _exit(127);
+        }
+        int st;
+        assert_int_equal(waitpid(c, &st, 0), c);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), want[k]);
+    }
 }
 
 /* ---- every kind of job ---- */
@@ -638,6 +777,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "replaced-child"))
         return replaced_child();
+    if (argc > 1 && !strcmp(argv[1], "say-main"))
+        return 42;
     tu_default_signals();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(maps_with_static_globals),
@@ -646,6 +787,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(init_arg_must_be_static),
         cmocka_unit_test(dlopened_code_refused),
         cmocka_unit_test(own_pool_in_a_spawned_worker),
+        cmocka_unit_test(workers_hold_no_control_descriptors),
+        cmocka_unit_test(pool_opened_inside_a_spawned_worker),
+        cmocka_unit_test(environment_not_ours_or_orphaned),
         cmocka_unit_test(strings_and_results_of_any_length),
         cmocka_unit_test(batch_and_reduce),
         cmocka_unit_test(crash_timeout_and_max_items),

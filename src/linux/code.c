@@ -259,7 +259,12 @@ static int here_one(struct dl_phdr_info *info, size_t size, void *p)
         return 0;
     unsigned char id[sizeof os->want->id];
     uint32_t len = build_id(info, id, sizeof id);
-    if (len != os->want->id_len || memcmp(id, os->want->id, len) != 0)
+    /* The span's size as well: an object built without a build id (lld's
+       default) is told from another build of it by its layout at least. */
+    uint64_t lo, hi;
+    span(info, &lo, &hi);
+    if (len != os->want->id_len || memcmp(id, os->want->id, len) != 0 ||
+        hi - lo != os->want->hi - os->want->lo)
         return -1; /* the same name, another build */
     os->base = info->dlpi_addr;
     return 1;
