@@ -9,6 +9,10 @@
  *
  *   stress [--maps N] [--items N] [--workers N] [--seed S] [--timeout SEC]
  *          [--points MASK]   (window kills only at these hook points)
+ *          [--init-fails PCT] (a replacement's init fails PCT% of the time:
+ *                              live workers take its work over; an item
+ *                              may then also be MPROC_EINIT, never run,
+ *                              when for a while no worker could start)
  *
  * A map that outlives its bound is a hang: the watchdog prints the board as
  * it stands (job slots, worker slots, the job's records) and fails the run
@@ -104,13 +108,18 @@ static void window_kill(int point)
         raise(SIGKILL);
 }
 
+/* Replacements' inits fail this often (percent); set once the pools are
+   open, in memory shared with them, so that the opening's inits succeed. */
+static _Atomic int *init_fails;
+static int init_fail_pct;
+
 static int worker_init(void *arg)
 {
     (void)arg;
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
     signal(SIGSEGV, SIG_DFL);
     signal(SIGABRT, SIG_DFL);
-    return 0;
+    return rand() % 100 < atomic_load(init_fails);
 }
 
 static double now(void)
@@ -206,11 +215,12 @@ static void dump_board(const struct mproc__board *b)
         fprintf(stderr,
                 "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
                 ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
-                " inherit %u\n",
+                " inherit %u [%" PRIu64 ", %" PRIu64 ") of %" PRIu64 "\n",
                 w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
                 st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
                 LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
-                LD(s->failed), LD(s->deadline), LD(s->inherit));
+                LD(s->failed), LD(s->deadline), LD(s->inherit),
+                LD(s->inh_start), LD(s->inh_end), LD(s->inh_job));
     }
 }
 
@@ -260,6 +270,10 @@ static int check(const struct batch *bt, int r, int map, bool killed)
             }
             continue;
         }
+        if (init_fail_pct && bt->status[i] == MPROC_EINIT && ran == 0) {
+            failed++;
+            continue;
+        }
         failed += want != 0;
         if (ran > 1 || (!want && ran != 1)) {
             fprintf(stderr, "map %d item %zu op %d: ran %d times\n", map, i,
@@ -301,6 +315,8 @@ int main(int argc, char **argv)
             timeout = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--points"))
             kill_points = (unsigned)strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--init-fails"))
+            init_fail_pct = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "stress: unknown option %s\n", argv[i]);
             return 2;
@@ -314,6 +330,7 @@ int main(int argc, char **argv)
     kills_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                       -1, 0);
     atomic_store(kills_left, maps);
+    init_fails = kills_left + 1;
     runs = mmap(NULL, 2 * items * sizeof *runs, PROT_READ | PROT_WRITE,
                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (runs == MAP_FAILED) {
@@ -335,6 +352,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    atomic_store(init_fails, init_fail_pct);
     int r;
     pthread_t dog;
     if (pthread_create(&dog, NULL, watchdog, NULL)) {
