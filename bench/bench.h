@@ -209,6 +209,9 @@ int bench_peak_of(const char *line);
 void bench_mpi_ranks(struct bench *b);
 /* claims.c: the `claims` workload, fetch-adds on one counter and on many. */
 void bench_claims(struct bench *b);
+/* kill.c: the `kill` workload, mproc_task_kill and mproc_pool_terminate of
+   hung items beside Python's Pool.terminate(). */
+void bench_kill(struct bench *b);
 extern const int bench_nworkloads;
 
 #endif

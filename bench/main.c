@@ -116,13 +116,14 @@ static const char usage_text[] =
     "usage: mproc bench [--quick] [--reps N] [--csv FILE] [--plot DIR]\n"
     "                   [--only WORKLOAD,...] [--no-python]\n"
     "\n"
-    "  bench  each workload (sleep, cpu, trivial, latency, cancel, open,\n"
-    "         large_open, uneven, large, run, mpi, claims) on each system\n"
-    "         (serial C, OpenMP, mproc threads and processes, Python's Pool\n"
-    "         and ThreadPool), median and spread of --reps runs (5; 3 with\n"
-    "         --quick), against the targets. --csv writes every figure,\n"
-    "         --plot draws PNG charts with gnuplot, --only runs some\n"
-    "         workloads. Under mpirun the mpi workload runs on the ranks.\n";
+    "  bench  each workload (sleep, cpu, trivial, latency, cancel, kill,\n"
+    "         open, large_open, uneven, large, run, mpi, claims) on each\n"
+    "         system (serial C, OpenMP, mproc threads and processes,\n"
+    "         Python's Pool and ThreadPool), median and spread of --reps\n"
+    "         runs (5; 3 with --quick), against the targets. --csv writes\n"
+    "         every figure, --plot draws PNG charts with gnuplot, --only\n"
+    "         runs some workloads. Under mpirun the mpi workload runs on\n"
+    "         the ranks.\n";
 
 /* A usage error: the message (fmt NULL: none, getopt_long has said what is
    wrong) and a hint, on stderr. Returns 2, the exit status. */

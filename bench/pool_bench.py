@@ -8,9 +8,10 @@ Run by the bench as a child, one workload at a time:
     python3 pool_bench.py WORKLOAD [--reps R] [--workers W] [...]
 
 and prints one line per system and parameter: the system ("pool" or
-"threadpool"), the parameter, then the seconds of each repetition. Lines
-starting with # are comments. The uneven workload also prints
-"ideal N SECONDS", the sum of its items' costs.
+"threadpool"; for kill, "pool-METHOD" per start method), the parameter,
+then the seconds of each repetition. Lines starting with # are comments.
+The uneven workload also prints "ideal N SECONDS", the sum of its items'
+costs.
 """
 import argparse
 import random
@@ -173,11 +174,57 @@ def large(a):
                        a.reps))
 
 
+def hang_init(started):
+    global _started
+    _started = started
+
+
+def hang(i):
+    """A task that never returns, once it has counted itself running."""
+    with _started.get_lock():
+        _started.value += 1
+    while True:
+        time.sleep(3600)
+
+
+def kill(a):
+    """Pool.terminate() then join() with every worker in a hung task, in
+    each start method: Python's Pool has no kill of one task. The clock
+    starts once every hung task runs; a repetition's figure is the median
+    of its calls."""
+    import multiprocessing
+    for method in ("fork", "spawn", "forkserver"):
+        if method not in multiprocessing.get_all_start_methods():
+            continue
+        ctx = multiprocessing.get_context(method)
+        reps = []
+        for _ in range(a.reps):
+            calls = []
+            for _ in range(a.calls):
+                started = ctx.Value("i", 0)
+                p = ctx.Pool(a.workers, initializer=hang_init,
+                             initargs=(started,))
+                p.map_async(hang, range(a.workers), chunksize=1)
+                until = now() + 60
+                while started.value < a.workers:
+                    if now() > until:
+                        sys.exit("pool_bench.py: kill: the hung tasks never "
+                                 "started")
+                    time.sleep(0.0005)
+                t0 = now()
+                p.terminate()
+                p.join()
+                calls.append(now() - t0)
+            reps.append(statistics.median(calls))
+        emit("pool-" + method, "terminate", reps)
+
+
 WORKLOADS = {
     "sleep": sleep_cell,
     "cpu": cpu_cell,
     "trivial": trivial,
     "latency": latency,
+    "kill": kill,
     "open": open_close,
     "uneven": uneven,
     "large": large,

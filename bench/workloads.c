@@ -1011,6 +1011,12 @@ const struct bench_workload bench_workloads[] = {
      "cancelling a long map: microseconds from mproc_task_cancel until "
      "mproc_task_wait returns (mproc only)",
      "median over one item's time (items running finish first)", cancel},
+    {"kill",
+     "stopping hung items, one per worker of 2: milliseconds from "
+     "mproc_task_kill until mproc_task_wait returns, and until the pool has "
+     "mapped again; from mproc_pool_terminate (Python: Pool.terminate() and "
+     "join()) until it returns",
+     "time over mproc_pool_terminate's", bench_kill},
     {"open", "opening and closing a pool: milliseconds", NULL, open_close},
     {"large_open",
      "opening and closing 8 process workers from a large caller (the "

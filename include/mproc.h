@@ -298,12 +298,14 @@ typedef struct mproc_options {
        worker that replaces another. A nonzero return during
        mproc_pool_open fails the open with MPROC_EINIT (MPROC_ETIMEDOUT if
        it ran past options.timeout). In a replacement, a failure (nonzero,
-       crash, timeout) is retried with backoff (1 ms doubling to 8 s); after
-       five failures in a row the items the replacement was to take over
-       are marked MPROC_EINIT, and while no worker at all is alive every
-       unfinished item is; the pool is not broken, and serves again as
-       soon as a worker starts. A replacement the system refuses to fork
-       is retried the same way (items: the -errno, MPROC_EAGAIN). */
+       crash, timeout) is retried with backoff (1 ms doubling to 8 s), and
+       the items the replacement was to take over go to the workers alive
+       instead. Once no worker is alive and every one has failed to start
+       five times in a row, every unfinished item is marked MPROC_EINIT
+       (its wstatus: how the last start ended); the pool is not broken,
+       and serves again as soon as a worker starts. A replacement the
+       system refuses to fork is treated the same way (items: the -errno,
+       MPROC_EAGAIN, wstatus 0). */
     int (*init)(void *arg);
     /* Passed to init and fini. */
     void *init_arg;

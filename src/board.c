@@ -45,8 +45,10 @@
  * A death in RUNNING is exact: the done prefix gets its record, the running
  * item is marked crashed (or timed out, if the supervisor condemned it), and
  * the rest of the chunk is left in the slot for the worker that replaces the
- * dead one ("inherit"). A batch job's worker runs several items in one call,
- * and says so in `batch_end`; a death there is made exact by its
+ * dead one ("inherit"; should that replacement fail to start, the
+ * supervisor moves the work to a live worker's slot, where it is taken up
+ * the same way: take_up). A batch job's worker runs several items in one
+ * call, and says so in `batch_end`; a death there is made exact by its
  * replacement (run_batch). A death in CLAIMING or FINISHING falls between a
  * fetch-add and the store that would have recorded its result, a window of a
  * few instructions that only a kill from outside can hit. The supervisor then
@@ -498,46 +500,67 @@ static void idle(struct mproc__worker *wk, uint32_t e)
     atomic_fetch_sub_explicit(&b->sleepers, 1, memory_order_relaxed);
 }
 
-int mproc__work(struct mproc__worker *wk)
+/*
+ * Take up the work the supervisor left in this worker's slot, if any: the
+ * rest of a dead predecessor's chunk, or an offer of what a replacement
+ * that could not start was to take over (supervisor.c, rehome). It is run
+ * as a claimed chunk would be; returns whether there was any.
+ */
+static bool take_up(struct mproc__worker *wk)
 {
     struct mproc__board *b = wk->b;
     struct mproc__slot *s = &b->slots[wk->w];
+    /* Acquire: pairs with the supervisor's release of inherit
+       (mproc__slot_bequeath), after the inh_ words read next. */
+    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
+        return false;
+    struct mproc__inheritance in = mproc__slot_inheritance(s);
+    struct mproc__claim c = {
+        .j = &b->jobs[(in.job - 1) % MPROC__RING],
+        .id = in.job,
+        .start = in.start,
+        .end = in.end,
+    };
+    unsigned buf = 0;
+    if (c.j->reduce && b->isolated)
+        buf = atomic_load_explicit(&mproc__partial(c.j, wk->w)->buf,
+                                   memory_order_relaxed);
+    mproc__slot_hold(s, in.job, in.start, in.end, 0, buf);
+    /* A batch that died inside a run: that run again, item by item (see
+       run_batch). */
+    wk->careful = in.batch_end;
+    /* RUNNING before inherit is cleared, both seq_cst: a reconciling
+       supervisor reads them in the other order, with seq_cst loads
+       (repair.c, held_range), so it sees the range as inherited or as
+       running, never neither; and after a death between the two it finds
+       the slot RUNNING over its inheritance (repair.c, mproc__take_back).
+       The RUNNING store's release half publishes the hold, as take's. */
+    atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_seq_cst);
+    atomic_store_explicit(&s->inherit, 0, memory_order_seq_cst);
+    enter_chunk(b, s, c.j, in.job);
+    settle(wk, &c);
+    return true;
+}
 
-    /* Acquire: pairs with the supervisor's release store of inherit
-       (repair.c, repair_running and refill), after the hold read below. */
-    if (atomic_load_explicit(&s->inherit, memory_order_acquire)) {
-        uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
-        struct mproc__claim c = {
-            .j = &b->jobs[(id - 1) % MPROC__RING],
-            .id = id,
-            .start = atomic_load_explicit(&s->start, memory_order_relaxed),
-            .end = atomic_load_explicit(&s->end, memory_order_relaxed),
-        };
-        /* A batch that died inside a run: that run again, item by item
-           (see run_batch). */
-        wk->careful = atomic_load_explicit(&s->batch_end, memory_order_relaxed);
-        atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
-        /* RUNNING before inherit is cleared, both seq_cst: a reconciling
-           supervisor reads them in the other order, with seq_cst loads
-           (repair.c, held_range), so it sees the range as inherited or as
-           running, never neither. */
-        atomic_store_explicit(&s->state, MPROC__RUNNING, memory_order_seq_cst);
-        atomic_store_explicit(&s->inherit, 0, memory_order_seq_cst);
-        enter_chunk(b, s, c.j, id);
-        settle(wk, &c);
-    }
+int mproc__work(struct mproc__worker *wk)
+{
+    struct mproc__board *b = wk->b;
     for (;;) {
         /* Acquire of epoch: pairs with the poster's seq_cst bump (submit.c,
-           wake_workers), so the scan sees the tail of every post counted in
-           e; a later post changes epoch, and idle() will not sleep on e.
-           Acquire of closing: pairs with the store of closing at close
-           (threads.c, mproc__threads_stop; processes.c, stop); it publishes
-           nothing the worker reads, so this is stronger than needed. */
+           wake_workers) or the supervisor's (supervisor.c, rehome), so the
+           scan sees the tail of every post counted in e, and take_up an
+           offer made before the bump; a later post or offer changes epoch,
+           and idle() will not sleep on e. Acquire of closing: pairs with
+           the store of closing at close (threads.c, mproc__threads_stop;
+           processes.c, stop); it publishes nothing the worker reads, so
+           this is stronger than needed. */
         uint32_t e = atomic_load_explicit(&b->epoch, memory_order_acquire);
         if (atomic_load_explicit(&b->closing, memory_order_acquire))
             return MPROC__WORK_CLOSED;
         if (b->max_items && !wk->budget)
             return MPROC__WORK_RETIRE;
+        if (take_up(wk))
+            continue;
         struct mproc__claim c;
         if (claim(wk, &c))
             settle(wk, &c);

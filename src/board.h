@@ -258,7 +258,8 @@ enum {
 /*
  * A worker's slot. The first line is written only by the worker in the slot
  * (or by the supervisor once that worker is dead, or before its replacement
- * starts); the second by the supervisor.
+ * starts); the second by the supervisor, but for the worker's clearing of
+ * `inherit`.
  */
 struct mproc__slot {
     alignas(MPROC__LINE) _Atomic uint32_t state;
@@ -274,14 +275,21 @@ struct mproc__slot {
     _Atomic uint64_t failed;    /* items of [start, commit) that failed */
     _Atomic uint64_t deadline;  /* ns of the running item's limit; KILLED */
     _Atomic uint64_t batch_end; /* RUNNING a batch: [commit, batch_end) are
-                                   inside the call; for an inheritor: run
-                                   up to here one item per call; else 0 */
+                                   inside the call; else 0 */
     _Atomic uint64_t live;      /* job id while running a chunk of it; with
                                    MPROC__LIVE_KILL, condemned by a kill */
 
     alignas(MPROC__LINE) _Atomic int32_t pid;
-    _Atomic uint32_t inherit; /* 1: job/start/end is work left by the
-                                     worker this one replaces */
+    /* 1: the inh_ words hold work for the worker in this slot to take up
+       before any claim: what a dead worker left (its replacement's), or
+       what the supervisor moved here from a slot whose replacement could
+       not start (an offer to a live worker). Written, with the inh_ words,
+       only by the supervisor while it is 0, and cleared by the worker
+       that takes the work up (board.c, take_up). */
+    _Atomic uint32_t inherit;
+    _Atomic uint64_t inh_job, inh_start, inh_end;
+    _Atomic uint64_t inh_batch_end; /* a batch's items below it run one per
+                                       call (run.c, careful); else 0 */
 
     /* MPROC_OUT_BYTES in a process pool: this slot's region of the pool's
        results file (data.c). head and alloc are written by the worker in
@@ -449,6 +457,48 @@ static inline void mproc__slot_hold(struct mproc__slot *s, uint64_t job,
 }
 
 /*
+ * Work a dead worker left for another to take up: items [start, end) of job
+ * `job`, of which those below batch_end (a batch job's run in which it died)
+ * run one item per call.
+ */
+struct mproc__inheritance {
+    uint64_t job, start, end, batch_end;
+};
+
+/*
+ * Slot s's inheritance, which the supervisor writes while `inherit` is 0
+ * and publishes by setting it; the worker in the slot reads it once it has
+ * acquired `inherit`. Release: pairs with that acquire (board.c, take_up;
+ * workers.c, worker_main).
+ */
+static inline void mproc__slot_bequeath(struct mproc__slot *s,
+                                        const struct mproc__inheritance *in)
+{
+    assert(in->job && in->start < in->end &&
+           !atomic_load_explicit(&s->inherit, memory_order_relaxed));
+    atomic_store_explicit(&s->inh_job, in->job, memory_order_relaxed);
+    atomic_store_explicit(&s->inh_start, in->start, memory_order_relaxed);
+    atomic_store_explicit(&s->inh_end, in->end, memory_order_relaxed);
+    atomic_store_explicit(&s->inh_batch_end, in->batch_end,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->inherit, 1, memory_order_release);
+}
+
+/* The inh_ words of slot s; read after an acquire of `inherit` (or by the
+   supervisor, which wrote them). */
+static inline struct mproc__inheritance
+mproc__slot_inheritance(struct mproc__slot *s)
+{
+    return (struct mproc__inheritance){
+        .job = atomic_load_explicit(&s->inh_job, memory_order_relaxed),
+        .start = atomic_load_explicit(&s->inh_start, memory_order_relaxed),
+        .end = atomic_load_explicit(&s->inh_end, memory_order_relaxed),
+        .batch_end =
+            atomic_load_explicit(&s->inh_batch_end, memory_order_relaxed),
+    };
+}
+
+/*
  * The start handshake, the same for every kind: a worker that has run init
  * (err 0) or failed (err, the first of which the open returns) counts
  * itself in `ready` and wakes the opener. Release: pairs with the opener's
@@ -479,13 +529,19 @@ void mproc__cancel_job(struct mproc__board *b, struct mproc__job *j);
 /* ---- repair after a death (repair.c) -------------------------------- */
 
 bool mproc__repair_running(struct mproc__board *b, int w, int wstatus);
+bool mproc__take_back(struct mproc__board *b, int w, uint32_t state,
+                      struct mproc__inheritance *out);
 void mproc__abandon(struct mproc__board *b, int w, int code, int wstatus);
+void mproc__abandon_inheritance(struct mproc__board *b,
+                                const struct mproc__inheritance *in, int code,
+                                int wstatus);
 void mproc__abandon_all(struct mproc__board *b, int code);
 void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
                         bool (*alive)(void *), void *arg);
 bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                       const struct mproc__dead *dead, int ndead,
-                      const bool *alive);
+                      const bool *alive, const struct mproc__inheritance *kept,
+                      int nkept);
 
 /*
  * The gaps that ranges rs[0..n) leave in [0, top), in order, each handed to

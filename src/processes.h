@@ -26,11 +26,17 @@ struct super {
     bool *alive;
     bool *held;         /* waits for reconciliation before respawn */
     int *fails;         /* failed starts in a row */
-    int *cause;         /* the last failed start's code (MPROC_EINIT, -errno) */
+    int cause;          /* the last failed start's code (MPROC_EINIT, -errno) */
+    int cause_ws;       /* and its wait status (0: the fork was refused) */
     uint64_t close_at;  /* closing: when workers still alive are killed */
     uint64_t *retry_at; /* 0: no respawn due */
     struct mproc__dead *dead;
     int ndead;
+    /* Inheritances that no worker took up (its start failed, or it died
+       first), until a live worker's slot or a new worker's takes them
+       (supervisor.c, rehome). */
+    struct mproc__inheritance *orphans;
+    int norphans, orphans_cap;
     /* Job control: time stopped does not count toward a limit. A deadline
        seen when the supervisor was continued is extended by how long it
        had not looked (extra), until the slot's deadline changes. */

@@ -3,11 +3,11 @@
  * whoever finishes it (board.c, "Crashes", says what each slot state
  * promises), and a task whose pool broke keeps what finished.
  *
- * Who runs here: the supervisor of a process pool (repair_running, abandon,
- * reconcile), and the caller (release_job before it frees a job's memory;
- * salvage once the pool broke). Both work over ranges of items
- * (struct mproc__range) and ask one question of them, which items no range
- * covers (mproc__gaps).
+ * Who runs here: the supervisor of a process pool (repair_running,
+ * take_back, abandon, reconcile), and the caller (release_job before it
+ * frees a job's memory; salvage once the pool broke). Both work over ranges
+ * of items (struct mproc__range) and ask one question of them, which items
+ * no range covers (mproc__gaps).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -47,6 +47,8 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
     atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
     atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
+    /* The fold so far is in the buffer commit names: the slot's next
+       worker goes on from it (board.c, take and take_up). */
     if (j->reduce)
         atomic_store_explicit(&mproc__partial(j, w)->buf,
                               mproc__commit_buf(commit), memory_order_relaxed);
@@ -75,42 +77,68 @@ bool mproc__repair_running(struct mproc__board *b, int w, int wstatus)
        one item per call, so that a crash that comes again is on one item,
        and this code marks that one. A timeout runs one item per call. */
     if (batch_end > cur + 1 && batch_end <= hold && !late) {
-        mproc__slot_hold(s, id, cur, hold, 0, mproc__commit_buf(commit));
-        atomic_store_explicit(&s->batch_end, batch_end, memory_order_relaxed);
-        /* Release: as below. */
-        atomic_store_explicit(&s->inherit, 1, memory_order_release);
+        mproc__slot_bequeath(
+            s, &(struct mproc__inheritance){id, cur, hold, batch_end});
         return true;
     }
     mproc__fail_range(j, cur, 1, late ? MPROC_ETIMEDOUT : MPROC_ECRASHED,
                       wstatus, true);
     if (cur + 1 >= hold)
         return false;
-    mproc__slot_hold(s, id, cur + 1, hold, 0, mproc__commit_buf(commit));
-    /* Release: pairs with the replacement's acquire of inherit (board.c,
-       mproc__work), which then reads the hold. */
-    atomic_store_explicit(&s->inherit, 1, memory_order_release);
+    mproc__slot_bequeath(s, &(struct mproc__inheritance){id, cur + 1, hold, 0});
     return true;
 }
 
-/* Give up on the work inherited by slot w: mark it with code (and wstatus,
-   how the start that could not take it over ended). */
+/*
+ * Worker w died in `state`: take back the inheritance its slot holds and it
+ * never took up (an offer it had not reached, or what it was to take over as
+ * a replacement whose start failed), into *out, and clear the slot for the
+ * repair of what it held itself. Returns whether there was one. A worker
+ * that died taking its inheritance up (take_up, board.c: it stores RUNNING
+ * over the range, then clears inherit) is RUNNING over that very range:
+ * its chunk now, which mproc__repair_running repairs, so none is taken
+ * back. No other chunk can start where an inheritance does: each item is
+ * held by one range at a time.
+ */
+bool mproc__take_back(struct mproc__board *b, int w, uint32_t state,
+                      struct mproc__inheritance *out)
+{
+    struct mproc__slot *s = &b->slots[w];
+    /* Relaxed: the worker is dead, its last stores ordered before this by
+       waitpid, and the inh_ words were written by this process. */
+    if (!atomic_load_explicit(&s->inherit, memory_order_relaxed))
+        return false;
+    *out = mproc__slot_inheritance(s);
+    atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
+    return !(state == MPROC__RUNNING &&
+             atomic_load_explicit(&s->job, memory_order_relaxed) == out->job &&
+             atomic_load_explicit(&s->start, memory_order_relaxed) ==
+                 out->start);
+}
+
+/* Give up on inheritance `in`: mark its items with code (and wstatus, how
+   the start that could not take it over ended). */
+void mproc__abandon_inheritance(struct mproc__board *b,
+                                const struct mproc__inheritance *in, int code,
+                                int wstatus)
+{
+    struct mproc__job *j = &b->jobs[(in->job - 1) % MPROC__RING];
+    mproc__fail_range(j, in->start, in->end - in->start, code, wstatus,
+                      b->isolated);
+}
+
+/* Give up on the work inherited by slot w, whose worker is dead. */
 void mproc__abandon(struct mproc__board *b, int w, int code, int wstatus)
 {
     struct mproc__slot *s = &b->slots[w];
-    /* Acquire: pairs with the release of inherit in repair_running and
-       refill (here, by this same supervisor) and with its seq_cst clearing
-       by a replacement (board.c, mproc__work), which is dead or never ran by
-       now, its death ordered by waitpid. Stronger than needed: the hold
-       read next was written by this process. */
-    if (!atomic_load_explicit(&s->inherit, memory_order_acquire))
+    /* Relaxed: inherit and the inh_ words were last written by this
+       supervisor, or inherit cleared by the slot's worker, whose death
+       waitpid ordered before this. */
+    if (!atomic_load_explicit(&s->inherit, memory_order_relaxed))
         return;
-    uint64_t id = atomic_load_explicit(&s->job, memory_order_relaxed);
-    struct mproc__job *j = &b->jobs[(id - 1) % MPROC__RING];
-    uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
-    uint64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
+    struct mproc__inheritance in = mproc__slot_inheritance(s);
     atomic_store_explicit(&s->inherit, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->batch_end, 0, memory_order_relaxed);
-    mproc__fail_range(j, start, end - start, code, wstatus, b->isolated);
+    mproc__abandon_inheritance(b, &in, code, wstatus);
 }
 
 /* Mark every unclaimed item of every queued job with code (the pool can run
@@ -213,24 +241,26 @@ static void counted_first(const struct mproc__dead *dead, int *fins, int nf,
 }
 
 /*
- * The range of job `id` that slot w holds (running, finishing or
- * inherited), or an empty one. A live worker may move on while its slot is
- * read: the reading is repeated until two agree. Returns false if they never
- * do (call again later).
+ * The ranges of job `id` that slot w holds, into r[0..*nr): the chunk its
+ * live worker runs or finishes, and the inheritance waiting in the slot (a
+ * live worker's slot may hold both: an offer it has not reached yet). A
+ * live worker may move on while its slot is read: the reading is repeated
+ * until two agree. Returns false if they never do (call again later).
  */
 static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
-                       struct mproc__range *r)
+                       struct mproc__range r[2], size_t *nr)
 {
     struct mproc__slot *s = &b->slots[w];
     for (int tries = 0; tries < 1000; tries++) {
-        /* inherit first: a replacement stores RUNNING, then clears it,
-           both seq_cst (board.c, mproc__work), and these two loads are
-           seq_cst too, so the range is seen as inherited or as running.
-           The state's acquire half pairs with the worker's release (or
-           seq_cst) stores of the state after its hold (take, settle), so
-           job, start and end are at least that hold. Those three are
-           seq_cst only to keep every load of the double reading in its
-           place; acquire would do. */
+        /* inherit first: a worker taking its inheritance up stores RUNNING
+           over it, then clears inherit, both seq_cst (board.c, take_up),
+           and these two loads are seq_cst too, so the range is seen as
+           inherited or as running. The inh_ words need no order: only this
+           supervisor writes them. The state's acquire half pairs with the
+           worker's release (or seq_cst) stores of the state after its hold
+           (take, take_up, settle), so job, start and end are at least that
+           hold. Those three are seq_cst only to keep every load of the
+           double reading in its place; acquire would do. */
         bool inherited =
             atomic_load_explicit(&s->inherit, memory_order_seq_cst);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_seq_cst);
@@ -240,9 +270,6 @@ static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
            records a cancelled chunk in two parts (board.c, settle), and
            the rest is still its own until recorded. */
         uint64_t end = atomic_load_explicit(&s->hold, memory_order_seq_cst);
-        bool held =
-            (live && (st == MPROC__RUNNING || st == MPROC__FINISHING)) ||
-            inherited;
         if (atomic_load_explicit(&s->state, memory_order_seq_cst) != st ||
             atomic_load_explicit(&s->job, memory_order_seq_cst) != job ||
             atomic_load_explicit(&s->start, memory_order_seq_cst) != start ||
@@ -250,8 +277,16 @@ static bool held_range(struct mproc__board *b, int w, bool live, uint64_t id,
             mproc__relax();
             continue;
         }
-        *r = held && job == id ? (struct mproc__range){start, end}
-                               : (struct mproc__range){0, 0};
+        size_t k = 0;
+        if (live && (st == MPROC__RUNNING || st == MPROC__FINISHING) &&
+            job == id)
+            r[k++] = (struct mproc__range){start, end};
+        if (inherited) {
+            struct mproc__inheritance in = mproc__slot_inheritance(s);
+            if (in.job == id)
+                r[k++] = (struct mproc__range){in.start, in.end};
+        }
+        *nr = k;
         return true;
     }
     return false;
@@ -307,7 +342,8 @@ void mproc__release_job(struct mproc__board *b, uint32_t js, uint64_t id,
 
 static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
                       const struct mproc__dead *dead, int ndead,
-                      const bool *alive);
+                      const bool *alive, const struct mproc__inheritance *kept,
+                      int nkept);
 
 /*
  * Reconcile job slot js after workers died inside a window (see "Crashes").
@@ -328,7 +364,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
  */
 bool mproc__reconcile(struct mproc__board *b, uint32_t js,
                       const struct mproc__dead *dead, int ndead,
-                      const bool *alive)
+                      const bool *alive, const struct mproc__inheritance *kept,
+                      int nkept)
 {
     struct mproc__job *j = &b->jobs[js];
     /* seq_cst, the count in readers and the look at gone: the other half of
@@ -344,7 +381,7 @@ bool mproc__reconcile(struct mproc__board *b, uint32_t js,
     else if (atomic_load_explicit(&j->gone, memory_order_seq_cst) == id)
         done = true; /* harvested: it had nothing left to reconcile */
     else
-        done = reconcile(b, js, id, dead, ndead, alive);
+        done = reconcile(b, js, id, dead, ndead, alive, kept, nkept);
     /* Release, at least: pairs with mproc__release_job's seq_cst load of
        readers, so every read of the job's memory here comes before the
        caller frees it. */
@@ -374,16 +411,11 @@ static void refill(void *ctx, uint64_t at, uint64_t upto)
             f->next++;
         if (f->next < f->ndead) {
             int w = f->dead[f->next++].w;
-            struct mproc__slot *s = &f->b->slots[w];
-            unsigned buf =
-                f->j->reduce
-                    ? atomic_load_explicit(&mproc__partial(f->j, w)->buf,
-                                           memory_order_relaxed)
-                    : 0;
-            mproc__slot_hold(s, f->id, at, at + len, 0, buf);
-            /* Release: pairs with the replacement's acquire of inherit
-               (board.c, mproc__work), which then reads the range. */
-            atomic_store_explicit(&s->inherit, 1, memory_order_release);
+            /* The slot is free of any inheritance: what it held when its
+               worker died was taken back (mproc__take_back), and it has had
+               no worker since. */
+            mproc__slot_bequeath(&f->b->slots[w], &(struct mproc__inheritance){
+                                                      f->id, at, at + len, 0});
         } else {
             /* More gaps than dead workers: never seen, but never hang. */
             mproc__fail_range(f->j, at, len, MPROC_ECRASHED, 0, true);
@@ -394,7 +426,8 @@ static void refill(void *ctx, uint64_t at, uint64_t upto)
 
 static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
                       const struct mproc__dead *dead, int ndead,
-                      const bool *alive)
+                      const bool *alive, const struct mproc__inheritance *kept,
+                      int nkept)
 {
     struct mproc__job *j = &b->jobs[js];
     uint64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
@@ -422,7 +455,8 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
        ranges of dead finishers whose lengths add up to that, in any order,
        and the others are finished anew. */
     int *fins = malloc(((size_t)ndead + 1) * sizeof *fins);
-    struct mproc__range *rs = malloc(((size_t)b->workers + 1) * sizeof *rs);
+    struct mproc__range *rs =
+        malloc((2 * ((size_t)b->workers + 1) + (size_t)nkept) * sizeof *rs);
     if (!fins || !rs) {
         free(fins);
         free(rs);
@@ -460,16 +494,21 @@ static bool reconcile(struct mproc__board *b, uint32_t js, uint64_t id,
     /* Claimed items below top that nothing covers were claimed by the dead
        (a claimer's whole chunk; or the cancelled tail of a finisher's).
        Coverage: chunks held (running or finishing) or inherited, read from
-       the slots first, then the sealed records. Each gap goes to one of the
-       dead workers' slots, for its replacement. */
+       the slots first, the inheritances the supervisor keeps for a live
+       worker (`kept`), then the sealed records. Each gap goes to one of
+       the dead workers' slots, for its replacement. */
     size_t nr = 0;
     for (int w = 0; takers && w <= b->workers; w++) {
-        if (!held_range(b, w, w == b->workers || alive[w], id, &rs[nr])) {
+        size_t got;
+        if (!held_range(b, w, w == b->workers || alive[w], id, &rs[nr], &got)) {
             free(rs);
             return false;
         }
-        nr += rs[nr].end > rs[nr].start;
+        nr += got;
     }
+    for (int i = 0; takers && i < nkept; i++)
+        if (kept[i].job == id)
+            rs[nr++] = (struct mproc__range){kept[i].start, kept[i].end};
     /* Live workers go on finishing while this runs: every record counted
        by now is read, this reconciliation's own included. seq_cst as the
        reads above; acquire would do (pairs with the fetch-adds of fin in

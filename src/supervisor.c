@@ -15,7 +15,17 @@
  * SIGCHLD, so it learns of a worker's death at once. It reaps the worker
  * (being its parent, no pid it holds can be reused before), reads its slot
  * and repairs the board (repair.c; board.c: "Crashes"), then forks a
- * replacement, which inherits what the dead worker left of its chunk. Items
+ * replacement, which inherits what the dead worker left of its chunk.
+ *
+ * A replacement that cannot start (its init fails or times out, or the
+ * system refuses its fork) is retried with backoff; what it was to take
+ * over is taken back into `orphans` and offered to a live worker, in that
+ * worker's slot (rehome), which takes it up before its next claim (board.c,
+ * take_up). A worker that dies with an offer it never reached hands it
+ * back the same way. Only once no worker is alive and every slot has failed
+ * GIVE_UP starts in a row is the work given up, with the cause's code.
+ *
+ * Items
  * running past options.timeout are condemned by a compare-and-swap on the
  * slot's deadline (the worker's own CAS, when the item returns, decides the
  * race) and killed. The ppoll deadline is the nearest item deadline, and at
@@ -41,8 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Failed starts in a row before a slot's inherited work, or with no worker
-   alive all work, is given up with the cause's code. */
+/* Failed starts in a row of every slot, with no worker alive, before the
+   work on the board is given up with the cause's code. */
 #define GIVE_UP 5
 
 /* How a spawned worker that never reached the board ended, as a code: its
@@ -61,6 +71,10 @@ static int spawn_failure(const struct super *z, int st)
         return MPROC_ENOMEM;
     return 0;
 }
+
+/* How soon to offer again inheritances that found no live worker's slot
+   free of an offer (rehome). */
+#define REOFFER_NS 1000000
 
 static bool opened(struct super *z)
 {
@@ -85,6 +99,78 @@ static uint64_t backoff(int fails)
     return (UINT64_C(1) << f) * 1000000 / 2;
 }
 
+/* Keep inheritance `in` until a worker takes it up (rehome, supervise). */
+static void keep(struct super *z, const struct mproc__inheritance *in)
+{
+    if (z->norphans == z->orphans_cap) {
+        int cap = z->orphans_cap ? 2 * z->orphans_cap : 4;
+        struct mproc__inheritance *more =
+            realloc(z->orphans, (size_t)cap * sizeof *more);
+        if (!more) {
+            /* Never seen; the items must not wait for memory for ever. */
+            mproc__abandon_inheritance(z->b, in, MPROC_ENOMEM, 0);
+            return;
+        }
+        z->orphans = more;
+        z->orphans_cap = cap;
+    }
+    z->orphans[z->norphans++] = *in;
+}
+
+/* Give up on every inheritance kept. */
+static void drop_orphans(struct super *z, int code, int wstatus)
+{
+    for (int i = 0; i < z->norphans; i++)
+        mproc__abandon_inheritance(z->b, &z->orphans[i], code, wstatus);
+    z->norphans = 0;
+}
+
+/*
+ * Offer the kept inheritances to live workers whose slots hold none: an
+ * idle worker first, then a busy one (it takes the offer up after its
+ * chunk), then one still in init (after its init, or never: then it comes
+ * back here). A worker takes an offer up before it claims anything more
+ * (board.c, take_up); one that dies first hands it back (on_death). Only
+ * this process moves work between slots and this list, so a
+ * reconciliation, which runs here too, sees each range in one place.
+ */
+static void rehome(struct super *z)
+{
+    struct mproc__board *b = z->b;
+    if (!z->norphans || !opened(z))
+        return;
+    bool offered = false;
+    for (int pass = 0; pass < 3 && z->norphans; pass++) {
+        for (int w = 0; w < z->W && z->norphans; w++) {
+            struct mproc__slot *s = &b->slots[w];
+            /* Acquire: pairs with the worker's seq_cst clearing of inherit
+               (board.c, take_up), after its reads of the inh_ words that
+               mproc__slot_bequeath now overwrites. */
+            if (!z->alive[w] ||
+                atomic_load_explicit(&s->inherit, memory_order_acquire))
+                continue;
+            uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            bool fits = pass == 0 ? st == MPROC__IDLE
+                        : pass == 1
+                            ? st == MPROC__CLAIMING || st == MPROC__RUNNING ||
+                                  st == MPROC__FINISHING
+                            : st == MPROC__INIT;
+            if (!fits)
+                continue;
+            mproc__slot_bequeath(s, &z->orphans[--z->norphans]);
+            offered = true;
+        }
+    }
+    if (offered) {
+        /* seq_cst: as a post's bump (submit.c, wake_workers), against idle's
+           count of sleepers and look at epoch (board.c); every sleeper is
+           woken anyway. Its release half publishes the offers to a worker
+           that acquires the new epoch (board.c, mproc__work). */
+        atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
+        mproc__futex_wake(&b->epoch, INT_MAX, true);
+    }
+}
+
 /* Worker w has exited with wait status st: repair the board and decide when
    it is replaced. */
 static void on_death(struct super *z, int w, int st)
@@ -102,6 +188,13 @@ static void on_death(struct super *z, int w, int st)
 
     z->alive[w] = false;
     atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
+    /* An inheritance the worker never took up (an offer it had not reached,
+       or, in a replacement that failed to start, the work it was to take
+       over) goes to a live worker instead (rehome), and the slot is free
+       for what this death leaves. */
+    struct mproc__inheritance in;
+    if (mproc__take_back(b, w, state, &in))
+        keep(z, &in);
 
     switch (state) {
     case MPROC__INIT: {
@@ -133,11 +226,11 @@ static void on_death(struct super *z, int w, int st)
         }
         /* A replacement whose init failed (returned nonzero, crashed, or
            ran past options.timeout), or a spawned one that could not take
-           its place: retry, more slowly each time, but do not let the work
-           it inherited wait on it for ever. */
-        z->cause[w] = spawn_err ? spawn_err : MPROC_EINIT;
-        if (++z->fails[w] >= GIVE_UP)
-            mproc__abandon(b, w, z->cause[w], st);
+           its place: retry, more slowly each time. What it was to take
+           over was taken back above, for the live workers. */
+        z->cause = spawn_err ? spawn_err : MPROC_EINIT;
+        z->cause_ws = st;
+        z->fails[w]++;
         break;
     }
     case MPROC__RUNNING:
@@ -191,7 +284,8 @@ static bool reconcile(struct super *z)
         for (int k = 0; k < z->ndead; k++)
             if (z->dead[k].js == js)
                 same[ns++] = z->dead[k];
-        if (!mproc__reconcile(z->b, js, same, ns, z->alive)) {
+        if (!mproc__reconcile(z->b, js, same, ns, z->alive, z->orphans,
+                              z->norphans)) {
             i++;
             continue;
         }
@@ -303,12 +397,14 @@ static void kills(struct super *z)
     }
 }
 
-/* Is anything on the board or in a worker's hands? Work a replacement
-   inherited counts too: nothing but its start (no submit, no poke) will set
-   it running. */
+/* Is anything on the board or in a worker's hands? Work inherited or kept
+   for a worker counts too: nothing but a start or an offer (no submit, no
+   poke) will set it running. */
 static bool busy(struct super *z)
 {
     struct mproc__board *b = z->b;
+    if (z->norphans)
+        return true;
     /* seq_cst: called after the seq_cst store of z_idle (supervise), the
        other half of the pair with publish's seq_cst store of tail then
        poke's seq_cst load of z_idle (submit.c, processes.c). A head at the
@@ -334,18 +430,20 @@ static bool busy(struct super *z)
 
 /* No worker is alive and none could be started GIVE_UP times in a row:
    fail the work on the board with the cause's code (MPROC_EINIT, or the
-   system's refusal of a process) rather than let it hang, and keep trying
-   to start workers, with backoff: the pool is not broken, and serves again
-   once a worker starts. Work posted meanwhile fails at the next look. */
+   system's refusal of a process) and wait status rather than let it hang,
+   and keep trying to start workers, with backoff: the pool is not broken,
+   and serves again once a worker starts. Work posted meanwhile fails at
+   the next look. */
 static void give_up_if_hopeless(struct super *z)
 {
     for (int w = 0; w < z->W; w++)
         if (z->alive[w] || z->fails[w] < GIVE_UP)
             return;
     struct mproc__board *b = z->b;
+    drop_orphans(z, z->cause, z->cause_ws);
     for (int w = 0; w < z->W; w++)
-        mproc__abandon(b, w, z->cause[w], 0);
-    mproc__abandon_all(b, z->cause[0]);
+        mproc__abandon(b, w, z->cause, z->cause_ws);
+    mproc__abandon_all(b, z->cause);
 }
 
 /* Closing: workers end by themselves once idle (the caller waited for
@@ -420,19 +518,37 @@ static _Noreturn void supervise(struct super *z)
         /* Acquire: pairs with the caller's seq_cst store of closing
            (processes.c, stop); stronger than needed, as in on_death. */
         bool closing = atomic_load_explicit(&b->closing, memory_order_acquire);
+        if (closing)
+            drop_orphans(z, MPROC_ECANCELED, 0);
+        /* Kept work goes to the live workers first, and only what none
+           can take goes with a new worker below. */
+        rehome(z);
         bool live = false;
         for (int w = 0; w < z->W; w++) {
             live |= z->alive[w];
             if (!z->alive[w] && !z->held[w] && z->retry_at[w] && !closing &&
                 !atomic_load_explicit(&b->broken, memory_order_relaxed)) {
                 if (z->retry_at[w] <= now) {
+                    /* With no live worker to take them up, kept work goes
+                       with a new worker, which takes it up as it starts.
+                       Relaxed: the slot has had no worker since this
+                       process last wrote inherit (or waitpid ordered the
+                       dead worker's clearing of it). */
+                    struct mproc__slot *s = &b->slots[w];
+                    if (z->norphans && !atomic_load_explicit(
+                                           &s->inherit, memory_order_relaxed))
+                        mproc__slot_bequeath(s, &z->orphans[--z->norphans]);
                     int err = mproc__spawn(z, w);
                     if (err) {
                         /* Refused a process: the same backoff and the
-                           same giving up as an init that fails. */
-                        z->cause[w] = err;
-                        if (++z->fails[w] >= GIVE_UP)
-                            mproc__abandon(b, w, err, 0);
+                           same giving up as an init that fails; what the
+                           new worker was to take over waits for another. */
+                        struct mproc__inheritance in;
+                        if (mproc__take_back(b, w, MPROC__FREE, &in))
+                            keep(z, &in);
+                        z->cause = err;
+                        z->cause_ws = 0;
+                        z->fails[w]++;
                         z->retry_at[w] = now + backoff(z->fails[w]) + 1;
                     } else {
                         live = true;
@@ -451,7 +567,13 @@ static _Noreturn void supervise(struct super *z)
             if (!wake || at < wake)
                 wake = at;
         } else {
+            /* What a refused fork left is offered at once. */
+            rehome(z);
             give_up_if_hopeless(z);
+            /* Work kept while every live worker's slot holds an offer:
+               offer it again once one has taken its offer up. */
+            if (z->norphans && live && (!wake || wake > now + REOFFER_NS))
+                wake = now + REOFFER_NS;
         }
 
         /* The shortest item limit of any job posted so far: a job that
@@ -528,13 +650,12 @@ static _Noreturn void run(struct super *z)
     z->alive = calloc(W, sizeof *z->alive);
     z->held = calloc(W, sizeof *z->held);
     z->fails = calloc(W, sizeof *z->fails);
-    z->cause = calloc(W, sizeof *z->cause);
     z->seen_d = calloc(W, sizeof *z->seen_d);
     z->extra = calloc(W, sizeof *z->extra);
     z->retry_at = calloc(W, sizeof *z->retry_at);
     z->dead = calloc(W, sizeof *z->dead);
-    if (!z->pid || !z->alive || !z->held || !z->fails || !z->cause ||
-        !z->retry_at || !z->dead || !z->seen_d || !z->extra) {
+    if (!z->pid || !z->alive || !z->held || !z->fails || !z->retry_at ||
+        !z->dead || !z->seen_d || !z->extra) {
         fail_open(z, MPROC_ENOMEM);
         _exit(1);
     }

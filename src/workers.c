@@ -86,9 +86,9 @@ _Noreturn void mproc__worker_body(const mproc_options *o,
                                                       memory_order_relaxed))
         for (;;)
             pause(); /* condemned: the kill is on its way */
-    /* Acquire: pairs with the supervisor's release of inherit (repair.c),
-       made before this worker was started (the fork or the exec orders it
-       anyway); release: pairs with the supervisor's acquire of the state
+    /* Acquire: pairs with the supervisor's release of inherit (repair.c,
+       supervisor.c), made before this worker was started (the fork or the
+       exec orders it anyway); release: pairs with the supervisor's acquire of the state
        when this worker dies (on_death), though an IDLE slot holds nothing
        to publish. */
     if (!atomic_load_explicit(&s->inherit, memory_order_acquire))

@@ -33,7 +33,7 @@ else()
 endif()
 find_program(PYTHON3 python3)
 if(PYTHON3)
-  list(APPEND systems "Python Pool" "Python ThreadPool")
+  list(APPEND systems "Python Pool" "Python ThreadPool" "Python Pool (fork)")
 else()
   message(STATUS "python3 not found: the Python rows are not checked")
 endif()
@@ -50,7 +50,8 @@ endforeach()
 
 # Every workload has a table and rows in the CSV; the shared arena is in
 # each workload with per-item data.
-foreach(wl sleep cpu trivial latency cancel open large_open uneven large run)
+foreach(wl sleep cpu trivial latency cancel kill open large_open uneven large
+    run)
   string(REGEX MATCH "\n${wl}," row "${csv}")
   if(NOT row)
     message(FATAL_ERROR "bench.csv has no rows of workload '${wl}':\n${csv}")

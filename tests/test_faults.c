@@ -533,116 +533,276 @@ static void init_runs_in_every_worker(void **state)
     munmap((void *)inits, 4096);
 }
 
-/* The system refuses every fork of a worker after the first two. */
-static _Atomic int *forks_left;
+/*
+ * Replacements that cannot start. A worker crashes in the middle of its
+ * chunk; the rest of the chunk is its replacement's to take over, but the
+ * replacement's init fails, or the system refuses its fork. While another
+ * worker lives, that one takes the rest over: the map ends with every
+ * other item's result, the slot keeps trying to start a worker with
+ * backoff, and the pool maps on. Only when no worker lives and none can
+ * start do items get the cause's code (MPROC_EINIT, or the fork's -errno).
+ */
 
+/* Shared with every process of the pool: mapped before it opens. */
+struct starts {
+    _Atomic int forks;  /* forks allowed before refusals (refuse_forks) */
+    _Atomic int inits;  /* init calls (init_fails_later) */
+    _Atomic int failed; /* init calls that failed */
+    int good;           /* init calls that succeed: those of the opening */
+    double stall;       /* seconds a failing init takes before it fails */
+};
+static struct starts *starts;
+
+static struct starts *starts_map(int forks, int good, double stall)
+{
+    struct starts *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(st != MAP_FAILED);
+    atomic_store(&st->forks, forks);
+    st->good = good;
+    st->stall = stall;
+    return st;
+}
+
+/* The system refuses every fork of a worker once `forks` are spent. */
 static int refuse_forks(void)
 {
-    return atomic_fetch_sub(forks_left, 1) > 0 ? 0 : -EAGAIN;
+    return atomic_fetch_sub(&starts->forks, 1) > 0 ? 0 : -EAGAIN;
+}
+
+/* The first `good` starts succeed; every later one (a replacement's) fails
+   after `stall` seconds. */
+static int init_fails_later(void *arg)
+{
+    struct starts *st = arg;
+    if (atomic_fetch_add(&st->inits, 1) < st->good)
+        return 0;
+    if (st->stall > 0)
+        usleep((useconds_t)(st->stall * 1e6));
+    atomic_fetch_add(&st->failed, 1);
+    return 1;
+}
+
+/* Map n items with `chunk`, those listed in segv crashing their workers,
+   and check every item (run_checked): each crashed one MPROC_ECRASHED with
+   SIGSEGV, every other with its result; none with a replacement's cause. */
+static void map_with_crashes(mproc_pool *p, size_t n, size_t chunk,
+                             const int *segv, int nsegv)
+{
+    struct item it[60];
+    int status[60], ws[60];
+    assert_true(n <= 60);
+    plain_items(it, n);
+    for (int k = 0; k < nsegv; k++)
+        it[segv[k]].op = SEGV;
+    assert_int_equal(run_checked(p, it, n, chunk, status, ws), nsegv);
+    for (int k = 0; k < nsegv; k++)
+        assert_true(WIFSIGNALED(ws[segv[k]]) &&
+                    WTERMSIG(ws[segv[k]]) == SIGSEGV);
 }
 
 static void replacement_that_cannot_be_forked(void **state)
 {
     (void)state;
     tu_default_signals();
-    forks_left = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    atomic_store(forks_left, 2);
+    struct tu_held before = tu_held();
+    starts = starts_map(2, 0, 0);
     mproc__test_fork = refuse_forks;
     mproc_pool *p = open_opts((mproc_options){.workers = 2});
-    /* A crash with a chunk left over whose replacement is never forked:
-       the map ends (it stalled for as long as fork failed), the leftover
-       marked with the refusal, and the other worker maps on. */
+    /* Item 3 crashes its worker with items 4..9 of its chunk left: no
+       replacement is ever forked, and the other worker takes them over
+       (before: they waited through five refusals, then MPROC_EAGAIN). */
+    map_with_crashes(p, 30, 10, (int[]){3}, 1);
     struct item it[30];
-    long out[30];
-    int status[30];
+    int status[30], ws[30];
     plain_items(it, 30);
-    it[0].op = SEGV;
-    int r = mproc_map(p, &(mproc_job){.fn = faulty,
-                                      .in = it,
-                                      .in_size = sizeof it[0],
-                                      .out = out,
-                                      .out_size = sizeof out[0],
-                                      .n = 30,
-                                      .chunk = 10,
-                                      .status = status});
-    assert_int_equal(status[0], MPROC_ECRASHED);
-    int bad = 0;
-    for (int i = 1; i < 30; i++) {
-        if (status[i] == 0)
-            assert_int_equal(out[i], 2L * i);
-        else
-            assert_int_equal(status[i], MPROC_EAGAIN), bad++;
-    }
-    assert_int_equal(r, bad + 1);
-    plain_items(it, 30);
-    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
-                                               .in = it,
-                                               .in_size = sizeof it[0],
-                                               .out = out,
-                                               .out_size = sizeof out[0],
-                                               .n = 30,
-                                               .status = status}),
-                     0);
-    mproc_pool_close(p);
+    assert_int_equal(run_checked(p, it, 30, 0, status, ws), 0);
+    assert_int_equal(mproc_pool_close(p), 0);
     mproc__test_fork = NULL;
-    munmap((void *)forks_left, 4096);
-}
-
-static int init_fails_later(void *arg)
-{
-    /* The first three starts succeed, every later one fails. */
-    return atomic_fetch_add((_Atomic int *)arg, 1) >= 3;
+    tu_assert_released(before);
+    munmap(starts, 4096);
 }
 
 static void replacement_that_cannot_start(void **state)
 {
     (void)state;
     tu_default_signals();
-    _Atomic int *n = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     struct tu_held before = tu_held();
+    starts = starts_map(0, 3, 0);
     mproc_pool *p = open_opts((mproc_options){
-        .workers = 3, .init = init_fails_later, .init_arg = (void *)n});
-    /* One crash with a chunk left over: its replacement never starts, yet
-       the map ends, the leftover marked with the cause (MPROC_EINIT: not a
-       crash of its own, nor the supervisor's death) rather than lost, and
-       the pool goes on mapping on the workers it has. */
+        .workers = 3, .init = init_fails_later, .init_arg = starts});
+    /* One crash with a chunk left over: its replacement never starts, and
+       the live workers take the leftover over (before: MPROC_EINIT after
+       five failed starts); the pool goes on mapping on the workers it has. */
+    map_with_crashes(p, 30, 10, (int[]){0}, 1);
     struct item it[30];
-    long out[30];
-    int status[30];
+    int status[30], ws[30];
     plain_items(it, 30);
-    it[0].op = SEGV;
-    int r = mproc_map(p, &(mproc_job){.fn = faulty,
-                                      .in = it,
-                                      .in_size = sizeof it[0],
-                                      .out = out,
-                                      .out_size = sizeof out[0],
-                                      .n = 30,
-                                      .chunk = 10,
-                                      .status = status});
-    assert_true(r >= 1);
-    assert_int_equal(status[0], MPROC_ECRASHED);
-    int bad = 0;
-    for (int i = 1; i < 30; i++) {
-        if (status[i] == 0)
-            assert_int_equal(out[i], 2L * i);
-        else
-            assert_int_equal(status[i], MPROC_EINIT), bad++;
-    }
-    assert_int_equal(r, bad + 1);
-    plain_items(it, 30);
+    assert_int_equal(run_checked(p, it, 30, 0, status, ws), 0);
+    assert_int_equal(mproc_pool_close(p), 0);
+    tu_assert_released(before);
+    munmap(starts, 4096);
+}
+
+static void add_long(void *acc, const void *r, void *arg)
+{
+    (void)arg;
+    *(long *)acc += *(const long *)r;
+}
+
+/* Two workers, one crashes mid-chunk, and its replacement's init fails every
+   time, slowly: the live worker takes the rest over at the first failure,
+   rather than after the fifth, and its fold counts it. */
+static void live_worker_takes_over_from_failed_replacement(void **state)
+{
+    (void)state;
+    tu_default_signals();
+    struct tu_held before = tu_held();
+    starts = starts_map(0, 2, 0.05 * tu_slow());
+    mproc_pool *p = open_opts((mproc_options){
+        .workers = 2, .init = init_fails_later, .init_arg = starts});
+    struct item it[20];
+    long out[20], acc = 0;
+    int status[20], ws[20];
+    plain_items(it, 20);
+    it[3].op = SEGV;
     assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
                                                .in = it,
                                                .in_size = sizeof it[0],
                                                .out = out,
                                                .out_size = sizeof out[0],
-                                               .n = 30,
-                                               .status = status}),
-                     0);
-    mproc_pool_close(p);
+                                               .n = 20,
+                                               .chunk = 10,
+                                               .status = status,
+                                               .wstatus = ws,
+                                               .reduce = add_long,
+                                               .acc = &acc}),
+                     1);
+    /* Read at once: the failed slot goes on trying in the background. */
+    int failed = atomic_load(&starts->failed);
+    long sum = 0;
+    for (int i = 0; i < 20; i++) {
+        if (i == 3)
+            continue;
+        if (status[i] != 0)
+            fail_msg("item %d: status %d (%s), want 0", i, status[i],
+                     mproc_strerror(status[i]));
+        assert_int_equal(out[i], 2L * i);
+        sum += 2L * i;
+    }
+    assert_int_equal(status[3], MPROC_ECRASHED);
+    assert_true(WIFSIGNALED(ws[3]) && WTERMSIG(ws[3]) == SIGSEGV);
+    assert_int_equal(acc, sum);
+    /* Each failed start takes 0.05 s: five of them (the old giving up)
+       would take 0.25 s, one is enough now. */
+    if (failed >= 5)
+        fail_msg("the map waited for %d failed starts", failed);
+    plain_items(it, 20);
+    assert_int_equal(run_checked(p, it, 20, 0, status, ws), 0);
+    assert_int_equal(mproc_pool_close(p), 0);
     tu_assert_released(before);
-    munmap((void *)n, 4096);
+    munmap(starts, 4096);
+}
+
+/* Three workers, two crash mid-chunk and neither can be replaced: the one
+   left takes both leftovers over, one after the other. */
+static void one_live_worker_takes_over_two_leftovers(void **state)
+{
+    (void)state;
+    tu_default_signals();
+    struct tu_held before = tu_held();
+    starts = starts_map(0, 3, 0);
+    mproc_pool *p = open_opts((mproc_options){
+        .workers = 3, .init = init_fails_later, .init_arg = starts});
+    /* Two crashes in two chunks: two workers die, whichever claimed them,
+       and the third runs everything else. */
+    map_with_crashes(p, 30, 10, (int[]){3, 13}, 2);
+    struct item it[30];
+    int status[30], ws[30];
+    plain_items(it, 30);
+    assert_int_equal(run_checked(p, it, 30, 0, status, ws), 0);
+    assert_int_equal(mproc_pool_close(p), 0);
+    tu_assert_released(before);
+    munmap(starts, 4096);
+}
+
+/* Both workers crash and no replacement can start (init fails, or the fork
+   is refused): what is left, and every later job, gets the cause's code,
+   with the last failed start's wait status, and the pool still closes. */
+static void no_worker_can_start(bool refuse)
+{
+    tu_default_signals();
+    struct tu_held before = tu_held();
+    starts = starts_map(2, 2, 0);
+    if (refuse)
+        mproc__test_fork = refuse_forks;
+    mproc_pool *p =
+        open_opts((mproc_options){.workers = 2,
+                                  .init = refuse ? NULL : init_fails_later,
+                                  .init_arg = starts});
+    int cause = refuse ? MPROC_EAGAIN : MPROC_EINIT;
+    struct item it[20];
+    long out[20];
+    int status[20], ws[20];
+    plain_items(it, 20);
+    it[3].op = SEGV;
+    it[13].op = SEGV;
+    int r = mproc_map(p, &(mproc_job){.fn = faulty,
+                                      .in = it,
+                                      .in_size = sizeof it[0],
+                                      .out = out,
+                                      .out_size = sizeof out[0],
+                                      .n = 20,
+                                      .chunk = 10,
+                                      .status = status,
+                                      .wstatus = ws});
+    int bad = 0;
+    for (int i = 0; i < 20; i++) {
+        if (i == 3 || i == 13) {
+            assert_int_equal(status[i], MPROC_ECRASHED);
+        } else if (status[i] == 0) {
+            assert_int_equal(out[i], 2L * i);
+        } else {
+            if (status[i] != cause)
+                fail_msg("item %d: status %d (%s), want 0 or %s", i, status[i],
+                         mproc_strerror(status[i]), mproc_strerror(cause));
+            /* how the last start ended: init's failure exit, or no fork */
+            if (refuse)
+                assert_int_equal(ws[i], 0);
+            else
+                assert_true(WIFEXITED(ws[i]) && WEXITSTATUS(ws[i]) != 0);
+            bad++;
+        }
+    }
+    /* What followed the second crash in its chunk had no worker at all. */
+    assert_true(bad >= 6);
+    assert_int_equal(r, bad + 2);
+    plain_items(it, 20);
+    assert_int_equal(mproc_map(p, &(mproc_job){.fn = faulty,
+                                               .in = it,
+                                               .in_size = sizeof it[0],
+                                               .n = 20,
+                                               .status = status}),
+                     20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(status[i], cause);
+    assert_true(tu_supervisor() > 0);
+    assert_int_equal(mproc_pool_close(p), 0);
+    mproc__test_fork = NULL;
+    tu_assert_released(before);
+    munmap(starts, 4096);
+}
+
+static void no_worker_can_start_init_fails(void **state)
+{
+    (void)state;
+    no_worker_can_start(false);
+}
+
+static void no_worker_can_start_fork_refused(void **state)
+{
+    (void)state;
+    no_worker_can_start(true);
 }
 
 /* ---- the caller's death ---- */
@@ -1514,6 +1674,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(init_runs_in_every_worker),
         cmocka_unit_test(replacement_that_cannot_start),
         cmocka_unit_test(replacement_that_cannot_be_forked),
+        cmocka_unit_test(live_worker_takes_over_from_failed_replacement),
+        cmocka_unit_test(one_live_worker_takes_over_two_leftovers),
+        cmocka_unit_test(no_worker_can_start_init_fails),
+        cmocka_unit_test(no_worker_can_start_fork_refused),
         cmocka_unit_test(caller_death_idle),
         cmocka_unit_test(caller_death_busy),
         cmocka_unit_test(opener_thread_may_exit),

@@ -10,13 +10,17 @@
  *   stress [--maps N] [--items N] [--workers N] [--seed S] [--timeout SEC]
  *          [--points MASK]   (window kills only at these hook points)
  *          [--start fork|spawn]
+ *          [--init-fails PCT] (a replacement's init fails PCT% of the time:
+ *                              live workers take its work over; an item
+ *                              may then also be MPROC_EINIT, never run,
+ *                              when for a while no worker could start)
  *
  * A map that outlives its bound is a hang: the watchdog prints the board as
  * it stands (job slots, worker slots, the job's records) and fails the run
  * at once, instead of leaving ctest to time out with nothing said.
  *
  * ctest runs a short round; docs/reliability.md gives the long one.
- * Linked with the hooked library (src/internal.h, "Test hooks").
+ * Linked with the hooked library (src/board.h, "Test hooks").
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -105,6 +109,11 @@ static void window_kill(int point)
         raise(SIGKILL);
 }
 
+/* Replacements' inits fail this often (percent); set once the pools are
+   open, in memory shared with them, so that the opening's inits succeed. */
+static _Atomic int *init_fails;
+static int init_fail_pct;
+
 /* A spawned worker (--start spawn) has none of the caller's memory: it maps
    the counters from the descriptor the environment names, and sets the
    window-kill hook and its points itself. */
@@ -127,7 +136,7 @@ static int worker_init(void *arg)
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
     signal(SIGSEGV, SIG_DFL);
     signal(SIGABRT, SIG_DFL);
-    return 0;
+    return rand() % 100 < atomic_load(init_fails);
 }
 
 static void map_counters(int fd, size_t items)
@@ -137,6 +146,7 @@ static void map_counters(int fd, size_t items)
     if (m == MAP_FAILED)
         return;
     kills_left = (_Atomic int *)(void *)m;
+    init_fails = kills_left + 1;
     runs = (_Atomic int *)(void *)(m + 4096);
 }
 
@@ -233,11 +243,12 @@ static void dump_board(const struct mproc__board *b)
         fprintf(stderr,
                 "  %s %d: pid %d %s js %u job %" PRIu64 " [%" PRIu64 ", %" PRIu64
                 ") commit %" PRIu64 " failed %" PRIu64 " deadline %" PRIu64
-                " inherit %u\n",
+                " inherit %u [%" PRIu64 ", %" PRIu64 ") of %" PRIu64 "\n",
                 w < b->workers ? "worker" : "caller's slot", w, (int)LD(s->pid),
                 st < sizeof state_name / sizeof *state_name ? state_name[st] : "?",
                 LD(s->js), LD(s->job), LD(s->start), LD(s->end), LD(s->commit) >> 1,
-                LD(s->failed), LD(s->deadline), LD(s->inherit));
+                LD(s->failed), LD(s->deadline), LD(s->inherit),
+                LD(s->inh_start), LD(s->inh_end), LD(s->inh_job));
     }
 }
 
@@ -287,6 +298,10 @@ static int check(const struct batch *bt, int r, int map, bool killed)
             }
             continue;
         }
+        if (init_fail_pct && bt->status[i] == MPROC_EINIT && ran == 0) {
+            failed++;
+            continue;
+        }
         failed += want != 0;
         if (ran > 1 || (!want && ran != 1)) {
             fprintf(stderr, "map %d item %zu op %d: ran %d times\n", map, i,
@@ -334,6 +349,8 @@ int main(int argc, char **argv)
                   !strcmp(argv[i + 1], "spawn")))
             start = argv[i + 1][0] == 's' ? MPROC_START_SPAWN
                                           : MPROC_START_FORK;
+        else if (!strcmp(argv[i], "--init-fails"))
+            init_fail_pct = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "stress: unknown option %s\n", argv[i]);
             return 2;
@@ -376,6 +393,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    atomic_store(init_fails, init_fail_pct);
     int r;
     pthread_t dog;
     if (pthread_create(&dog, NULL, watchdog, NULL)) {
