@@ -1012,13 +1012,18 @@ static void small_pool_under_256_mib_of_address_space(void **state)
         struct rlimit rl = {256 << 20, 256 << 20};
         if (setrlimit(RLIMIT_AS, &rl))
             _exit(2);
-        for (int k = 0; k < 2; k++) {
+        /* Threads, processes forked, processes spawned (fresh runs,
+           under the same limit, map the same region). */
+        for (int k = 0; k < 3; k++) {
             mproc_pool *pool;
             int r = mproc_pool_open(
-                &pool, &(mproc_options){.kind = tu_kinds[k], .workers = 2});
+                &pool, &(mproc_options){.kind = tu_kinds[k % 2],
+                                        .workers = 2,
+                                        .start = k == 2 ? MPROC_START_SPAWN
+                                                        : MPROC_START_FORK});
             if (r) {
-                fprintf(stderr, "open (%s): %s\n", tu_kind_name(tu_kinds[k]),
-                        mproc_strerror(r));
+                fprintf(stderr, "open (%s, %d): %s\n",
+                        tu_kind_name(tu_kinds[k % 2]), k, mproc_last_error());
                 _exit(3);
             }
             long in[1000], out[1000];
