@@ -45,9 +45,10 @@
  * (above). Each piece in flight has its own pair of buffers. Two receives
  * posted for the same rank and tag match its answers in the order they
  * were posted (MPI's non-overtaking rule), which is the order of the
- * pieces, so the proxy takes them, and their DATA, in order. Cancel is seen before each piece
- * is sent; pieces sent run, and are taken, before the claim is settled, so
- * that no answer outlives it.
+ * pieces, so the proxy takes them, and their DATA, in order. Cancel is
+ * seen before each piece is sent; pieces sent run, and are taken, before
+ * the claim is settled, so that no answer outlives it (a cancel thus lets
+ * run what is on its way on both of a rank's lanes).
  *
  * What crosses: a function as (loaded object, offset) (linux/code.c), found
  * again on the other side in the same program; arg and a reduction's
