@@ -53,7 +53,9 @@ struct mproc__kind;
 struct mproc_pool {
     mproc_options opt;
     const struct mproc__kind *kind; /* kind.h */
-    int workers;
+    int workers;   /* slots on the board, each a worker (or an MPI proxy) */
+    int size;      /* mproc_pool_size, when not `workers`: an MPI pool's
+                    ranks, each served by more than one proxy (mpi.c) */
     bool isolated; /* kind->isolated */
     pid_t owner;   /* process that opened the pool */
     struct mproc__board *board;

@@ -20,10 +20,25 @@
 #define PROXY_NAP_NS 200000
 #define IDLE_NAP_NS  1000000
 #define MSG_BYTES    (8u << 20) /* a chunk is sent in pieces of about this */
-#define IN_FLIGHT    2          /* pieces on the way to a rank at once */
+#define IN_FLIGHT    2          /* pieces of a claim on the way at once */
 #define PIECES       2          /* a claim goes in at least this many */
+#define CLAIMS       2          /* claims a rank holds at once: its lanes */
 
-enum { TAG_JOB = 0x6d70, TAG_CHUNK, TAG_RESULT, TAG_STOP, TAG_DATA };
+/* Each lane of a rank (one conversation: JOB, CHUNKs, their RESULTs and
+   DATA) has tags of its own, lane_tag(TAG_x, lane); STOP is the rank's. */
+enum {
+    TAG_JOB = 0x6d70,
+    TAG_CHUNK,
+    TAG_RESULT,
+    TAG_DATA,
+    LANE_TAGS = 4,
+    TAG_STOP = TAG_JOB + CLAIMS * LANE_TAGS
+};
+
+static inline int lane_tag(int tag, int lane)
+{
+    return tag + lane * LANE_TAGS;
+}
 
 enum {
     HAS_OUT = 1,    /* results come back item by item */
@@ -40,15 +55,18 @@ enum {
 #define SECTION(x) MPROC__ALIGN_UP(x, MPROC__LINE)
 
 /* JOB: followed by arg_size bytes of arg, then, with FOLD_THERE, out_size
-   bytes of the reduction's identity. */
+   bytes of the reduction's identity. `id` is the job's, so that a rank
+   whose lanes both take it says once that its function is missing. */
 struct job_msg {
+    uint64_t id;
     uint64_t in_size, out_size, arg_size;
     uint32_t flags, data; /* data: mproc_job.flags */
     struct mproc__code fn, reduce;
 };
 
-/* CHUNK: one piece of a claim, answered by one RESULT; a rank may have
-   IN_FLIGHT of them waiting, and answers them in the order they came.
+/* CHUNK: one piece of a claim, answered by one RESULT; a lane may have
+   IN_FLIGHT of them waiting, and the rank answers them in the order they
+   came (each lane's in its own order, the lanes' pieces as they came).
    Followed by len * in_size bytes of items; with MPROC_IN_STRINGS
    or MPROC_IN_BYTES, by len runs instead, each a 16-byte header (its size)
    then its bytes, padded to 16 (a string's run holds its NUL).

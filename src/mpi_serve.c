@@ -5,6 +5,11 @@
  * their DATA), until rank 0 closes the pool with STOP; then it runs fini,
  * finalises MPI and exits, never returning to the program.
  *
+ * Its CLAIMS lanes are conversations apart, told by their tags: each has
+ * its own job, and its answers go with its own tags. The rank takes the
+ * messages as they come, whatever their lane, so that a claim queued on
+ * one lane runs as soon as the other's is answered.
+ *
  * Who runs here: the rank's one thread. Shared: nothing but messages.
  */
 #include "mpi.h"
@@ -15,8 +20,12 @@
 
 /* The pool's private communicator, while this rank serves. */
 static MPI_Comm comm = MPI_COMM_NULL;
+/* The last job whose missing function this rank has said (both lanes may
+   take it). */
+static uint64_t said;
 
 struct served {
+    int lane;
     mproc_fn fn;
     mproc_batch_fn batch; /* IS_BATCH: fn's place holds this */
     void (*reduce)(void *, const void *, void *);
@@ -55,7 +64,8 @@ static void take_job(struct served *s, const char *buf, int rank)
     free(s->arg);
     free(s->identity);
     free(s->scratch);
-    *s = (struct served){.in_size = m->in_size,
+    *s = (struct served){.lane = s->lane,
+                         .in_size = m->in_size,
                          .out_size = m->out_size,
                          .flags = m->flags,
                          .data = m->data,
@@ -70,13 +80,15 @@ static void take_job(struct served *s, const char *buf, int rank)
     s->fn = (mproc_fn)mproc__code_find(&m->fn);
     if (s->fn && (m->flags & IS_BATCH))
         s->batch = (mproc_batch_fn)(void (*)(void))s->fn;
-    if (!s->fn)
+    if (!s->fn && said != m->id)
         fprintf(
             stderr,
             "mproc: rank %d: no function at %s+%#llx in this build of the "
             "program (another binary?); its items fail with MPROC_ENOTSUP\n",
             rank, m->fn.object[0] ? m->fn.object : "(main program)",
             (unsigned long long)m->fn.offset);
+    if (!s->fn)
+        said = m->id;
     if (m->flags & FOLD_THERE) {
         s->reduce = (void (*)(void *, const void *, void *))mproc__code_find(
             &m->reduce);
@@ -134,7 +146,8 @@ static void send_results(struct served *s, const uint64_t *sizes, uint64_t len)
             }
             from = s->dbuf;
         }
-        MPI_Send(from, (int)total, MPI_BYTE, 0, TAG_DATA, comm);
+        MPI_Send(from, (int)total, MPI_BYTE, 0, lane_tag(TAG_DATA, s->lane),
+                 comm);
     }
     for (uint64_t k = 0; k < len; k++)
         free(s->res[k].data);
@@ -235,7 +248,8 @@ static void run_chunk(struct served *s, const char *buf, char **rbuf,
     if (bytes_out)
         for (uint64_t k = 0; k < len; k++)
             ((uint64_t *)(void *)out)[k] = s->res[k].size;
-    MPI_Send(*rbuf, (int)rsize, MPI_BYTE, 0, TAG_RESULT, comm);
+    MPI_Send(*rbuf, (int)rsize, MPI_BYTE, 0, lane_tag(TAG_RESULT, s->lane),
+             comm);
     if (bytes_out && s->fn)
         send_results(s, (const uint64_t *)(const void *)out, len);
 }
@@ -255,7 +269,9 @@ _Noreturn void mproc__mpi_serve(MPI_Comm *world, int rank, bool working)
 {
     comm = *world;
     mproc__sleep_precisely();
-    struct served s = {0};
+    struct served s[CLAIMS] = {0};
+    for (int l = 0; l < CLAIMS; l++)
+        s[l].lane = l;
     char *buf = NULL, *rbuf = NULL;
     size_t cap = 0, rcap = 0;
     for (;;) {
@@ -273,23 +289,29 @@ _Noreturn void mproc__mpi_serve(MPI_Comm *world, int rank, bool working)
         MPI_Get_count(&st, MPI_BYTE, &count);
         grow(&buf, &cap, count ? (size_t)count : 1);
         MPI_Recv(buf, count, MPI_BYTE, 0, st.MPI_TAG, comm, MPI_STATUS_IGNORE);
-        if (st.MPI_TAG == TAG_JOB && working)
-            take_job(&s, buf, rank);
-        else if (st.MPI_TAG == TAG_CHUNK && working)
-            run_chunk(&s, buf, &rbuf, &rcap);
-        else if (st.MPI_TAG == TAG_STOP)
+        if (st.MPI_TAG == TAG_STOP)
             break;
+        int l = (st.MPI_TAG - TAG_JOB) / LANE_TAGS;
+        int what = st.MPI_TAG - l * LANE_TAGS;
+        if (l < 0 || l >= CLAIMS || !working)
+            continue;
+        if (what == TAG_JOB)
+            take_job(&s[l], buf, rank);
+        else if (what == TAG_CHUNK)
+            run_chunk(&s[l], buf, &rbuf, &rcap);
     }
     const mproc_options *o = &mproc__self_pool->opt;
     if (working && o->fini)
         o->fini(o->init_arg);
-    free(s.arg);
-    free(s.identity);
-    free(s.scratch);
-    free(s.items);
-    free(s.dbuf);
-    free(s.res);
-    free(s.runs);
+    for (int l = 0; l < CLAIMS; l++) {
+        free(s[l].arg);
+        free(s[l].identity);
+        free(s[l].scratch);
+        free(s[l].items);
+        free(s[l].dbuf);
+        free(s[l].res);
+        free(s[l].runs);
+    }
     free(buf);
     free(rbuf);
     mproc__mpi_retire(world);

@@ -319,8 +319,9 @@ int mproc_pool_size(const mproc_pool *pool)
 {
     if (mproc__foreign_pool(pool))
         return foreign("mproc_pool_size");
-    return pool ? pool->workers
-                : mproc__fail(MPROC_EINVAL, "mproc_pool_size: pool is NULL");
+    if (!pool)
+        return mproc__fail(MPROC_EINVAL, "mproc_pool_size: pool is NULL");
+    return pool->size ? pool->size : pool->workers;
 }
 
 /* May this thread use the pool? Not a worker of it (it would wait for

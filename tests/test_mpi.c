@@ -85,7 +85,10 @@ static void items_run_on_the_other_ranks(void **state)
                                                   .n = N,
                                                   .chunk = 1}),
                      0);
-    int workers = mproc_pool_size(pool), seen[64] = {0};
+    int workers = mproc_pool_size(pool), seen[64] = {0}, size = 0;
+    /* The pool's size is its ranks, however many proxies serve them. */
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    assert_int_equal(workers, size - 1);
     for (int i = 0; i < N; i++) {
         if (w[i].pid == (int)rank0)
             fail_msg("item %d ran on rank 0", i);
@@ -825,6 +828,72 @@ static void next_piece_waits_at_the_rank(void **state)
                  "not sent until it was answered");
 }
 
+/* On its rank, the last item of the job's first chunk (items 0 to 3) looks
+   for a message from rank 0 that waits behind it, for up to 10 s: its own
+   chunk has no piece left, so it can only be the next claim's. */
+static int sees_next_claim(const void *in, void *out, void *arg)
+{
+    (void)in, (void)arg;
+    int waits = 0;
+    for (int k = 0; mproc_item_index() == 3 && !waits && k < 10000; k++) {
+        PMPI_Iprobe(0, MPI_ANY_TAG, served, &waits, MPI_STATUS_IGNORE);
+        if (!waits)
+            usleep(1000);
+    }
+    if (mproc_item_index() != 3)
+        usleep(1000);
+    *(int *)out = waits;
+    return 0;
+}
+
+/* A rank holds two claims: while it runs one, the next one's pieces are on
+   their way, so that it never waits for a round trip between claims. */
+static void next_claim_waits_at_the_rank(void **state)
+{
+    (void)state;
+    size_t n = 4 * 16 * (size_t)mproc_pool_size(pool);
+    int *out = calloc(n, sizeof *out);
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = sees_next_claim,
+                                                  .out = out,
+                                                  .out_size = sizeof *out,
+                                                  .n = n,
+                                                  .chunk = 4}),
+                     0);
+    if (!out[3])
+        fail_msg("the last item of a chunk ran with nothing behind it at "
+                 "its rank: the rank's next claim waited for its answer");
+    free(out);
+}
+
+/* Where an item ran, after 100 ms. */
+static int locate_slowly(const void *in, void *out, void *arg)
+{
+    usleep(100000);
+    return locate(in, out, arg);
+}
+
+/* A rank takes a second claim only once every rank has one: as many slow
+   items as ranks, one a claim, run one on each rank. */
+static void first_claims_one_to_a_rank(void **state)
+{
+    (void)state;
+    int ranks = mproc_pool_size(pool);
+    struct where w[64];
+    assert_true(ranks <= 64);
+    assert_int_equal(mproc_map(pool, &(mproc_job){.fn = locate_slowly,
+                                                  .out = w,
+                                                  .out_size = sizeof *w,
+                                                  .n = (size_t)ranks,
+                                                  .chunk = 1}),
+                     0);
+    for (int a = 0; a < ranks; a++)
+        for (int b = a + 1; b < ranks; b++)
+            if (w[a].pid == w[b].pid)
+                fail_msg("items %d and %d both ran on worker %d, with %d "
+                         "ranks",
+                         a, b, w[a].worker, ranks);
+}
+
 enum { TAG_STARTED = 77, TAG_GO };
 
 /* Item 0 tells rank 0 it runs, item 1 waits for rank 0's go (on the
@@ -947,6 +1016,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(result_needs_the_flag),
         cmocka_unit_test(batch_on_the_ranks),
         cmocka_unit_test(next_piece_waits_at_the_rank),
+        cmocka_unit_test(next_claim_waits_at_the_rank),
+        cmocka_unit_test(first_claims_one_to_a_rank),
         cmocka_unit_test(cancel_with_pieces_in_flight),
         cmocka_unit_test(one_mpi_pool_a_run),
     };
