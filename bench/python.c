@@ -83,6 +83,17 @@ static bool parse(char *line, struct bench_py *r)
     return r->n > 0;
 }
 
+/* Every line of buf that parses, into rows[0..max): how many. */
+static int parse_lines(char *buf, struct bench_py *rows, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line && n < max;
+         line = strtok_r(NULL, "\n", &save))
+        n += parse(line, &rows[n]);
+    return n;
+}
+
 enum { CHILD_OK, CHILD_NOT_STARTED, CHILD_LATE, CHILD_FAILED };
 
 /* Run argv with its stdout into buf (NUL-terminated), for at most `limit`
@@ -155,12 +166,7 @@ int bench_probe(const struct bench *b, int workers, struct bench_py *rows,
         *why = "mproc-open-probe failed (see its error above)";
         return -1;
     }
-    int n = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(buf, "\n", &save); line && n < max;
-         line = strtok_r(NULL, "\n", &save))
-        n += parse(line, &rows[n]);
-    return n;
+    return parse_lines(buf, rows, max);
 }
 
 bool bench_python_version(char *buf, size_t size)
@@ -197,10 +203,5 @@ int bench_python(const struct bench *b, const char *workload, const char *args,
                                  : "pool_bench.py failed (see its error above)";
         return -1;
     }
-    int n = 0;
-    char *save2 = NULL;
-    for (char *line = strtok_r(buf, "\n", &save2); line && n < max;
-         line = strtok_r(NULL, "\n", &save2))
-        n += parse(line, &rows[n]);
-    return n;
+    return parse_lines(buf, rows, max);
 }
