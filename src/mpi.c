@@ -30,11 +30,16 @@
  * (take_lane) on the rank that holds the fewest, so that a job's first
  * claims go one to a rank and the second to a rank comes only once each
  * has one; the rank then finds the next claim's pieces waiting when it
- * answers the last of its current one. The cost: at the end of a job a
- * rank may still hold a queued claim while another has none (at most one
- * claim's work, about TARGET_NS). The board measures a claim from its
- * claim to its settling, which includes the claim ahead of it at the rank,
- * so it is asked for CLAIMS times TARGET_NS.
+ * answers the last of its current one. Among ranks that hold as few, the
+ * one given a claim last takes it: a run of small maps stays on one rank,
+ * which answers from its first, quick looks, while the others sleep
+ * their longer naps (on a machine whose ranks share its cores, maps that
+ * take turns keep every rank and proxy polling, each taking the CPU the
+ * others need). The cost: at the end of a job a rank may still hold a
+ * queued claim while another has none (at most one claim's work, about
+ * TARGET_NS). The board measures a claim from its claim to its settling,
+ * which includes the claim ahead of it at the rank, so it is asked for
+ * CLAIMS times TARGET_NS.
  *
  * Pieces in flight. A claimed chunk goes to the rank in pieces, at least
  * PIECES of them and each at most a message's worth (MSG_BYTES), IN_FLIGHT
@@ -78,9 +83,10 @@
 /* One of a rank's CLAIMS conversations with rank 0, held by one proxy at
    a time, for one claim (see "Two claims a rank"). */
 struct lane {
-    int rank, l;   /* the rank, and which of its lanes (its tags) */
-    bool busy;     /* a proxy holds it: under the.lock */
-    uint64_t sent; /* id of the job the rank holds for this lane */
+    int rank, l;    /* the rank, and which of its lanes (its tags) */
+    bool busy;      /* a proxy holds it: under the.lock */
+    uint64_t sent;  /* id of the job the rank holds for this lane */
+    uint64_t taken; /* when a proxy last took it (the.taken): under the.lock */
     /* A CHUNK's and its RESULT's buffers for each piece in flight; DATA
        is taken one piece at a time, into dbuf. */
     char *sbuf[IN_FLIGHT], *rbuf[IN_FLIGHT], *dbuf;
@@ -94,7 +100,8 @@ static struct {
     int local;            /* ranks on rank 0's machine, rank 0 included */
     bool finalize;        /* mproc initialised MPI, and finalises it */
     int ranks;            /* ranks 1 to `ranks` serve */
-    pthread_mutex_t lock; /* the lanes' `busy` */
+    pthread_mutex_t lock; /* the lanes' `busy` and `taken` */
+    uint64_t taken;       /* lanes taken so far: under lock */
     struct lane *lanes;   /* rank r's are [(r - 1) * CLAIMS, r * CLAIMS) */
 } the = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static _Atomic bool used;
@@ -280,20 +287,26 @@ static uint64_t take_piece(struct lane *ln, struct mproc__job *j,
 }
 
 /* The lane for a claim of job `id` by proxy w: one of the rank that holds
-   the fewest claims (among equals the proxy's own rank, w % ranks, then the
-   next ones), one that holds the job already if it can. There is always a
-   free one: the proxies are CLAIMS a rank, and each holds one lane at most
-   (so while some rank holds CLAIMS claims, another holds fewer). */
+   the fewest claims (among equals the one whose lane was taken last, else
+   the proxy's own rank, w % ranks, then the next ones), one that holds the
+   job already if it can. There is always a free one: the proxies are
+   CLAIMS a rank, and each holds one lane at most (so while some rank holds
+   CLAIMS claims, another holds fewer). */
 static struct lane *take_lane(int w, uint64_t id)
 {
     pthread_mutex_lock(&the.lock);
     int best = 0, least = CLAIMS + 1;
+    uint64_t last = 0;
     for (int k = 0; k < the.ranks; k++) {
         int r = (w + k) % the.ranks, held = 0;
-        for (int l = 0; l < CLAIMS; l++)
+        uint64_t recent = 0;
+        for (int l = 0; l < CLAIMS; l++) {
             held += the.lanes[r * CLAIMS + l].busy;
-        if (held < least)
-            best = r, least = held;
+            if (the.lanes[r * CLAIMS + l].taken > recent)
+                recent = the.lanes[r * CLAIMS + l].taken;
+        }
+        if (held < least || (held == least && recent > last))
+            best = r, least = held, last = recent;
     }
     struct lane *ln = NULL;
     for (int l = 0; l < CLAIMS; l++) {
@@ -304,6 +317,7 @@ static struct lane *take_lane(int w, uint64_t id)
     if (!ln)
         abort(); /* more proxies than lanes: never (open_mpi) */
     ln->busy = true;
+    ln->taken = ++the.taken;
     pthread_mutex_unlock(&the.lock);
     return ln;
 }

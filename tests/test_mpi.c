@@ -894,6 +894,34 @@ static void first_claims_one_to_a_rank(void **state)
                          a, b, w[a].worker, ranks);
 }
 
+/* Where an item ran, at once. */
+static int locate_now(const void *in, void *out, void *arg)
+{
+    (void)in;
+    (void)arg;
+    *(struct where *)out = (struct where){(int)getpid(), mproc_worker_id()};
+    return 0;
+}
+
+/* Maps of one item, one after another, all run on the rank that ran the
+   first: the other ranks may sleep (take_lane, among ranks that hold as
+   few claims, takes the one used last). */
+static void one_item_maps_keep_their_rank(void **state)
+{
+    (void)state;
+    struct where first, w;
+    mproc_job j = {
+        .fn = locate_now, .out = &first, .out_size = sizeof first, .n = 1};
+    assert_int_equal(mproc_map(pool, &j), 0);
+    j.out = &w;
+    for (int k = 0; k < 20; k++) {
+        assert_int_equal(mproc_map(pool, &j), 0);
+        if (w.pid != first.pid)
+            fail_msg("map %d of one item ran on worker %d, the first on %d",
+                     k + 1, w.worker, first.worker);
+    }
+}
+
 enum { TAG_STARTED = 77, TAG_GO };
 
 /* Item 0 tells rank 0 it runs, item 1 waits for rank 0's go (on the
@@ -1018,6 +1046,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(next_piece_waits_at_the_rank),
         cmocka_unit_test(next_claim_waits_at_the_rank),
         cmocka_unit_test(first_claims_one_to_a_rank),
+        cmocka_unit_test(one_item_maps_keep_their_rank),
         cmocka_unit_test(cancel_with_pieces_in_flight),
         cmocka_unit_test(one_mpi_pool_a_run),
     };
