@@ -68,8 +68,13 @@ _Noreturn void mproc__condemned(void)
  * `cur` (noclone: propagated as a constant it became a __tls_get_addr call
  * per item); a process worker stores nothing more, since its `commit`
  * already says which item runs (data.c, mproc_item_index).
+ *
+ * run_plain starts on a cache line: where the linker happened to put it
+ * moved its loop across a 64-byte boundary, and the trivial map's figure
+ * by 20% between two builds whose loop was the same code (1.86 against
+ * 2.23 ns, threads, 10^7 items, three alternating runs each).
  */
-static __attribute__((noinline, noclone)) uint64_t
+static __attribute__((noinline, noclone, aligned(64))) uint64_t
 run_plain(mproc_fn fn, const char *ip, char *op, void *arg, size_t isz,
           size_t ostep, int *status, uint64_t i, uint64_t len,
           const _Atomic uint32_t *cancel, uint64_t *cur, uint64_t *failedp)
