@@ -95,8 +95,7 @@ struct mproc_pool {
     /* Spawned workers (spawn.c): the region's file, kept open for them to
        map, the executable they run, and the program's objects. */
     int region_fd; /* -1 unless options.start is MPROC_START_SPAWN */
-    int exe_fd;    /* the executable, and its path through the descriptor */
-    char *exe;
+    int exe_fd;    /* the executable (mproc__self_exe), until it started */
     struct mproc__program *program; /* in the region */
 
     /* The supervisor of a process pool (processes.c). */

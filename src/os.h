@@ -57,9 +57,9 @@ bool mproc__child_exited(pid_t pid);
 int mproc__die_with_parent(pid_t parent);
 void mproc__parent_death_signal(int sig);
 void mproc__set_name(const char *name);
-int mproc__self_exe(char *path, size_t cap);
+int mproc__self_exe(void);
 #ifdef _POSIX_C_SOURCE /* sigset_t is POSIX, and the MPI files are ISO C */
-pid_t mproc__exec(const char *path, char *const argv[], char *const envp[],
+pid_t mproc__exec(int exe_fd, char *const argv[], char *const envp[],
                   const int *keep, int nkeep, const sigset_t *mask);
 #endif
 int mproc__event_open(void);

@@ -205,8 +205,6 @@ void mproc__pool_unmap(mproc_pool *p)
     if (p->exe_fd >= 0)
         close(p->exe_fd);
     p->region_fd = p->exe_fd = -1;
-    free(p->exe);
-    p->exe = NULL;
     p->program = NULL;
     if (p->region) {
         mproc__heap_destroy(&p->staging);

@@ -55,7 +55,6 @@
 
 extern char **environ;
 
-#define EXE_PATH  32 /* "/proc/self/fd/N" */
 #define ENV       "MPROC_SPAWN"       /* a worker's */
 #define ENV_SUPER "MPROC_SPAWN_SUPER" /* a supervisor's */
 
@@ -117,11 +116,7 @@ static bool at_start(const struct mproc__program *prog)
 int mproc__spawn_prepare(mproc_pool *pool)
 {
     const mproc_options *o = &pool->opt;
-    pool->exe = malloc(EXE_PATH);
-    if (!pool->exe)
-        return mproc__fail(MPROC_ENOMEM, "no memory for the executable's "
-                                         "path");
-    int fd = mproc__self_exe(pool->exe, EXE_PATH);
+    int fd = mproc__self_exe();
     if (fd < 0)
         return mproc__fail(fd,
                            "options.start is MPROC_START_SPAWN and the "
@@ -262,7 +257,7 @@ static pid_t run_again(const mproc_pool *pool, const char *mine,
     envp[k++] = (char *)mine;
     envp[k] = NULL;
     char *argv[] = {program_invocation_name, NULL};
-    pid_t pid = mproc__exec(pool->exe, argv, envp, keep, nkeep, &all);
+    pid_t pid = mproc__exec(pool->exe_fd, argv, envp, keep, nkeep, &all);
     free(envp);
     return pid;
 }
@@ -493,8 +488,7 @@ static void become_supervisor(const char *e)
     pool.program = (struct mproc__program *)(uintptr_t)program;
     pool.zevent = ev;
     pool.lifeline = -1;
-    pool.exe = malloc(EXE_PATH);
-    if (!pool.exe || (pool.exe_fd = mproc__self_exe(pool.exe, EXE_PATH)) < 0)
+    if ((pool.exe_fd = mproc__self_exe()) < 0)
         _exit(MPROC__EXIT_NOMEM);
     sigset_t user;
     mask_of(mask, &user);

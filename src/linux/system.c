@@ -508,24 +508,19 @@ int mproc__die_with_parent(pid_t parent)
 /*
  * The program's own executable, for fresh runs of it (spawned processes):
  * a descriptor (close-on-exec) of the file the kernel ran, so that they run
- * that very file even if it was deleted or replaced (rebuilt) since, and
- * the path that names it in this process and in a child's copy of its
- * descriptors, *path (cap bytes). Returns the descriptor, or -errno.
+ * that very file even if it was deleted or replaced (rebuilt) since; a child
+ * names it /proc/self/fd/N in its copy of the descriptors (mproc__exec).
+ * Returns the descriptor, or -errno.
  */
-int mproc__self_exe(char *path, size_t cap)
+int mproc__self_exe(void)
 {
     int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if ((size_t)snprintf(path, cap, "/proc/self/fd/%d", fd) >= cap) {
-        close(fd);
-        return -ENAMETOOLONG;
-    }
-    return fd;
+    return fd < 0 ? -errno : fd;
 }
 
 /*
- * Start `path` as a child of this process with argv and envp and the signal
+ * Start the executable open at exe_fd (mproc__self_exe) as a child of this
+ * process with argv and envp and the signal
  * mask `mask` (as exec does, handled signals start at their default action
  * and ignored ones stay ignored, as in a fork), keeping open the
  * descriptors in keep[0..nkeep) (their close-on-exec is cleared in the
@@ -533,9 +528,13 @@ int mproc__self_exe(char *path, size_t cap)
  * cost does not grow with this process's memory. Returns the pid, or
  * -errno (the exec's own failure included).
  */
-pid_t mproc__exec(const char *path, char *const argv[], char *const envp[],
+pid_t mproc__exec(int exe_fd, char *const argv[], char *const envp[],
                   const int *keep, int nkeep, const sigset_t *mask)
 {
+    /* The child resolves the path in its own copy of our descriptors,
+       before exec closes the close-on-exec ones. */
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", exe_fd);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     int err = posix_spawn_file_actions_init(&fa);
