@@ -342,7 +342,11 @@ static void publish(mproc_pool *pool, mproc_task *t, uint64_t pos,
        then sees id changed. */
     atomic_store_explicit(&j->log, t->log, memory_order_release);
     atomic_store_explicit(&j->log_cap, t->log_cap, memory_order_release);
-    atomic_store_explicit(&j->cancel, 0, memory_order_relaxed);
+    /* A task cancelled while pending is cancelled before its job can be
+       claimed: the id's release below carries this to every claimer, so
+       no item of it starts (post then marks the unclaimed ones). */
+    atomic_store_explicit(&j->cancel, t->cancelled ? 1 : 0,
+                          memory_order_relaxed);
     /* Release: pairs with the waiters' seq_cst loads of fin (task.c,
        mproc__task_fin and job_complete; repair.c, reconcile). */
     atomic_store_explicit(&j->fin, 0, memory_order_release);
